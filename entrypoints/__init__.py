@@ -1,0 +1,1 @@
+"""Thin entry points: parse args, call the package, log to MLflow."""

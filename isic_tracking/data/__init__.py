@@ -1,0 +1,1 @@
+"""Data layer: readers of the official ISIC layouts, synthetic data, cache, transforms, splits."""
