@@ -1,0 +1,33 @@
+"""Shared entry-point plumbing: user errors become one clear line and exit code 2."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Sequence
+
+from isic_tracking.errors import IsicInputError
+
+
+def run_main(main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | None = None) -> int:
+    """Call ``main``; an :class:`IsicInputError` prints ``error: <message>`` and returns 2."""
+    try:
+        return main(argv)
+    except IsicInputError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+
+def str2bool(v: str | bool) -> bool:
+    """argparse type for MLproject booleans ('true'/'false')."""
+    if isinstance(v, bool):
+        return v
+    if v.lower() in ("1", "true", "yes", "y", "on"):
+        return True
+    if v.lower() in ("0", "false", "no", "n", "off"):
+        return False
+    raise ValueError(f"not a boolean: {v!r}")
+
+
+def optional(v: str) -> str | None:
+    """argparse type: '' and 'none' mean not given (MLproject cannot pass None)."""
+    return None if v in ("", "none", "None", "null") else v
