@@ -1,0 +1,42 @@
+"""``eda``: metadata figures of a manifest (class balance, age, sex, site, sizes, sources)."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+
+from isic_tracking.data.eda import eda_figures
+
+from entrypoints._common import optional, run_main
+from isic_tracking.data.defaults import default_manifest
+from isic_tracking.data.manifest import read_manifest
+from isic_tracking.tracking import log_figure, log_manifest_input, stage_run
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="eda", description=__doc__)
+    p.add_argument(
+        "--manifest", type=optional, default=None, help="manifest CSV (default: the synthetic data)"
+    )
+    return p
+
+
+def _main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    path = args.manifest or str(default_manifest("binary"))
+    df = read_manifest(path)
+    with stage_run("eda", {"manifest": path}, run_name="eda"):
+        log_manifest_input(df, name="manifest", context="eda", source=path)
+        figures = eda_figures(df)
+        for name, fig in figures.items():
+            log_figure(fig, f"figures/{name}.png")
+        print(f"logged {len(figures)} figures: {', '.join(figures)}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return run_main(_main, argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,135 @@
+"""Dataclass configs: defaults in code, optional YAML file, CLI overrides; logged once as params.
+
+``add_config_args`` turns a dataclass into argparse options (same names as the MLproject
+parameters), ``config_from_args`` applies YAML first and explicit CLI values on top.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import hashlib
+import json
+import types
+import typing
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+from isic_tracking.errors import IsicInputError
+
+C = TypeVar("C")
+_NONE = ("", "none", "None", "null")
+
+
+def _parse_bool(v: str | bool) -> bool:
+    if isinstance(v, bool):
+        return v
+    if v.lower() in ("1", "true", "yes", "y", "on"):
+        return True
+    if v.lower() in ("0", "false", "no", "n", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"not a boolean: {v!r}")
+
+
+def _arg_type(tp: Any) -> Any:
+    """argparse type for a field annotation; Optional[X] accepts '' / 'none' as None."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        inner = [a for a in typing.get_args(tp) if a is not type(None)][0]
+        base = _arg_type(inner)
+        return lambda s: None if s in _NONE else base(s)
+    if tp is bool:
+        return _parse_bool
+    if tp in (int, float, str):
+        return tp
+    return str
+
+
+def add_config_args(parser: argparse.ArgumentParser, cls: type) -> argparse.ArgumentParser:
+    """One ``--name`` option per dataclass field (default: not given, so YAML can fill it)."""
+    hints = typing.get_type_hints(cls)
+    for f in fields(cls):
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+        parser.add_argument(
+            f"--{f.name}",
+            type=_arg_type(hints[f.name]),
+            default=argparse.SUPPRESS,
+            help=f"{f.metadata.get('help', '')} (default: {default!r})".strip(),
+        )
+    parser.add_argument("--config", default=None, help="YAML file of defaults (CLI wins)")
+    return parser
+
+
+def config_from_args(cls: type[C], args: argparse.Namespace) -> C:
+    """Build ``cls`` from YAML (``--config``) overridden by the CLI options that were given."""
+    values: dict[str, Any] = {}
+    if getattr(args, "config", None):
+        path = Path(args.config)
+        if not path.is_file():
+            raise IsicInputError(f"config file {path} does not exist")
+        loaded = yaml.safe_load(path.read_text()) or {}
+        unknown = set(loaded) - {f.name for f in fields(cls)}
+        if unknown:
+            raise IsicInputError(f"{path}: unknown keys {sorted(unknown)}")
+        values.update(loaded)
+    values.update({k: v for k, v in vars(args).items() if k in {f.name for f in fields(cls)}})
+    return cls(**values)
+
+
+def config_hash(cfg: Any, exclude: tuple[str, ...] = ()) -> str:
+    """Short stable hash of a config's fields (minus ``exclude``): identifies 'the same run'."""
+    d = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in exclude}
+    return hashlib.sha1(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+def _f(default: Any, help: str) -> Any:
+    return dataclasses.field(default=default, metadata={"help": help})
+
+
+@dataclass
+class TrainConfig:
+    """Everything the ``train`` stage needs; stored with the run and every checkpoint."""
+
+    manifest: str | None = _f(None, "manifest CSV (default: the bundled synthetic data)")
+    arch: str = _f("alexnet", "torchvision name or timm model (timm:<name>)")
+    task: str = _f("binary", "binary | multiclass")
+    folds: int = _f(3, "number of cross-validation folds")
+    epochs: int = _f(4, "maximum epochs per fold")
+    batch_size: int = _f(32, "training batch size (per process under torchrun)")
+    lr: float = _f(1e-4, "Adam learning rate")
+    image_size: int = _f(96, "input size (crop) fed to the model")
+    seed: int = _f(0, "seed of folds, init, shuffling and augmentation")
+    device: str = _f("auto", "auto | cpu | cuda | cuda:N | mps")
+    pretrained: bool = _f(False, "ImageNet weights from the torch cache")
+    weights: str | None = _f(None, "local ImageNet state-dict file (implies pretrained)")
+    dropout: float = _f(0.1, "dropout before the new head")
+    freeze: str = _f("none", "none | features | all_but_head")
+    class_weights: str = _f("inverse", "inverse | none | comma-separated weights")
+    grouped: bool = _f(True, "group folds by patient_id / lesion_id (StratifiedGroupKFold)")
+    monitor: str | None = _f(None, "val metric for best epoch / early stopping / champion")
+    patience: int = _f(10, "early-stopping patience in epochs")
+    amp: str = _f("auto", "auto | bf16 | fp16 | none (auto: bf16/fp16 on GPU, none on CPU)")
+    channels_last: bool = _f(False, "channels_last memory format")
+    compile: bool = _f(False, "torch.compile the model")
+    workers: int = _f(0, "data-loader worker processes")
+    augment: str = _f("perez", "perez | none")
+    max_batches: int | None = _f(None, "cap batches per epoch (smoke tests)")
+    params_from: str | None = _f(None, "search run id whose best lr/batch_size/epochs to use")
+    register_as: str | None = _f(None, "registered model name (default isic-<task>-<arch>)")
+    resume: str | None = _f(None, "train run id to resume (default: auto-detect same config)")
+    fold: int | None = _f(None, "train only this fold (separate workers, same parent run)")
+    test_manifest: str | None = _f(None, "held-out test manifest (default: split=test rows)")
+    work_dir: str = _f("outputs/train", "local resume states")
+    deterministic: bool = _f(True, "deterministic kernels (exact resume on CPU)")
+
+    def resolved_monitor(self) -> str:
+        if self.monitor:
+            return self.monitor
+        return "val_roc_auc" if self.task == "binary" else "val_balanced_accuracy"
+
+
+#: fields that do not change the result: excluded from the "same run" hash
+NON_RESULT_FIELDS = ("device", "resume", "fold", "workers", "work_dir")

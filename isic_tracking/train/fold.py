@@ -1,0 +1,269 @@
+"""Train one fold, resumable at epoch granularity; no MLflow here (the runner logs via callbacks).
+
+Every epoch is a pure function of (weights, optimizer/scheduler/stopper state, seed, fold,
+epoch): the RNGs are re-seeded from those at the start of each epoch, so a resumed fold
+replays exactly the epochs an uninterrupted one would have run.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from isic_tracking.config import TrainConfig
+from isic_tracking.data.dataset import make_loader
+from isic_tracking.data.manifest import task_classes
+from isic_tracking.data.transforms import build_transforms
+from isic_tracking.models import create_model
+from isic_tracking.train.checkpoint import load_state, save_state, unwrap
+from isic_tracking.train.engine import Predictions, evaluate, train_one_epoch
+from isic_tracking.train.losses import (
+    EarlyStopping,
+    make_criterion,
+    make_optimizer,
+    make_scheduler,
+    metric_mode,
+)
+from isic_tracking.utils import resolve_device
+
+EpochCallback = Callable[[int, dict[str, float]], None]
+
+
+@dataclass
+class FoldResult:
+    """What a finished fold hands to the runner."""
+
+    fold: int
+    history: list[dict[str, float]]
+    best_epoch: int
+    best_metrics: dict[str, float]
+    best_state: dict[str, torch.Tensor]
+    best_predictions: Predictions
+    stopped_early: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def class_counts(df: pd.DataFrame, n_classes: int) -> list[int]:
+    """Images per label, index = label (0 for an absent class)."""
+    counts = np.bincount(df["label"].to_numpy(dtype=np.int64), minlength=n_classes)
+    return [int(c) for c in counts[:n_classes]]
+
+
+def epoch_seed(seed: int, fold: int, epoch: int) -> int:
+    """Seed of one epoch's shuffling, augmentation and dropout."""
+    return (seed * 1_000_003 + fold * 10_007 + epoch) % (2**31)
+
+
+def resolve_amp(amp: str, device: torch.device) -> str | None:
+    """'auto' -> bf16 on Ampere+ GPUs, fp16 on older ones, none on CPU/MPS."""
+    if amp in ("none", "", None):
+        return None
+    if amp != "auto":
+        return amp
+    if device.type == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    return None
+
+
+def build_model(cfg: TrainConfig, device: torch.device) -> nn.Module:
+    """The fold's fresh model on ``device`` (same seed -> same init in every fold)."""
+    n_out = 1 if cfg.task == "binary" else len(task_classes(cfg.task))
+    torch.manual_seed(cfg.seed)
+    model = create_model(
+        cfg.arch,
+        n_out,
+        pretrained=cfg.pretrained or cfg.weights is not None,
+        weights=cfg.weights,
+        dropout=cfg.dropout,
+        freeze=cfg.freeze,
+    ).to(device)
+    if cfg.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    return model
+
+
+def model_config(cfg: TrainConfig, model: nn.Module, mean, std) -> dict[str, Any]:
+    """The checkpoint config: rebuilds the architecture and says how to feed it."""
+    return {
+        **unwrap(model).isic_config,
+        "task": cfg.task,
+        "classes": list(task_classes(cfg.task)),
+        "image_size": cfg.image_size,
+        "mean": list(mean),
+        "std": list(std),
+    }
+
+
+def _parse_class_weights(value: str) -> str | list[float]:
+    return value if value in ("inverse", "none") else [float(x) for x in value.split(",")]
+
+
+def _rank() -> int:
+    return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
+
+
+def train_fold(
+    cfg: TrainConfig,
+    train_df: pd.DataFrame,
+    val_df: pd.DataFrame,
+    fold: int,
+    state_path: str | Path,
+    on_epoch: EpochCallback | None = None,
+) -> FoldResult:
+    """Train ``cfg.epochs`` epochs (early stopping on ``cfg.resolved_monitor()``) and return
+    the best epoch's weights and validation predictions.
+
+    Resumes from ``state_path`` when it holds a state of this fold; writes it after every
+    epoch (rank 0). Under ``torch.distributed`` the model is wrapped in DDP and the training
+    set sharded with a DistributedSampler; every rank evaluates the full validation set, so
+    scheduler and early-stopping decisions agree across ranks without communication.
+    Raises :class:`~isic_tracking.errors.NonFiniteLossError` on a NaN/Inf loss.
+    """
+    device = resolve_device(cfg.device)
+    monitor = cfg.resolved_monitor()
+    mode = metric_mode(monitor)
+    n_classes = len(task_classes(cfg.task))
+    model = build_model(cfg, device)
+    distributed = dist.is_available() and dist.is_initialized()
+    if distributed:
+        model = nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None
+        )
+    train_model = torch.compile(model) if cfg.compile else model
+    criterion = make_criterion(
+        cfg.task, class_counts(train_df, n_classes), _parse_class_weights(cfg.class_weights), device
+    )
+    optimizer = make_optimizer(model, cfg.lr)
+    scheduler = make_scheduler(optimizer, cfg.task, monitor=monitor)
+    stopper = EarlyStopping(cfg.patience, mode=mode)
+    amp = resolve_amp(cfg.amp, device)
+    scaler = torch.amp.GradScaler(device.type) if amp == "fp16" else None
+
+    train_tf = build_transforms(cfg.image_size, train=cfg.augment != "none")
+    eval_tf = build_transforms(cfg.image_size, train=False)
+    val_loader = make_loader(val_df, eval_tf, cfg.batch_size, shuffle=False, workers=cfg.workers)
+    mean, std = _normalization(eval_tf)
+
+    history: list[dict[str, float]] = []
+    start = 0
+    best_state: dict[str, torch.Tensor] | None = None
+    best_pred: Predictions | None = None
+    best_metrics: dict[str, float] = {}
+    best_epoch = -1
+    state = load_state(state_path)
+    if state is not None and state.get("fold") == fold:
+        unwrap(model).load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        stopper.load_state_dict(state["stopper"])
+        history, start = state["history"], state["epoch"] + 1
+        best_state, best_epoch, best_metrics = (
+            state["best_model"],
+            state["best_epoch"],
+            state["best_metrics"],
+        )
+        best_pred = Predictions(
+            y_true=state["best_y_true"].numpy(), scores=state["best_scores"].numpy()
+        )
+    stopped = stopper.should_stop if state is not None else False
+
+    for epoch in range(start, cfg.epochs):
+        if stopped:
+            break
+        seed = epoch_seed(cfg.seed, fold, epoch)
+        torch.manual_seed(seed)
+        np.random.seed(seed)
+        sampler = None
+        if distributed:
+            sampler = torch.utils.data.DistributedSampler(train_df, shuffle=True, seed=seed)
+        train_loader = make_loader(
+            train_df,
+            train_tf,
+            cfg.batch_size,
+            shuffle=sampler is None,
+            workers=cfg.workers,
+            seed=seed,
+            sampler=sampler,
+            drop_last=len(train_df) > cfg.batch_size,
+        )
+        t0 = time.perf_counter()
+        tr = train_one_epoch(
+            train_model,
+            train_loader,
+            criterion,
+            optimizer,
+            device,
+            cfg.task,
+            amp=amp,
+            scaler=scaler,
+            channels_last=cfg.channels_last,
+            max_batches=cfg.max_batches,
+        )
+        val, pred = evaluate(
+            model, val_loader, criterion, device, cfg.task, amp=amp, channels_last=cfg.channels_last
+        )
+        row = {f"train_{k}": float(v) for k, v in tr.items() if k not in ("lr", "seconds")}
+        row.update({f"val_{k}": float(v) for k, v in val.items()})
+        row.update(
+            lr=optimizer.param_groups[0]["lr"], epoch_seconds=time.perf_counter() - t0, epoch=epoch
+        )
+        history.append(row)
+        value = row.get(monitor, float("nan"))
+        scheduler.step(value)
+        stopped = stopper.step(value, epoch)
+        if stopper.improved or best_epoch < 0:
+            best_epoch, best_metrics, best_pred = epoch, dict(row), pred
+            best_state = {
+                k: v.detach().cpu().clone() for k, v in unwrap(model).state_dict().items()
+            }
+        if on_epoch is not None and _rank() == 0:
+            on_epoch(epoch, row)
+        if _rank() == 0:
+            save_state(
+                state_path,
+                {
+                    "fold": fold,
+                    "epoch": epoch,
+                    "model": unwrap(model).state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict(),
+                    "stopper": stopper.state_dict(),
+                    "history": history,
+                    "best_model": best_state,
+                    "best_epoch": best_epoch,
+                    "best_metrics": best_metrics,
+                    "best_y_true": torch.as_tensor(best_pred.y_true),
+                    "best_scores": torch.as_tensor(best_pred.scores),
+                },
+            )
+        if distributed:
+            dist.barrier()
+    if best_state is None or best_pred is None:
+        raise RuntimeError(f"fold {fold}: no epoch was trained (epochs={cfg.epochs})")
+    return FoldResult(
+        fold,
+        history,
+        best_epoch,
+        best_metrics,
+        best_state,
+        best_pred,
+        stopped_early=stopped,
+        extra={"config": model_config(cfg, model, mean, std)},
+    )
+
+
+def _normalization(transform: Any) -> tuple[list[float], list[float]]:
+    """Mean/std of the Normalize step of a transform pipeline (ImageNet when absent)."""
+    for t in getattr(transform, "transforms", []):
+        if hasattr(t, "mean") and hasattr(t, "std"):
+            return [float(x) for x in t.mean], [float(x) for x in t.std]
+    return [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
