@@ -28,3 +28,35 @@ def mlflow_tracking(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     yield uri
     while mlflow.active_run():
         mlflow.end_run()
+
+
+@pytest.fixture(scope="session")
+def synthetic_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small synthetic data set in the official layouts, built once per test session."""
+    from isic_tracking.data.synthetic import make_synthetic
+
+    root = tmp_path_factory.mktemp("synthetic") / "raw"
+    make_synthetic(root, n_images=96, seed=0, image_size=64)
+    return root
+
+
+@pytest.fixture(scope="session")
+def binary_manifest(synthetic_root: Path) -> Path:
+    """Prepared (cached) binary manifest of :func:`synthetic_root`; images at 64 px."""
+    from isic_tracking.data.prepare import prepare_dataset
+
+    out = synthetic_root.parent / "prepared-binary"
+    return prepare_dataset(
+        "synthetic", synthetic_root, out, task="binary", image_size=64
+    ).manifest_path
+
+
+@pytest.fixture(scope="session")
+def multiclass_manifest(synthetic_root: Path) -> Path:
+    """Prepared (cached) 8-class manifest of :func:`synthetic_root`."""
+    from isic_tracking.data.prepare import prepare_dataset
+
+    out = synthetic_root.parent / "prepared-multiclass"
+    return prepare_dataset(
+        "synthetic", synthetic_root, out, task="multiclass", image_size=64
+    ).manifest_path

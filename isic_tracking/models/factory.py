@@ -58,6 +58,16 @@ def _split_arch(arch: str) -> tuple[str, str]:
     )
 
 
+def check_arch(arch: str, weights: str | os.PathLike | None = None) -> None:
+    """Fail fast (before any run starts) on an unknown arch or a missing weights file."""
+    _split_arch(arch)
+    if weights is not None and not Path(weights).expanduser().is_file():
+        raise IsicInputError(
+            f"weights file {weights} for {arch!r} does not exist; put the ImageNet state dict "
+            "there or drop `weights`."
+        )
+
+
 def _load_weights_file(model: nn.Module, weights: str | os.PathLike, arch: str) -> None:
     path = Path(weights).expanduser()
     if not path.is_file():

@@ -28,6 +28,7 @@ from isic_tracking.data.manifest import read_manifest, task_classes
 from isic_tracking.data.splits import assign_folds, check_fold, fold_split, write_folds_csv
 from isic_tracking.data.transforms import build_transforms
 from isic_tracking.errors import IsicInputError, NonFiniteLossError
+from isic_tracking.models import check_arch
 from isic_tracking.tracking.registry import CHECKPOINT_DIR, register_checkpoints
 from isic_tracking.tracking.runs import (
     STAGE_TAG,
@@ -42,7 +43,7 @@ from isic_tracking.tracking.runs import (
 from isic_tracking.train.checkpoint import save_model_checkpoint
 from isic_tracking.train.engine import evaluate
 from isic_tracking.train.fold import FoldResult, build_model, resolve_amp, train_fold
-from isic_tracking.train.losses import metric_mode
+from isic_tracking.train.losses import make_criterion, metric_mode
 from isic_tracking.train.metrics import (
     aggregate_folds,
     classification_metrics,
@@ -169,12 +170,12 @@ def _evaluate_test(cfg: TrainConfig, result: FoldResult, test: pd.DataFrame) -> 
         shuffle=False,
         workers=cfg.workers,
     )
-    classes = task_classes(cfg.task)
-    metrics, pred = evaluate(
-        model, loader, torch.nn.Identity(), device, cfg.task, amp=resolve_amp(cfg.amp, device)
+    n = len(task_classes(cfg.task))
+    criterion = make_criterion(cfg.task, [1] * n, None, device)  # unweighted test loss
+    metrics, _ = evaluate(
+        model, loader, criterion, device, cfg.task, amp=resolve_amp(cfg.amp, device)
     )
-    out = classification_metrics(pred.y_true, pred.scores, cfg.task, len(classes))
-    return {f"test_{k}": float(v) for k, v in out.items()}
+    return {f"test_{k}": float(v) for k, v in metrics.items()}
 
 
 def _log_fold(
@@ -242,6 +243,7 @@ def run_training(cfg: TrainConfig) -> TrainingOutcome | None:
     seed_everything(cfg.seed, deterministic=cfg.deterministic and device.type == "cpu")
     cfg = apply_search_params(cfg) if rank == 0 else cfg
     cfg = _broadcast(cfg)  # type: ignore[assignment]
+    check_arch(cfg.arch, cfg.weights)
     train, test, manifest_path = load_training_data(cfg)
     folds_to_run = [cfg.fold] if cfg.fold is not None else list(range(cfg.folds))
     if cfg.fold is not None and not 0 <= cfg.fold < cfg.folds:

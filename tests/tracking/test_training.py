@@ -1,0 +1,111 @@
+"""The train stage against a real sqlite MLflow store: runs, artifacts, registry, failures."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+import pytest
+import torch
+from mlflow.tracking import MlflowClient
+
+from isic_tracking.config import TrainConfig
+from isic_tracking.data.dataset import make_loader
+from isic_tracking.data.manifest import read_manifest, write_manifest
+from isic_tracking.data.transforms import build_transforms
+from isic_tracking.errors import IsicInputError
+from isic_tracking.tracking import load_model, training_split
+from isic_tracking.tracking.training import run_training
+
+TINY = "timm:test_resnet"
+
+
+def tiny_config(manifest: Path, tmp_path: Path, **kw) -> TrainConfig:
+    base = dict(
+        manifest=str(manifest),
+        arch=TINY,
+        folds=2,
+        epochs=2,
+        batch_size=16,
+        image_size=48,
+        work_dir=str(tmp_path / "work"),
+        lr=1e-3,
+    )
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def test_train_logs_folds_registers_and_model_loads_back(
+    mlflow_tracking: str, binary_manifest: Path, tmp_path: Path
+) -> None:
+    out = run_training(tiny_config(binary_manifest, tmp_path))
+    client = MlflowClient()
+    parent = client.get_run(out.run_id)
+    assert parent.data.tags["isic.stage"] == "train" and parent.data.tags["isic.complete"] == "true"
+    assert {"best_val_roc_auc_mean", "best_val_roc_auc_std", "oof_roc_auc"} <= set(
+        parent.data.metrics
+    )
+    parent_files = {f.path for f in client.list_artifacts(out.run_id, "figures")}
+    assert "figures/oof_confusion_matrix.png" in parent_files
+    assert len(training_split(out.run_id)) > 0
+
+    folds = mlflow.search_runs(filter_string=f"tags.mlflow.parentRunId = '{out.run_id}'")
+    assert len(folds) == 2
+    fold_id = folds.run_id.iloc[0]
+    history = client.get_metric_history(fold_id, "val_roc_auc")
+    assert [m.step for m in history] == [0, 1]
+    files = {f.path for f in client.list_artifacts(fold_id, "figures")}
+    assert {"figures/confusion_matrix.png", "figures/roc.png", "figures/loss.png"} <= files
+    assert {f.path for f in client.list_artifacts(fold_id, "checkpoint")} == {
+        "checkpoint/config.json",
+        "checkpoint/model.safetensors",
+    }
+
+    versions = client.search_model_versions(f"name='{out.model_name}'")
+    assert len(versions) == 2
+    champion = client.get_model_version_by_alias(out.model_name, "champion")
+    assert "best_val_roc_auc" in champion.tags
+
+    # the champion rebuilt from the registry predicts exactly what its fold logged
+    loaded = load_model(f"models:/{out.model_name}@champion")
+    assert loaded.tags["model.train_run_id"] == out.run_id
+    preds = pd.read_csv(
+        mlflow.artifacts.download_artifacts(
+            run_id=champion.run_id, artifact_path="tables/predictions.csv"
+        )
+    )
+    df = read_manifest(binary_manifest).set_index("image_id").loc[preds.image_id].reset_index()
+    loader = make_loader(df, build_transforms(48, train=False), 64, shuffle=False)
+    with torch.no_grad():
+        scores = torch.cat([torch.sigmoid(loaded.model(x[0]).squeeze(1)) for x in loader])
+    assert torch.allclose(
+        scores, torch.tensor(preds.score.to_numpy(), dtype=torch.float32), atol=1e-5
+    )
+
+
+def test_nan_loss_fails_the_fold_not_the_job(
+    mlflow_tracking: str, binary_manifest: Path, tmp_path: Path
+) -> None:
+    with pytest.raises(IsicInputError, match="every fold failed"):
+        run_training(tiny_config(binary_manifest, tmp_path, lr=1e30, batch_size=8, epochs=1))
+    runs = mlflow.search_runs(filter_string="tags.`isic.stage` = 'train-fold'")
+    assert set(runs.status) == {"FAILED"}
+    assert runs["tags.isic.error"].str.contains("NaN|Inf|non-finite", case=False).all()
+
+
+def test_empty_class_in_a_fold_is_a_clear_error(
+    mlflow_tracking: str, binary_manifest: Path, tmp_path: Path
+) -> None:
+    df = read_manifest(binary_manifest)
+    keep = df[(df.label == 0) | (df.index.isin(df[df.label == 1].index[:2]))]
+    path = write_manifest(keep, tmp_path / "few_malignant.csv")
+    with pytest.raises(IsicInputError, match="malignant.*no image"):
+        run_training(tiny_config(path, tmp_path, folds=3, grouped=False))
+
+
+def test_unknown_arch_fails_before_any_run(
+    mlflow_tracking: str, binary_manifest: Path, tmp_path: Path
+) -> None:
+    with pytest.raises(IsicInputError, match="unknown arch"):
+        run_training(tiny_config(binary_manifest, tmp_path, arch="alexnett"))
