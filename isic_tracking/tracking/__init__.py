@@ -3,6 +3,7 @@
 from isic_tracking.tracking.registry import (
     LoadedModel,
     load_model,
+    load_registered_model,
     register_checkpoints,
     training_manifest,
     training_split,
@@ -21,6 +22,7 @@ from isic_tracking.tracking.runs import (
     log_params,
     log_text,
     manifest_digest,
+    param,
     stage_run,
 )
 
@@ -31,6 +33,7 @@ __all__ = [
     "get_run",
     "get_stage_run",
     "load_model",
+    "load_registered_model",
     "log_dataframe",
     "log_dict",
     "log_figure",
@@ -40,6 +43,7 @@ __all__ = [
     "log_params",
     "log_text",
     "manifest_digest",
+    "param",
     "register_checkpoints",
     "stage_run",
     "training_manifest",

@@ -23,7 +23,7 @@ from torch import nn
 from isic_tracking.data.manifest import task_classes
 from isic_tracking.errors import IsicInputError
 from isic_tracking.models import create_model
-from isic_tracking.tracking.runs import download_artifacts, get_run
+from isic_tracking.tracking.runs import download_artifacts, get_run, param
 from isic_tracking.train.checkpoint import load_model_checkpoint
 
 CHECKPOINT_DIR = "checkpoint"
@@ -185,6 +185,10 @@ def load_model(
     return LoadedModel(model, config, uri, name, version, train_run_id, run_id, tags)
 
 
+#: The issue's name for :func:`load_model` (same function).
+load_registered_model = load_model
+
+
 def training_split(train_run_id: str) -> pd.DataFrame:
     """The fold of every image of a training run (``splits/folds.csv``: image_id, fold)."""
     with tempfile.TemporaryDirectory() as tmp:
@@ -193,11 +197,8 @@ def training_split(train_run_id: str) -> pd.DataFrame:
 
 
 def training_manifest(train_run_id: str) -> str:
-    """The manifest path a training run read (its ``manifest`` param)."""
-    run = get_run(train_run_id)
-    try:
-        return run.data.params["manifest"]
-    except KeyError:
-        raise IsicInputError(
-            f"run {train_run_id} has no `manifest` param: not a train run"
-        ) from None
+    """The manifest path a training run read (its resolved ``manifest`` param)."""
+    value = param(get_run(train_run_id), "manifest")
+    if not value:
+        raise IsicInputError(f"run {train_run_id} has no `manifest` param: not a train run")
+    return value

@@ -42,22 +42,34 @@ def flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 def log_params(params: Mapping[str, Any]) -> None:
-    """Log (flattened) params, skipping keys already logged with the same value (resume-safe)."""
+    """Log (flattened) params once; safe to call again on a resumed run.
+
+    A key the run already has with another value (``mlflow run`` logs the raw MLproject
+    value, e.g. ``manifest=''``, before the stage resolves it) is logged as
+    ``resolved.<key>``; a resolved value that changes between calls is an error.
+    """
     run = mlflow.active_run()
     existing = MlflowClient().get_run(run.info.run_id).data.params if run is not None else {}
-    todo = {}
+    todo: dict[str, str] = {}
     for k, v in flatten(params).items():
         s = str(v)[:_MAX_PARAM_LEN]
-        if k in existing:
-            if existing[k] != s:
+        if existing.get(k, s) != s:
+            k = f"resolved.{k}"
+            if existing.get(k, s) != s:
                 raise IsicInputError(
                     f"run {run.info.run_id} already has param {k}={existing[k]!r}, not {s!r}: "
                     "resume with the same settings, or start a new run"
                 )
-            continue
-        todo[k] = s
+        if k not in existing:
+            todo[k] = s
     if todo:
         mlflow.log_params(todo)
+
+
+def param(run: Run, key: str, default: str | None = None) -> str | None:
+    """A run's effective param: the resolved value when the stage resolved a default."""
+    params = run.data.params
+    return params.get(f"resolved.{key}", params.get(key, default))
 
 
 @contextmanager

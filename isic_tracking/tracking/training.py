@@ -25,7 +25,13 @@ from isic_tracking.config import NON_RESULT_FIELDS, TrainConfig, config_hash
 from isic_tracking.data.dataset import make_loader
 from isic_tracking.data.defaults import default_manifest
 from isic_tracking.data.manifest import read_manifest, task_classes
-from isic_tracking.data.splits import assign_folds, check_fold, fold_split, write_folds_csv
+from isic_tracking.data.splits import (
+    assign_folds,
+    check_fold,
+    fold_split,
+    split_digest,
+    write_folds_csv,
+)
 from isic_tracking.data.transforms import build_transforms
 from isic_tracking.errors import IsicInputError, NonFiniteLossError
 from isic_tracking.models import check_arch
@@ -258,6 +264,7 @@ def run_training(cfg: TrainConfig) -> TrainingOutcome | None:
             if k not in done:  # type: ignore[operator]
                 tr, va = fold_split(train, k)
                 train_fold(cfg, tr, va, k, _state_path(cfg, parent_id, k))  # type: ignore[arg-type]
+        dist.destroy_process_group()
         return None
 
     own_run = os.environ.get("MLFLOW_RUN_ID")
@@ -286,6 +293,7 @@ def run_training(cfg: TrainConfig) -> TrainingOutcome | None:
                 "isic.config_hash": h,
                 "isic.complete": "false",
                 "isic.grouping": "grouped" if cfg.grouped else "stratified",
+                "isic.split_digest": split_digest(train),
             }
         )
         log_params(params)

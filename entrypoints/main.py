@@ -1,0 +1,154 @@
+"""``main``: synth -> prepare -> eda -> search -> train (k-fold, registry) -> filters ->
+visualize -> sanity, each stage a child run of one pipeline run; finished identical stages
+are reused (``force=true`` reruns them)."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import mlflow
+
+from entrypoints._common import optional, run_main, str2bool
+from isic_tracking.tracking import param
+from isic_tracking.tracking.pipeline import Pipeline, current_git_commit, pipeline_experiment
+
+PROJECT = str(Path(__file__).resolve().parents[1])
+
+#: Stage settings per profile. ``demo``: synthetic data, minutes on 2 CPU cores.
+#: ``full``: the thesis's real-data scale (5 folds, 10 % search subset), for a GPU.
+PROFILES: dict[str, dict[str, dict[str, Any]]] = {
+    "demo": {
+        "synth": {"n_images": 240, "image_size": 128},
+        "prepare": {"image_size": 128},
+        "search": {
+            "n_trials": 4,
+            "subset": 0.5,
+            "epochs_min": 3,
+            "epochs_max": 4,
+            "lr_min": 1e-4,
+            "lr_max": 1e-3,
+            "batch_sizes": "16,32",
+            "image_size": 64,
+        },
+        "train": {"folds": 3, "epochs": 4, "image_size": 96},
+        "filters": {"layers": "last", "top_n": 5},
+        "visualize": {"layers": "first,last", "top_n": 3, "steps": 64, "image_size": 96},
+        "sanity": {"n_images": 12, "steps": 32, "layers": "all"},
+    },
+    "full": {
+        "synth": {},
+        "prepare": {"image_size": 256},
+        "search": {"n_trials": 30, "subset": 0.1},
+        "train": {"folds": 5, "epochs": 30, "image_size": 224},
+        "filters": {"layers": "all", "top_n": 5},
+        "visualize": {"layers": "first,last", "top_n": 5, "steps": 200, "image_size": 224},
+        "sanity": {"n_images": 200, "steps": 200, "layers": "all"},
+    },
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="main", description=__doc__)
+    p.add_argument(
+        "--dataset", default="synthetic", help="prepare's dataset (synthetic: made here)"
+    )
+    p.add_argument("--root", type=optional, default=None, help="data folder for real data")
+    p.add_argument("--extra_malignant", type=optional, default=None)
+    p.add_argument("--arch", default="alexnet")
+    p.add_argument("--task", default="binary")
+    p.add_argument("--weights", type=optional, default=None, help="local ImageNet weights file")
+    p.add_argument("--profile", default="demo", choices=sorted(PROFILES))
+    p.add_argument("--force", type=str2bool, default=False, help="rerun finished stages too")
+    return p
+
+
+def _main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    prof = PROFILES[args.profile]
+    t0 = time.time()
+    with mlflow.start_run(run_name=f"pipeline-{args.arch}") as run:
+        mlflow.set_tags({"isic.stage": "main", "isic.profile": args.profile})
+        pipe = Pipeline(
+            PROJECT,
+            pipeline_experiment(),
+            run.info.run_id,
+            current_git_commit(PROJECT),
+            force=args.force,
+        )
+        root = args.root
+        if args.dataset == "synthetic" and root is None:
+            root = "data/synthetic/raw"
+            pipe.run("synth", {"out": root, "seed": 0, **prof["synth"]})
+        prep = pipe.run(
+            "prepare",
+            {
+                "dataset": args.dataset,
+                "root": root,
+                "task": args.task,
+                "extra_malignant": args.extra_malignant or "",
+                **prof["prepare"],
+            },
+        )
+        manifest = str(Path(param(prep, "out")) / "manifest.csv")
+        pipe.run("eda", {"manifest": manifest})
+        common = {"manifest": manifest, "arch": args.arch, "task": args.task}
+        weights = {"weights": args.weights} if args.weights else {}
+        search = pipe.run("search", {**common, **prof["search"], **weights})
+        train = pipe.run(
+            "train", {**common, **prof["train"], **weights, "params_from": search.info.run_id}
+        )
+        model_name = train.data.tags.get("isic.registered_model")
+        model_uri = f"models:/{model_name}@champion"
+        filt = pipe.run(
+            "filters",
+            {
+                "model_uri": model_uri,
+                "manifest": manifest,
+                "train_run": train.info.run_id,
+                **prof["filters"],
+            },
+        )
+        vis = pipe.run(
+            "visualize",
+            {
+                "model_uri": model_uri,
+                "filters_run": filt.info.run_id,
+                "train_run": train.info.run_id,
+                **prof["visualize"],
+            },
+        )
+        pipe.run(
+            "sanity",
+            {
+                "model_uri": model_uri,
+                "fv_run": vis.info.run_id,
+                "manifest": manifest,
+                "train_run": train.info.run_id,
+                **prof["sanity"],
+            },
+        )
+        mlflow.set_tags({"isic.model_uri": model_uri, "isic.train_run": train.info.run_id})
+        _report(pipe, model_uri, time.time() - t0)
+    return 0
+
+
+def _report(pipe: Pipeline, model_uri: str, seconds: float) -> None:
+    uri = mlflow.get_tracking_uri()
+    print(f"\n=== isic_tracking pipeline finished in {seconds:.0f} s ===")
+    print(f"registered model : {model_uri}")
+    for stage, (run_id, reused) in pipe.stages.items():
+        print(f"  {stage:<10} run {run_id}{'  (reused)' if reused else ''}")
+    ui = f"mlflow ui --backend-store-uri {uri}" if uri.startswith("sqlite") else f"open {uri}"
+    print(f"see it all with  : {ui}   (then http://127.0.0.1:5000)")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return run_main(_main, argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,117 @@
+"""The ``main`` pipeline: each stage an ``mlflow run`` child of one pipeline run, chained by
+run id, reusing a stage whose identical run (entry point, parameters, code version) finished.
+
+Follows MLflow's ``examples/multistep_workflow``; unlike it, stages are nested under the
+pipeline run (``mlflow.parentRunId``) so the UI shows one tree per pipeline.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+import mlflow
+from mlflow.entities import Run
+from mlflow.tracking import MlflowClient
+from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
+
+from isic_tracking.tracking.runs import STAGE_TAG, get_run
+
+ENTRY_POINT_TAG = "mlflow.project.entryPoint"
+GIT_COMMIT_TAG = "mlflow.source.git.commit"
+
+
+def _as_param(v: Any) -> str:
+    return "" if v is None else str(v)
+
+
+def find_finished_stage(
+    experiment_id: str, entry_point: str, parameters: dict[str, Any], git_commit: str | None
+) -> Run | None:
+    """The newest FINISHED run of ``entry_point`` with these parameters and commit, if any."""
+    runs = MlflowClient().search_runs(
+        [experiment_id],
+        filter_string=f"tags.`{ENTRY_POINT_TAG}` = '{entry_point}' and attributes.status = 'FINISHED'",
+        order_by=["attributes.start_time DESC"],
+        max_results=200,
+    )
+    for run in runs:
+        if git_commit and run.data.tags.get(GIT_COMMIT_TAG) != git_commit:
+            continue
+        if run.data.tags.get("isic.reusable") == "false":
+            continue
+        if all(run.data.params.get(k) == _as_param(v) for k, v in parameters.items()):
+            return run
+    return None
+
+
+def effective_run(run: Run) -> Run:
+    """A train run that resumed an earlier run points at it (tag ``isic.resumed_into``)."""
+    target = run.data.tags.get("isic.resumed_into")
+    return get_run(target) if target else run
+
+
+@dataclass
+class Pipeline:
+    """Runs stages as children of the active pipeline run."""
+
+    project_uri: str
+    experiment_id: str
+    parent_run_id: str
+    git_commit: str | None
+    force: bool = False
+    env_manager: str = "local"
+    stages: dict[str, tuple[str, bool]] = field(default_factory=dict)  # name -> (run id, reused)
+
+    def run(self, entry_point: str, parameters: dict[str, Any]) -> Run:
+        """Reuse an identical finished run of ``entry_point`` or run it now (synchronously)."""
+        params = {k: _as_param(v) for k, v in parameters.items()}
+        if not self.force:
+            found = find_finished_stage(self.experiment_id, entry_point, params, self.git_commit)
+            if found is not None:
+                print(f"[{entry_point}] reusing finished run {found.info.run_id}")
+                self._record(entry_point, found.info.run_id, reused=True)
+                return effective_run(found)
+        client = MlflowClient()
+        child = client.create_run(
+            self.experiment_id,
+            tags={MLFLOW_PARENT_RUN_ID: self.parent_run_id, "mlflow.runName": entry_point},
+        )
+        print(f"[{entry_point}] running as {child.info.run_id}")
+        submitted = mlflow.projects.run(
+            self.project_uri,
+            entry_point=entry_point,
+            parameters=params,
+            experiment_id=self.experiment_id,
+            run_id=child.info.run_id,
+            env_manager=self.env_manager,
+            synchronous=True,
+        )
+        self._record(entry_point, submitted.run_id, reused=False)
+        return effective_run(get_run(submitted.run_id))
+
+    def _record(self, entry_point: str, run_id: str, reused: bool) -> None:
+        self.stages[entry_point] = (run_id, reused)
+        MlflowClient().set_tag(self.parent_run_id, f"stage.{entry_point}", run_id)
+
+
+def current_git_commit(path: str) -> str | None:
+    """HEAD of the project's git repository (what ``mlflow run`` records), if any."""
+    try:
+        import git
+
+        return git.Repo(path, search_parent_directories=True).head.commit.hexsha
+    except Exception:
+        return None
+
+
+def pipeline_experiment() -> str:
+    """The experiment ``mlflow run`` chose, else the active/default one."""
+    exp = os.environ.get("MLFLOW_EXPERIMENT_ID")
+    if exp:
+        return exp
+    return mlflow.tracking.fluent._get_experiment_id()  # noqa: SLF001
+
+
+__all__ = ["Pipeline", "STAGE_TAG", "current_git_commit", "effective_run", "find_finished_stage"]
