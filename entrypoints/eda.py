@@ -5,10 +5,9 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
-from isic_tracking.data.eda import eda_figures
-
 from entrypoints._common import optional, run_main
 from isic_tracking.data.defaults import default_manifest
+from isic_tracking.data.eda import eda_figures
 from isic_tracking.data.manifest import read_manifest
 from isic_tracking.tracking import log_figure, log_manifest_input, stage_run
 

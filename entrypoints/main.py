@@ -108,7 +108,6 @@ def _main(argv: Sequence[str] | None = None) -> int:
             {
                 "model_uri": model_uri,
                 "manifest": manifest,
-                "train_run": train.info.run_id,
                 **prof["filters"],
             },
         )
@@ -117,7 +116,6 @@ def _main(argv: Sequence[str] | None = None) -> int:
             {
                 "model_uri": model_uri,
                 "filters_run": filt.info.run_id,
-                "train_run": train.info.run_id,
                 **prof["visualize"],
             },
         )
@@ -127,7 +125,6 @@ def _main(argv: Sequence[str] | None = None) -> int:
                 "model_uri": model_uri,
                 "fv_run": vis.info.run_id,
                 "manifest": manifest,
-                "train_run": train.info.run_id,
                 **prof["sanity"],
             },
         )

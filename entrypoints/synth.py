@@ -5,9 +5,8 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
-from isic_tracking.data.synthetic import make_synthetic
-
 from entrypoints._common import run_main
+from isic_tracking.data.synthetic import make_synthetic
 from isic_tracking.tracking import log_metrics, stage_run
 
 
