@@ -65,7 +65,7 @@ def mlflow_server(tmp: Path):
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.time() + 120
+        deadline = time.time() + 300  # slow start on a loaded 2-core box
         while time.time() < deadline:
             try:
                 with urllib.request.urlopen(f"{url}/health", timeout=2) as r:

@@ -165,8 +165,8 @@ def test_sigkill_mid_fold_then_resume_matches_uninterrupted(
     assert "fold 0: already finished" in resumed.stdout
     ma, mb = _final_metrics(a / "mlflow.db"), _final_metrics(b / "mlflow.db")
     assert ma.keys() == mb.keys() and ma
-    for k in ma:
-        assert ma[k] == pytest.approx(mb[k], abs=1e-6, nan_ok=True), k
+    diff = {k: (ma[k], mb[k]) for k in ma if ma[k] != pytest.approx(mb[k], abs=1e-6, nan_ok=True)}
+    assert not diff
 
 
 @pytest.mark.skipif(shutil.which("torchrun") is None, reason="torchrun not on PATH")

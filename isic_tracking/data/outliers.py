@@ -1,0 +1,209 @@
+"""Artifact detection by per-channel z-scores, as in the thesis.
+
+Each pixel's channel values are compared with the data set's channel mean and standard
+deviation; a pixel whose |z| exceeds the threshold (2.0) in any channel is an outlier pixel.
+Artifacts (stickers, ink, rulers, dark vignetted corners, bubbles) are far from the typical
+skin/lesion colours, so an image's outlier-pixel fraction scores how much of it is artifact.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+from matplotlib.figure import Figure
+from torch import Tensor
+
+from isic_tracking.errors import IsicInputError
+
+OVERLAY_COLOR = (1.0, 0.0, 0.0)
+
+
+def _images_of(batch: Tensor | Sequence) -> Tensor:
+    """The image tensor of a loader batch (a tensor, or a tuple whose first item is one)."""
+    return batch if isinstance(batch, Tensor) else batch[0]
+
+
+def dataset_channel_stats(images_iter: Iterable[Tensor | Sequence]) -> tuple[Tensor, Tensor]:
+    """Per-channel mean and standard deviation over every pixel of every image, in one pass.
+
+    Args:
+        images_iter: batches ``[B, C, H, W]`` (or loader tuples ``(images, ...)``).
+
+    Returns:
+        (mean ``[C]``, std ``[C]``), float32. Batches are merged with Chan et al.'s parallel
+        variance update in float64, so the result does not depend on the batch size.
+    """
+    n, mean, m2 = 0, None, None
+    for batch in images_iter:
+        x = _images_of(batch).detach().to(torch.float64)
+        x = x.transpose(0, 1).reshape(x.shape[1], -1)  # [C, pixels]
+        nb = x.shape[1]
+        if nb == 0:
+            continue
+        mb = x.mean(dim=1)
+        m2b = ((x - mb[:, None]) ** 2).sum(dim=1)
+        if mean is None:
+            n, mean, m2 = nb, mb, m2b
+            continue
+        delta = mb - mean
+        total = n + nb
+        mean = mean + delta * (nb / total)
+        m2 = m2 + m2b + delta**2 * (n * nb / total)
+        n = total
+    if mean is None:
+        raise IsicInputError("no images to compute channel statistics from (empty loader)")
+    return mean.float(), (m2 / n).sqrt().float()
+
+
+def zscore_maps(
+    images: Tensor, mean: Sequence[float] | Tensor, std: Sequence[float] | Tensor
+) -> Tensor:
+    """Per-channel z-scores ``(x - mean) / std`` of ``[B, C, H, W]`` images."""
+    m = torch.as_tensor(mean, dtype=images.dtype, device=images.device).view(1, -1, 1, 1)
+    s = torch.as_tensor(std, dtype=images.dtype, device=images.device).view(1, -1, 1, 1)
+    return (images - m) / s.clamp_min(1e-12)
+
+
+def outlier_mask(
+    images: Tensor,
+    mean: Sequence[float] | Tensor,
+    std: Sequence[float] | Tensor,
+    threshold: float = 2.0,
+) -> Tensor:
+    """Boolean ``[B, H, W]``: pixels with ``|z| > threshold`` in any channel."""
+    return (zscore_maps(images, mean, std).abs() > threshold).any(dim=1)
+
+
+def outlier_scores(
+    images: Tensor,
+    mean: Sequence[float] | Tensor,
+    std: Sequence[float] | Tensor,
+    threshold: float = 2.0,
+) -> Tensor:
+    """Fraction of outlier pixels of each image, ``[B]`` in [0, 1] (see :func:`outlier_mask`)."""
+    return outlier_mask(images, mean, std, threshold).flatten(1).float().mean(dim=1)
+
+
+def score_table(
+    df: pd.DataFrame,
+    loader: Iterable,
+    threshold: float = 2.0,
+    mean: Sequence[float] | Tensor | None = None,
+    std: Sequence[float] | Tensor | None = None,
+    image_threshold: float | None = None,
+) -> pd.DataFrame:
+    """Outlier score of every image of ``df``.
+
+    Args:
+        df (DataFrame): the manifest the loader reads (``image_id`` used; ``label_name`` and
+            ``artifact`` copied when present, to compare with the truth of synthetic data).
+        loader: yields ``(images, labels)`` in ``df`` order, or ``(images, labels, indices)``
+            (``make_loader(..., return_index=True)``) in any order. Use un-normalized eval
+            images (``build_transforms(size, train=False, mean=None)``).
+        threshold (float, default 2.0): pixel z-score threshold.
+        mean, std: channel statistics; computed from ``loader`` (an extra pass) when None.
+        image_threshold (float, optional): an image is an outlier when its score exceeds
+            this fraction; by default when its score lies more than ``threshold`` standard
+            deviations above the mean score (the same z-score rule, one level up).
+
+    Returns:
+        DataFrame ``image_id, score, is_outlier`` (+ ``label_name``, ``artifact``), in ``df``
+        order.
+    """
+    if mean is None or std is None:
+        mean, std = dataset_channel_stats(loader)
+    scores = np.full(len(df), np.nan)
+    pos = 0
+    for batch in loader:
+        images = _images_of(batch)
+        s = outlier_scores(images, mean, std, threshold).cpu().numpy()
+        if not isinstance(batch, Tensor) and len(batch) >= 3:
+            idx = torch.as_tensor(batch[2]).cpu().numpy()
+        else:
+            idx = np.arange(pos, pos + len(s))
+        scores[idx] = s
+        pos += len(s)
+    if np.isnan(scores).any():
+        raise IsicInputError(
+            f"the loader gave scores for {int((~np.isnan(scores)).sum())} of {len(df)} images; "
+            "pass a loader over the same manifest without drop_last"
+        )
+    if image_threshold is None:
+        sd = scores.std()
+        cut = scores.mean() + threshold * sd if sd > 0 else np.inf
+    else:
+        cut = image_threshold
+    table = pd.DataFrame(
+        {
+            "image_id": df["image_id"].astype(str).to_numpy(),
+            "score": scores,
+            "is_outlier": scores > cut,
+        }
+    )
+    for col in ("label_name", "artifact"):
+        if col in df.columns:
+            table[col] = df[col].to_numpy()
+    return table
+
+
+def mask_overlay(
+    image: Tensor | np.ndarray, mask: Tensor | np.ndarray, alpha: float = 0.5
+) -> np.ndarray:
+    """Blend a red overlay onto the outlier pixels of one image.
+
+    Args:
+        image: ``[3, H, W]`` tensor or ``[H, W, 3]`` numpy array, float in [0, 1] or uint8.
+        mask: ``[H, W]`` boolean.
+        alpha (float, default 0.5): overlay opacity.
+
+    Returns:
+        ``[H, W, 3]`` uint8 array.
+    """
+    if isinstance(image, Tensor):
+        img = image.detach().cpu().permute(1, 2, 0).numpy()
+    else:
+        img = np.asarray(image)
+    img = img.astype(np.float32) / 255.0 if img.dtype == np.uint8 else img.astype(np.float32)
+    m = mask.detach().cpu().numpy() if isinstance(mask, Tensor) else np.asarray(mask)
+    m = m.astype(bool)
+    if m.shape != img.shape[:2]:
+        raise IsicInputError(f"mask shape {m.shape} does not match image shape {img.shape[:2]}")
+    out = np.clip(img, 0.0, 1.0)
+    color = np.asarray(OVERLAY_COLOR, dtype=np.float32)
+    out[m] = (1 - alpha) * out[m] + alpha * color
+    return np.rint(out * 255).astype(np.uint8)
+
+
+def outlier_grid_figure(
+    images: Tensor,
+    masks: Tensor,
+    titles: Sequence[str] | None = None,
+    ncols: int = 4,
+) -> Figure:
+    """A grid of images with their outlier masks overlaid (pairs: image, overlay).
+
+    Args:
+        images: ``[B, 3, H, W]`` float in [0, 1] (un-normalized).
+        masks: ``[B, H, W]`` boolean, e.g. :func:`outlier_mask`.
+        titles: one per image (e.g. id and score).
+        ncols (int, default 4): image/overlay pairs per row.
+    """
+    n = len(images)
+    ncols = max(1, min(ncols, n))
+    nrows = max(1, -(-n // ncols))
+    fig = Figure(figsize=(4 * ncols, 2.2 * nrows))
+    axes = fig.subplots(nrows, 2 * ncols, squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for i in range(n):
+        r, c = divmod(i, ncols)
+        img = images[i].detach().cpu().clamp(0, 1).permute(1, 2, 0).numpy()
+        axes[r][2 * c].imshow(img)
+        axes[r][2 * c + 1].imshow(mask_overlay(img, masks[i]))
+        if titles is not None:
+            axes[r][2 * c].set_title(str(titles[i]), fontsize=8)
+    fig.tight_layout()
+    return fig
