@@ -138,7 +138,9 @@ class MlflowTrialHooks(TrialHooks):
         self.client.log_batch(self.run_ids[trial.number], metrics=metrics)
 
     def end(self, trial: optuna.Trial, outcome: TrialOutcome) -> None:
-        run_id = self.run_ids.pop(trial.number)
+        run_id = self.run_ids.pop(trial.number, None)
+        if run_id is None:  # start() failed before the run existed
+            return
         now = int(time.time() * 1000)
         metrics = {"duration_s": outcome.seconds, "epochs_run": float(outcome.epochs_run)}
         if outcome.value is not None:
@@ -234,6 +236,9 @@ def _worker_process(
     mlflow.set_tracking_uri(tracking_uri)
     os.environ.pop("MLFLOW_RUN_ID", None)  # never resume the parent's run from here
     cfg = SearchConfig(**cfg_dict)
+    n_gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if cfg.device in ("auto", "cuda") and n_gpus > 1:  # spread the workers over the GPUs
+        cfg = dataclasses.replace(cfg, device=f"cuda:{worker % n_gpus}")
     ran = _run_worker_here(cfg, study_name, storage_url, parent_run_id, worker, n_existing)
     print(f"search worker {worker} (pid {os.getpid()}): trials {ran}")
 
