@@ -13,6 +13,7 @@ from typing import Any
 import mlflow
 
 from entrypoints._common import optional, run_main, str2bool
+from isic_tracking.data.defaults import data_dir
 from isic_tracking.tracking import param
 from isic_tracking.tracking.pipeline import Pipeline, current_git_commit, pipeline_experiment
 
@@ -38,6 +39,25 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
         "filters": {"layers": "last", "top_n": 5},
         "visualize": {"layers": "first,last", "top_n": 3, "steps": 64, "image_size": 96},
         "sanity": {"n_images": 12, "steps": 32, "layers": "all"},
+    },
+    # end-to-end tests: every stage, seconds each (use with -P arch=timm:test_resnet)
+    "tiny": {
+        "synth": {"n_images": 64, "image_size": 48},
+        "prepare": {"image_size": 48},
+        "search": {
+            "n_trials": 2,
+            "subset": 0.6,
+            "epochs_min": 1,
+            "epochs_max": 1,
+            "lr_min": 1e-3,
+            "lr_max": 3e-3,
+            "batch_sizes": "16",
+            "image_size": 32,
+        },
+        "train": {"folds": 2, "epochs": 3, "image_size": 48},
+        "filters": {"layers": "last", "top_n": 3, "image_size": 48},
+        "visualize": {"layers": "first,last", "top_n": 2, "steps": 6, "image_size": 48},
+        "sanity": {"n_images": 4, "steps": 6, "layers": "all", "image_size": 48},
     },
     "full": {
         "synth": {},
@@ -81,7 +101,7 @@ def _main(argv: Sequence[str] | None = None) -> int:
         )
         root = args.root
         if args.dataset == "synthetic" and root is None:
-            root = "data/synthetic/raw"
+            root = str(data_dir() / "synthetic" / "raw")
             pipe.run("synth", {"out": root, "seed": 0, **prof["synth"]})
         prep = pipe.run(
             "prepare",

@@ -53,7 +53,7 @@ def _main(argv: Sequence[str] | None = None) -> int:
     if args.root is None:
         raise SystemExit("error: --root is required for dataset " + args.dataset)
     task = args.task or READERS[args.dataset][1][0]
-    out = args.out or str(data_dir() / args.dataset / f"prepared-{task}")
+    out = str(Path(args.out or data_dir() / args.dataset / f"prepared-{task}").resolve())
     with stage_run(
         "prepare", {**vars(args), "task": task, "out": out}, run_name=f"prepare-{args.dataset}"
     ):

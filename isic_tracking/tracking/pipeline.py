@@ -7,6 +7,8 @@ pipeline run (``mlflow.parentRunId``) so the UI shows one tree per pipeline.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,29 +22,38 @@ from isic_tracking.tracking.runs import STAGE_TAG, get_run
 
 ENTRY_POINT_TAG = "mlflow.project.entryPoint"
 GIT_COMMIT_TAG = "mlflow.source.git.commit"
+STAGE_KEY_TAG = "isic.stage_key"
 
 
 def _as_param(v: Any) -> str:
     return "" if v is None else str(v)
 
 
+def stage_key(entry_point: str, parameters: dict[str, Any]) -> str:
+    """Hash of an entry point and its parameters as the pipeline passed them.
+
+    Compared instead of the run's logged params: MLflow drops empty values and the stage
+    logs resolved ones, so logged params do not round-trip the call.
+    """
+    text = json.dumps([entry_point, {k: _as_param(v) for k, v in sorted(parameters.items())}])
+    return hashlib.sha1(text.encode()).hexdigest()
+
+
 def find_finished_stage(
     experiment_id: str, entry_point: str, parameters: dict[str, Any], git_commit: str | None
 ) -> Run | None:
     """The newest FINISHED run of ``entry_point`` with these parameters and commit, if any."""
+    key = stage_key(entry_point, parameters)
     runs = MlflowClient().search_runs(
         [experiment_id],
-        filter_string=f"tags.`{ENTRY_POINT_TAG}` = '{entry_point}' and attributes.status = 'FINISHED'",
+        filter_string=f"tags.`{STAGE_KEY_TAG}` = '{key}' and attributes.status = 'FINISHED'",
         order_by=["attributes.start_time DESC"],
-        max_results=200,
+        max_results=50,
     )
     for run in runs:
         if git_commit and run.data.tags.get(GIT_COMMIT_TAG) != git_commit:
             continue
-        if run.data.tags.get("isic.reusable") == "false":
-            continue
-        if all(run.data.params.get(k) == _as_param(v) for k, v in parameters.items()):
-            return run
+        return run
     return None
 
 
@@ -76,7 +87,14 @@ class Pipeline:
         client = MlflowClient()
         child = client.create_run(
             self.experiment_id,
-            tags={MLFLOW_PARENT_RUN_ID: self.parent_run_id, "mlflow.runName": entry_point},
+            # a run handed to mlflow.projects.run by id does not get these tags from MLflow
+            tags={
+                MLFLOW_PARENT_RUN_ID: self.parent_run_id,
+                "mlflow.runName": entry_point,
+                ENTRY_POINT_TAG: entry_point,
+                STAGE_KEY_TAG: stage_key(entry_point, params),
+                **({GIT_COMMIT_TAG: self.git_commit} if self.git_commit else {}),
+            },
         )
         print(f"[{entry_point}] running as {child.info.run_id}")
         submitted = mlflow.projects.run(

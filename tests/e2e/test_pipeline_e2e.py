@@ -1,0 +1,140 @@
+"""End to end: ``mlflow run .`` (the main pipeline) against a real ``mlflow server``:
+every stage's run and key artifacts, the champion alias, kill mid-train + resume without
+repeating finished stages or folds, and a third invocation that reuses every stage."""
+
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.helpers import ROOT, env_for, mlflow_server, rest
+
+pytestmark = pytest.mark.slow
+
+STAGES = ("synth", "prepare", "eda", "search", "train", "filters", "visualize", "sanity")
+IGNORE = shutil.ignore_patterns(
+    ".git",
+    "data",
+    "outputs",
+    "mlruns",
+    "mlartifacts",
+    "*.db",
+    "__pycache__",
+    "*.egg-info",
+    ".pytest_cache",
+    ".ruff_cache",
+    "optuna.journal*",
+)
+
+
+def _project_copy(tmp: Path) -> Path:
+    """The working tree as a fresh git repository (mlflow run records its commit)."""
+    proj = tmp / "project"
+    shutil.copytree(ROOT, proj, ignore=IGNORE)
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-C", str(proj)]
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "add", "-A"], check=True)
+    subprocess.run([*git, "commit", "-qm", "snapshot"], check=True)
+    return proj
+
+
+def _mlflow_run(proj: Path, env: dict[str, str]) -> list[str]:
+    return [
+        "mlflow",
+        "run",
+        str(proj),
+        "--env-manager",
+        "local",
+        "-P",
+        "profile=tiny",
+        "-P",
+        "arch=timm:test_resnet",
+    ]
+
+
+def _tags(run: dict) -> dict[str, str]:
+    return {t["key"]: t["value"] for t in run["data"].get("tags", [])}
+
+
+def _runs(url: str) -> list[dict]:
+    return rest(url, "runs/search", {"experiment_ids": ["0"], "max_results": 1000})["runs"]
+
+
+def test_mlflow_run_pipeline_end_to_end(tmp_path: Path) -> None:
+    if shutil.which("mlflow") is None:
+        pytest.fail("the mlflow CLI is not on PATH: run the README set-up command")
+    proj = _project_copy(tmp_path)
+    with mlflow_server(tmp_path) as url:
+        env = env_for(url)
+        cmd = _mlflow_run(proj, env)
+
+        # 1) start, and SIGKILL the whole process group once train has finished an epoch
+        first = subprocess.Popen(
+            cmd,
+            cwd=proj,
+            env=env,
+            stdout=open(tmp_path / "run1.log", "w"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        deadline = time.time() + 1200
+        while time.time() < deadline and not glob.glob(str(proj / "outputs/train/*/fold*.pt")):
+            assert first.poll() is None, (tmp_path / "run1.log").read_text()[-4000:]
+            time.sleep(0.5)
+        os.killpg(first.pid, signal.SIGKILL)
+        first.wait()
+
+        # 2) the same command finishes, reusing the stages before train and resuming train
+        second = subprocess.run(
+            cmd, cwd=proj, env=env, capture_output=True, text=True, timeout=1800
+        )
+        assert second.returncode == 0, second.stdout[-4000:] + second.stderr[-4000:]
+        out = second.stdout + second.stderr
+        for stage in ("synth", "prepare", "eda", "search"):
+            assert f"[{stage}] reusing finished run" in out, stage
+        assert "resuming train run" in out
+        assert "models:/isic-binary-timm-test_resnet@champion" in out
+        assert "mlflow ui" in out
+
+        runs = _runs(url)
+        by_stage: dict[str, list[dict]] = {}
+        for r in runs:
+            by_stage.setdefault(_tags(r).get("isic.stage", ""), []).append(r)
+        for stage in STAGES:
+            finished = [r for r in by_stage.get(stage, []) if r["info"]["status"] == "FINISHED"]
+            assert finished, f"no finished {stage} run"
+        train = next(r for r in by_stage["train"] if _tags(r).get("isic.complete") == "true")
+        folds = [
+            r
+            for r in by_stage["train-fold"]
+            if _tags(r).get("mlflow.parentRunId") == train["info"]["run_id"]
+        ]
+        assert len(folds) == 2  # the interrupted fold was resumed, not duplicated
+        alias = rest(
+            url, "registered-models/alias", name="isic-binary-timm-test_resnet", alias="champion"
+        )
+        assert alias["model_version"]["version"]
+
+        def files(run: dict, path: str = "") -> set[str]:
+            listing = rest(url, "artifacts/list", run_id=run["info"]["run_id"], path=path)
+            return {f["path"] for f in listing.get("files", [])}
+
+        assert "figures" in files(by_stage["eda"][0])
+        assert "tables/trials.csv" in files(by_stage["search"][0], "tables")
+        assert "tables/fold_metrics.csv" in files(train, "tables")
+        for stage, path in (("filters", "tables"), ("visualize", "tables"), ("sanity", "figures")):
+            run = next(r for r in by_stage[stage] if r["info"]["status"] == "FINISHED")
+            assert files(run, path), f"{stage} logged nothing under {path}/"
+
+        # 3) a third invocation reuses every stage
+        third = subprocess.run(cmd, cwd=proj, env=env, capture_output=True, text=True, timeout=900)
+        assert third.returncode == 0, third.stdout[-3000:] + third.stderr[-3000:]
+        for stage in STAGES:
+            assert f"[{stage}] reusing finished run" in third.stdout + third.stderr, stage
