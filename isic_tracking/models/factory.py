@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import difflib
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -116,6 +118,26 @@ def _set_module(model: nn.Module, name: str, new: nn.Module) -> None:
     setattr(parent, child, new)
 
 
+@contextmanager
+def _hub_offline() -> Iterator[None]:
+    """Make huggingface_hub answer from its cache only (no network retries at run time).
+
+    Setting HF_HUB_OFFLINE after huggingface_hub was imported has no effect, so the
+    module constant is switched for the duration of the call.
+    """
+    try:
+        import huggingface_hub.constants as hf_constants
+    except ImportError:  # timm without the hub: nothing to switch
+        yield
+        return
+    old = hf_constants.HF_HUB_OFFLINE
+    hf_constants.HF_HUB_OFFLINE = True
+    try:
+        yield
+    finally:
+        hf_constants.HF_HUB_OFFLINE = old
+
+
 def head_name(model: nn.Module) -> str:
     """Qualified name of the classifier head (the module replaced by :func:`create_model`)."""
     return getattr(model, "isic_head", _last_linear(model)[0])
@@ -178,10 +200,9 @@ def create_model(
         import timm
 
         use_hub = pretrained and weights is None
-        if use_hub:
-            os.environ.setdefault("HF_HUB_OFFLINE", "1")
         try:
-            model = timm.create_model(name, pretrained=use_hub, drop_rate=dropout)
+            with _hub_offline():
+                model = timm.create_model(name, pretrained=use_hub, drop_rate=dropout)
         except Exception as err:  # offline hub miss, bad cache
             raise IsicInputError(
                 f"pretrained weights for timm model {name!r} are not in the local Hugging Face "

@@ -23,6 +23,7 @@ from isic_tracking.config import TrainConfig
 from isic_tracking.data.dataset import make_loader
 from isic_tracking.data.manifest import task_classes
 from isic_tracking.data.transforms import build_transforms
+from isic_tracking.errors import IsicInputError
 from isic_tracking.models import create_model
 from isic_tracking.train.checkpoint import load_state, save_state, unwrap
 from isic_tracking.train.engine import Predictions, evaluate, train_one_epoch
@@ -88,7 +89,23 @@ def build_model(cfg: TrainConfig, device: torch.device) -> nn.Module:
     ).to(device)
     if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
+    check_input_size(model, cfg.image_size, device)
     return model
+
+
+def check_input_size(model: nn.Module, image_size: int, device: torch.device) -> None:
+    """One dummy forward: an image size too small for the architecture is a clear error."""
+    was_training = model.training
+    try:
+        with torch.no_grad():
+            model.eval()(torch.zeros(1, 3, image_size, image_size, device=device))
+    except RuntimeError as err:
+        raise IsicInputError(
+            f"image_size={image_size} is too small for {unwrap(model).isic_config['arch']}: "
+            f"{err}. Use a larger image_size (e.g. 64 for alexnet, 224 for ImageNet weights)."
+        ) from err
+    finally:
+        model.train(was_training)
 
 
 def model_config(cfg: TrainConfig, model: nn.Module, mean, std) -> dict[str, Any]:

@@ -91,3 +91,13 @@ def test_resolve_layers_keywords_and_errors() -> None:
         resolve_layers(model, "features.99")
     with pytest.raises(IsicInputError, match="conv layers are"):
         get_layer(model, "nope")
+
+
+def test_timm_pretrained_without_cache_fails_offline_and_fast(tmp_path: Path, monkeypatch) -> None:
+    import time
+
+    monkeypatch.setenv("HF_HOME", str(tmp_path))
+    t0 = time.perf_counter()
+    with pytest.raises(IsicInputError, match="local Hugging Face cache"):
+        create_model("timm:resnet10t", 1, pretrained=True)
+    assert time.perf_counter() - t0 < 30  # no network retries

@@ -109,3 +109,10 @@ def test_unknown_arch_fails_before_any_run(
 ) -> None:
     with pytest.raises(IsicInputError, match="unknown arch"):
         run_training(tiny_config(binary_manifest, tmp_path, arch="alexnett"))
+
+
+def test_image_size_too_small_is_a_clear_error(
+    mlflow_tracking: str, binary_manifest: Path, tmp_path: Path
+) -> None:
+    with pytest.raises(IsicInputError, match="image_size=32 is too small for alexnet"):
+        run_training(tiny_config(binary_manifest, tmp_path, arch="alexnet", image_size=32))
