@@ -1,0 +1,365 @@
+"""The render loop: optimize B images at once, one forward pass per step.
+
+Activation maximization (Erhan et al. 2009; Olah et al. 2017): start from a random image and
+follow the gradient of an objective (a channel's mean activation, a logit...) with respect to
+the image, under random transforms and image priors so that the result is an image and not
+adversarial noise.
+
+Why it is fast: the B images of a batch each carry their own target (a tensor-indexed
+objective), the forward stops at the deepest layer the objective reads, the model's weights need
+no gradient, and the input shape never changes (see :mod:`.transforms`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from isic_tracking.errors import IsicInputError
+from isic_tracking.interpret.featvis.objectives import Activations, Objective
+from isic_tracking.interpret.featvis.param import ParamFn, fourier_image
+from isic_tracking.interpret.featvis.regularizers import Regularizer
+from isic_tracking.interpret.featvis.transforms import Transform, compose, thesis_transforms
+from isic_tracking.models import get_layer
+from isic_tracking.utils import progress
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+@dataclass
+class RenderResult:
+    """What a render produced.
+
+    Attributes:
+        images: ``[B, 3, H, W]`` float32 in ``[0, 1]`` on the CPU.
+        activation: ``[B]`` objective value reached by each final image (no transform).
+        history: ``[R, B]`` objective value during the optimization (on the transformed image)
+            at the steps in ``history_steps``.
+        history_steps: ``[R]`` step index of each history row.
+        labels: one label per image (e.g. ``features.10:3``).
+        objective: the objective's name.
+        seconds: wall time of the optimization.
+        settings: what was asked (engine, steps, lr, size, seed, parameterization...).
+    """
+
+    images: Tensor
+    activation: Tensor
+    history: Tensor
+    history_steps: Tensor
+    labels: list[str]
+    objective: str
+    seconds: float
+    settings: dict[str, Any] = field(default_factory=dict)
+
+
+class _StopForward(Exception):
+    """Raised by the last hook to fire: the rest of the network is not needed."""
+
+
+class _Recorder:
+    """Forward hooks that keep the outputs of ``layers`` and stop the forward once all fired.
+
+    A module that runs several times in one forward keeps its first output. The outputs of
+    every layer but the last to fire are cloned, so that a later in-place op (``ReLU(inplace)``)
+    cannot change them. Use as a context manager: the hooks are removed on exit, also on error.
+    """
+
+    def __init__(self, model: nn.Module, layers: Sequence[str]) -> None:
+        self.model = model
+        self.layers = tuple(layers)
+        self.modules = [get_layer(model, name) for name in self.layers]  # IsicInputError if unknown
+        self.acts: Activations = {}
+        self.handles: list[torch.utils.hooks.RemovableHandle] = []
+
+    def __enter__(self) -> _Recorder:
+        for name, module in zip(self.layers, self.modules):
+            self.handles.append(module.register_forward_hook(partial(self._hook, name)))
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for h in self.handles:
+            h.remove()
+        self.handles.clear()
+
+    def _hook(self, name: str, module: nn.Module, inputs: Any, output: Any) -> None:
+        if name in self.acts:
+            return
+        out = output[0] if isinstance(output, (tuple, list)) else output
+        last = len(self.acts) == len(self.layers) - 1
+        self.acts[name] = out if last else out.clone()
+        if last:
+            raise _StopForward
+
+    def __call__(self, x: Tensor) -> Activations:
+        self.acts = {}
+        try:
+            self.model(x)
+        except _StopForward:
+            pass
+        return self.acts
+
+
+@contextlib.contextmanager
+def frozen_eval(model: nn.Module) -> Iterator[nn.Module]:
+    """Eval mode and no weight gradients inside; the previous mode and flags come back after."""
+    was_training = model.training
+    flags = [(p, p.requires_grad) for p in model.parameters()]
+    model.eval()
+    for p, _ in flags:
+        p.requires_grad_(False)
+    try:
+        yield model
+    finally:
+        for p, flag in flags:
+            p.requires_grad_(flag)
+        model.train(was_training)
+
+
+def model_normalization(model: nn.Module) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """(mean, std) of the model's input normalization: from ``model.isic_config``, else ImageNet."""
+    cfg = getattr(model, "isic_config", None) or {}
+    return tuple(cfg.get("mean", IMAGENET_MEAN)), tuple(cfg.get("std", IMAGENET_STD))
+
+
+def _model_device(model: nn.Module) -> torch.device:
+    p = next(model.parameters(), None)
+    return p.device if p is not None else torch.device("cpu")
+
+
+def _normalizer(mean: Sequence[float], std: Sequence[float], device) -> Callable[[Tensor], Tensor]:
+    m = torch.tensor(mean, device=device).view(1, -1, 1, 1)
+    s = torch.tensor(std, device=device).view(1, -1, 1, 1)
+    return lambda x: (x - m) / s
+
+
+def _amp_context(device: torch.device, amp: bool | None) -> contextlib.AbstractContextManager:
+    """bfloat16 autocast on CUDA (no loss scaling needed); nothing elsewhere or when disabled."""
+    use = (device.type == "cuda") if amp is None else amp
+    if use and device.type == "cuda" and torch.cuda.is_bf16_supported():
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def _runs_at(recorder: _Recorder, size: int, device) -> bool:
+    try:
+        with torch.no_grad():
+            recorder(torch.zeros(1, 3, size, size, device=device))
+        return True
+    except RuntimeError:
+        return False
+
+
+def _explain_size(recorder: _Recorder, size: int, device, err: RuntimeError) -> None:
+    """Raise IsicInputError with the smallest working size when ``size`` is too small."""
+    if _runs_at(recorder, size, device):
+        return  # not a size problem: the caller re-raises the original error
+    hi = size * 2
+    while not _runs_at(recorder, hi, device):
+        if hi > 4096:
+            return
+        hi *= 2
+    lo = size  # fails at lo, runs at hi
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (lo, mid) if _runs_at(recorder, mid, device) else (mid, hi)
+    deepest = recorder.layers[-1] or "the output"
+    raise IsicInputError(
+        f"image size {size} is too small for {type(recorder.model).__name__} up to layer "
+        f"{deepest!r}: the smallest size that runs is {hi} px; use image_size >= {hi} "
+        f"({err})"
+    ) from err
+
+
+def _probe(model: nn.Module, layers: Sequence[str], size: int) -> Activations:
+    """One no-grad forward of a single grey image at ``size``, stopped at the deepest layer;
+    an unknown layer or a too-small size raises IsicInputError."""
+    device = _model_device(model)
+    with frozen_eval(model), _Recorder(model, layers) as rec, torch.no_grad():
+        try:
+            return rec(torch.zeros(1, 3, size, size, device=device))
+        except RuntimeError as err:
+            _explain_size(rec, size, device, err)
+            raise
+
+
+def check_request(model: nn.Module, objective: Objective, size: int) -> None:
+    """Fail early with a clear message: unknown layer, index out of range, image too small."""
+    acts = _probe(model, objective.layers, size)
+    b = objective.batch or 1
+    objective({k: v.expand(b, *v.shape[1:]) for k, v in acts.items()})
+
+
+def layer_channels(model: nn.Module, layer: str, size: int) -> int:
+    """Number of channels of ``layer``'s output for ``size`` px inputs."""
+    return int(_probe(model, [layer], size)[layer].shape[1])
+
+
+def evaluate(
+    model: nn.Module,
+    objective: Objective,
+    images: Tensor,
+    mean: Sequence[float] | None = None,
+    std: Sequence[float] | None = None,
+) -> Tensor:
+    """Objective value of each image as it is (no transform), ``Tensor[B]`` on the CPU.
+
+    The common yardstick for "activation reached", whichever engine produced the images.
+    """
+    device = _model_device(model)
+    if mean is None or std is None:
+        mean, std = model_normalization(model)
+    norm = _normalizer(mean, std, device)
+    with frozen_eval(model), _Recorder(model, objective.layers) as rec, torch.no_grad():
+        return objective(rec(norm(images.to(device)))).float().cpu()
+
+
+def render(
+    model: nn.Module,
+    objective: Objective,
+    *,
+    batch: int | None = None,
+    size: int = 224,
+    param_fn: ParamFn = fourier_image,
+    transforms: Transform | Sequence[Transform] | None = None,
+    regularizers: Sequence[Regularizer] = (),
+    steps: int = 200,
+    lr: float = 0.05,
+    seed: int = 0,
+    device: torch.device | str | None = None,
+    amp: bool | None = None,
+    record_every: int = 1,
+    mean: Sequence[float] | None = None,
+    std: Sequence[float] | None = None,
+    show_progress: bool = False,
+) -> RenderResult:
+    """Optimize ``batch`` images to maximize ``objective``, all in one forward per step.
+
+    Args:
+        model: the network (any ``nn.Module`` taking ``[B, 3, H, W]``). It is put in eval mode
+            and its weights get no gradient during the render; both are restored after. It is
+            moved to ``device`` when one is given.
+        objective: what to maximize (see :mod:`.objectives`); a per-element objective fixes B.
+        batch: number of images; default ``objective.batch`` or 1.
+        size: height = width of the rendered images (kept constant through the transforms).
+        param_fn: parameterization, called ``param_fn(batch, size, generator=, device=)``
+            (default :func:`~.param.fourier_image`; use ``functools.partial`` for options).
+        transforms: random transforms, one or a list (composed); default
+            :func:`~.transforms.thesis_transforms`; ``[]`` for none.
+        regularizers: image priors (see :mod:`.regularizers`): in the loss, or applied every k
+            steps.
+        steps: optimization steps (default 200).
+        lr: Adam learning rate (default 0.05, as lucent).
+        seed: seeds the start image and every random transform; same seed, same images.
+        device: where to render; default the model's device.
+        amp: bfloat16 autocast for the forward; default on for CUDA.
+        record_every: record the objective every this many steps (0: never).
+        mean, std: input normalization; default from ``model.isic_config``, else ImageNet.
+        show_progress: a progress bar over the steps.
+
+    Returns:
+        :class:`RenderResult` with the images, the activation reached and its history.
+
+    Raises:
+        IsicInputError: unknown layer, channel out of range, image size too small.
+    """
+    device = torch.device(device) if device is not None else _model_device(model)
+    if device.type == "cuda" and device.index is None:
+        device = torch.device("cuda", torch.cuda.current_device())
+    if _model_device(model) != device:
+        model.to(device)
+    if batch is None:
+        batch = objective.batch or 1
+    elif objective.batch is not None and objective.batch != batch:
+        raise IsicInputError(
+            f"batch={batch} but {objective.name} has {objective.batch} targets: leave batch out"
+        )
+    if mean is None or std is None:
+        mean, std = model_normalization(model)
+    norm = _normalizer(mean, std, device)
+    if transforms is None:
+        transforms = thesis_transforms()
+    elif not callable(transforms):
+        transforms = compose(list(transforms))
+    in_loss = [r for r in regularizers if r.in_loss]
+    periodic = [r for r in regularizers if not r.in_loss]
+
+    generator = torch.Generator().manual_seed(seed)
+    rng_devices = [device.index] if device.type == "cuda" else []
+    history: list[Tensor] = []
+    history_steps: list[int] = []
+    cudnn_benchmark = torch.backends.cudnn.benchmark
+    with (
+        frozen_eval(model),
+        _Recorder(model, objective.layers) as recorder,
+        torch.random.fork_rng(devices=rng_devices, device_type="cuda"),
+    ):
+        torch.default_generator.manual_seed(seed)
+        if device.type == "cuda":
+            torch.backends.cudnn.benchmark = True  # one input shape: tune once
+            with torch.cuda.device(device):
+                torch.cuda.manual_seed(seed)
+        try:
+            params, image_fn = param_fn(batch, size, generator=generator, device=device)
+            optimizer = torch.optim.Adam(params, lr=lr)
+            start = time.perf_counter()
+            for step in progress(range(steps), desc="render", disable=not show_progress):
+                images = image_fn()
+                with _amp_context(device, amp):
+                    try:
+                        acts = recorder(norm(transforms(images)))
+                    except RuntimeError as err:
+                        if step == 0:
+                            _explain_size(recorder, size, device, err)
+                        raise
+                    value = objective(acts).float()
+                loss = -value.sum()
+                for reg in in_loss:
+                    loss = loss + reg.penalty(images).sum()
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                for reg in periodic:
+                    if (step + 1) % reg.every == 0:
+                        with torch.no_grad():
+                            image_fn.assign(reg.apply(image_fn()))
+                if record_every and step % record_every == 0:
+                    history.append(value.detach())
+                    history_steps.append(step)
+            with torch.no_grad():
+                final = image_fn().detach()
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            seconds = time.perf_counter() - start
+            with torch.no_grad():  # full precision: comparable across engines and settings
+                activation = objective(recorder(norm(final))).float()
+        finally:
+            torch.backends.cudnn.benchmark = cudnn_benchmark
+    return RenderResult(
+        images=final.float().cpu(),
+        activation=activation.cpu(),
+        history=torch.stack(history).cpu() if history else torch.empty(0, batch),
+        history_steps=torch.tensor(history_steps, dtype=torch.long),
+        labels=objective.element_labels(batch),
+        objective=objective.name,
+        seconds=seconds,
+        settings={
+            "engine": "isic",
+            "steps": steps,
+            "lr": lr,
+            "size": size,
+            "seed": seed,
+            "batch": batch,
+            "param": getattr(param_fn, "__name__", None)
+            or getattr(getattr(param_fn, "func", None), "__name__", repr(param_fn)),
+            "regularizers": [r.name for r in regularizers],
+            "device": str(device),
+        },
+    )

@@ -1,0 +1,156 @@
+"""The ``sanity`` entry point: what it logs, and its messages on bad input."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import mlflow
+import torch
+from mlflow.tracking import MlflowClient
+
+from entrypoints import sanity
+from isic_tracking.models import create_model
+from isic_tracking.train.checkpoint import save_model_checkpoint
+
+LAYERS = "conv1,layer2.0.conv1,layer4.1.conv2"
+
+
+def _checkpoint_run(seed: int, tags: dict[str, str] | None = None) -> str:
+    """A run holding a random-init resnet18 checkpoint for the binary task (64 px)."""
+    torch.manual_seed(seed)
+    model = create_model("resnet18", 1)
+    cfg = dict(
+        model.isic_config,
+        task="binary",
+        classes=["benign", "malignant"],
+        image_size=64,
+        mean=[0.485, 0.456, 0.406],
+        std=[0.229, 0.224, 0.225],
+    )
+    with mlflow.start_run() as run, tempfile.TemporaryDirectory() as tmp:
+        save_model_checkpoint(Path(tmp) / "ckpt", model, cfg)
+        mlflow.log_artifacts(str(Path(tmp) / "ckpt"), "checkpoint")
+        mlflow.set_tags(tags or {"isic.stage": "train-fold"})
+    return run.info.run_id
+
+
+def _args(model_run: str, manifest: Path, *extra: str) -> list[str]:
+    return [
+        "--model_uri", f"runs:/{model_run}/checkpoint", "--manifest", str(manifest),
+        "--split", "train", "--layers", LAYERS, "--n_images", "3", "--steps", "2",
+        "--top_k", "2", "--device", "cpu", *extra,
+    ]  # fmt: skip
+
+
+def test_sanity_logs_similarity_baselines_figures_and_tags(mlflow_tracking, binary_manifest):
+    model_run = _checkpoint_run(0)
+    ref_run = _checkpoint_run(1)
+    argv = _args(
+        model_run, binary_manifest, "--randomize", "fc.1,conv1",
+        "--reference_model_uri", f"runs:/{ref_run}/checkpoint",
+    )  # fmt: skip
+    assert sanity.main(argv) == 0
+    client = MlflowClient()
+    (run,) = client.search_runs(
+        [mlflow.get_experiment_by_name("tests").experiment_id], "tags.`isic.stage` = 'sanity'"
+    )
+    m = run.data.metrics
+    for layer in LAYERS.split(","):
+        for prefix in (
+            "similarity",
+            "baseline_same_class",
+            "baseline_other_classes",
+            "baseline_noise",
+            "baseline_unregularized",
+            "unregularized_vs_regularized",
+            "similarity_class_logit",
+        ):
+            assert -1.0 <= m[f"{prefix}/{layer}"] <= 1.0, f"{prefix}/{layer}"
+    for level in ("trained_other_seed", "fc.1", "conv1"):
+        assert f"randomization_spearman/{level}" in m and f"randomization_ssim/{level}" in m
+    assert 0.0 <= m["transferability"] <= 1.0
+    assert run.data.tags["model.source_run_id"] == model_run
+    assert run.data.tags["isic.sanity.visualizations"] == "channel"
+    arts = {
+        a.path for d in ("figures", "tables") for a in client.list_artifacts(run.info.run_id, d)
+    }
+    assert {
+        "figures/path_similarity.png",
+        "figures/layer_correlation.png",
+        "figures/randomization.png",
+        "figures/visualizations.png",
+        "tables/path_similarity.csv",
+        "tables/visualizations.csv",
+        "tables/transferability.csv",
+    } <= arts
+
+
+def _error(capsys, argv: list[str]) -> str:
+    assert sanity.main(argv) == 2
+    return capsys.readouterr().err
+
+
+def test_bad_input_messages(mlflow_tracking, binary_manifest, capsys):
+    model_run = _checkpoint_run(0)
+    err = _error(capsys, _args(model_run, binary_manifest, "--fv_run", model_run))
+    assert "not a visualize run" in err and model_run in err
+    err = _error(capsys, _args(model_run, binary_manifest, "--layers", "layer9.conv"))
+    assert "'layer9.conv' does not exist" in err and "layer4.1.conv2" in err
+    err = _error(capsys, _args(model_run, binary_manifest, "--n_images", "500"))
+    assert "too few natural images" in err and "500 needed per class" in err
+    assert "class 'malignant' has" in err
+
+
+def _stage_runs(stage: str) -> list:
+    exp = mlflow.get_experiment_by_name("tests").experiment_id
+    return MlflowClient().search_runs(
+        [exp], f"tags.`isic.stage` = '{stage}'", order_by=["attributes.start_time DESC"]
+    )
+
+
+def test_sanity_reads_a_visualize_run(mlflow_tracking, binary_manifest):
+    from entrypoints import visualize
+
+    model_run = _checkpoint_run(0)
+    uri = f"runs:/{model_run}/checkpoint"
+    # channels 0..3 of the last conv, with and without regularization (the twins)
+    assert (
+        visualize.main(
+            [
+                "--model_uri",
+                uri,
+                "--layers",
+                "layer4.1.conv2",
+                "--channels",
+                "0,1,2,3",
+                "--regularization",
+                "thesis,none",
+                "--steps",
+                "2",
+                "--device",
+                "cpu",
+            ]
+        )  # fmt: skip
+        == 0
+    )
+    (vis_run,) = _stage_runs("visualize")
+    argv = _args(model_run, binary_manifest, "--fv_run", vis_run.info.run_id, "--randomize", "none")
+    assert sanity.main(argv) == 0
+    run = _stage_runs("sanity")[0]
+    assert run.data.tags["isic.fv_run"] == vis_run.info.run_id
+    m = run.data.metrics
+    for layer in LAYERS.split(","):
+        assert f"similarity/{layer}" in m
+        assert f"unregularized_vs_regularized/{layer}" in m  # the run's `none` twins
+        assert f"similarity_class_logit/{layer}" in m  # rendered here: the run has none
+    with tempfile.TemporaryDirectory() as tmp:
+        local = mlflow.artifacts.download_artifacts(
+            run_id=run.info.run_id, artifact_path="tables/visualizations.csv", dst_path=tmp
+        )
+        table = __import__("pandas").read_csv(local)
+    channels = table[table["kind"] == "channel"]
+    assert set(channels["channel"]) <= {0, 1, 2, 3}
+    assert channels.groupby("target").size().max() <= 2  # top_k=2 per class
+    assert set(channels["regularization"]) == {"thesis"}
+    assert set(channels["target"]) <= {0, 1}

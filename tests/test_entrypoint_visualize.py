@@ -1,0 +1,182 @@
+"""The ``visualize`` entry point: what it logs, how it picks channels, its bad-input messages."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+import torch
+from mlflow.tracking import MlflowClient
+
+from entrypoints import visualize
+from isic_tracking.models import create_model
+from isic_tracking.train.checkpoint import save_model_checkpoint
+
+FIRST, LAST = "conv1", "layer4.1.conv2"  # resnet18
+
+
+def _checkpoint_run() -> str:
+    """A run holding a random-init resnet18 checkpoint for the binary task (64 px)."""
+    torch.manual_seed(0)
+    model = create_model("resnet18", 1)
+    cfg = dict(
+        model.isic_config,
+        task="binary",
+        classes=["benign", "malignant"],
+        image_size=64,
+        mean=[0.485, 0.456, 0.406],
+        std=[0.229, 0.224, 0.225],
+    )
+    with mlflow.start_run() as run, tempfile.TemporaryDirectory() as tmp:
+        save_model_checkpoint(Path(tmp) / "ckpt", model, cfg)
+        mlflow.log_artifacts(str(Path(tmp) / "ckpt"), "checkpoint")
+        mlflow.set_tags({"isic.stage": "train-fold"})
+    return run.info.run_id
+
+
+def _args(model_run: str, *extra: str) -> list[str]:
+    return [
+        "--model_uri", f"runs:/{model_run}/checkpoint", "--steps", "2", "--image_size", "32",
+        "--device", "cpu", *extra,
+    ]  # fmt: skip
+
+
+def _visualize_run() -> mlflow.entities.Run:
+    client = MlflowClient()
+    exp = mlflow.get_experiment_by_name("tests").experiment_id
+    (run,) = client.search_runs([exp], "tags.`isic.stage` = 'visualize'")
+    return run
+
+
+def _table(run_id: str) -> pd.DataFrame:
+    with tempfile.TemporaryDirectory() as tmp:
+        path = mlflow.artifacts.download_artifacts(
+            run_id=run_id, artifact_path="tables/activations.csv", dst_path=tmp
+        )
+        return pd.read_csv(path)
+
+
+def _artifacts(run_id: str, path: str) -> set[str]:
+    client = MlflowClient()
+    out, todo = set(), [path]
+    while todo:
+        for a in client.list_artifacts(run_id, todo.pop()):
+            (todo.append(a.path) if a.is_dir else out.add(a.path))
+    return out
+
+
+def test_logs_grids_images_table_settings_and_tags(mlflow_tracking):
+    model_run = _checkpoint_run()
+    argv = _args(
+        model_run, "--layers", "last", "--channels", "0,3", "--regularization", "thesis,none",
+        "--engine", "isic,torch_dreams", "--compare_pretrained", "true", "--allow_random", "true",
+    )  # fmt: skip
+    assert visualize.main(argv) == 0
+    run = _visualize_run()
+    assert run.data.tags["model.source_run_id"] == model_run
+    assert run.data.params["regularization"] == "thesis,none"
+    assert run.data.params["resolved.image_size"] == "32"
+    table = _table(run.info.run_id)
+    assert list(table.columns[:6]) == [
+        "layer", "channel", "objective", "activation_reached", "engine", "regularization",
+    ]  # fmt: skip
+    # 2 channels x 2 models x (isic: thesis, none + torch_dreams)
+    assert len(table) == 12
+    assert set(table["layer"]) == {LAST} and set(table["channel"]) == {0, 3}
+    assert set(table["regularization"]) == {"thesis", "none", "torch_dreams"}
+    assert set(table["model"]) == {"model", "imagenet"}
+    assert table["activation_reached"].notna().all()
+    images = _artifacts(run.info.run_id, "images")
+    assert set(table["file"]) == images
+    assert all(f.startswith(f"images/{LAST}/") for f in images)
+    figures = _artifacts(run.info.run_id, "figures")
+    assert f"figures/{LAST}/model_isic_thesis.png" in figures
+    assert f"figures/{LAST}/imagenet_torch_dreams_torch_dreams.png" in figures
+    assert f"figures/{LAST}/comparison.png" in figures
+    assert f"activation_mean/{LAST}/model/isic/thesis" in run.data.metrics
+    # the contract with `sanity --fv_run`: it finds every image of the table
+    from entrypoints import sanity
+
+    with tempfile.TemporaryDirectory() as tmp:
+        read, pictures = sanity._from_visualize_run(run.info.run_id, 1, tmp)
+    assert len(read) == 12 and pictures.shape == (12, 3, 32, 32)
+
+
+def test_top_n_from_a_filters_run(mlflow_tracking):
+    model_run = _checkpoint_run()
+    top = pd.DataFrame(
+        {
+            "class": ["benign", "benign", "malignant", "malignant", "benign"],
+            "filter": [7, 9, 9, 40, 2],
+            "occurrences": [5, 4, 6, 3, 9],
+            "percent": [50.0, 40.0, 60.0, 30.0, 90.0],
+            "rank": [1, 2, 1, 2, 1],
+            "layer": [LAST, LAST, LAST, LAST, FIRST],
+        }
+    )
+    with mlflow.start_run() as filters_run, tempfile.TemporaryDirectory() as tmp:
+        mlflow.set_tag("isic.stage", "filters")
+        top.to_csv(Path(tmp) / "class_filters.csv", index=False)
+        mlflow.log_artifact(str(Path(tmp) / "class_filters.csv"), "tables")
+    argv = _args(model_run, "--top_n", "2", "--filters_run", filters_run.info.run_id)
+    assert visualize.main(argv) == 0
+    run = _visualize_run()
+    table = _table(run.info.run_id)
+    # best rank first, ties by percent: 9 (rank 1, 60 %), 7 (rank 1, 50 %)
+    assert table.loc[table["layer"] == LAST, "channel"].tolist() == [9, 7]
+    assert table.loc[table["layer"] == FIRST, "channel"].tolist() == [2]
+    assert run.data.tags["isic.filters_run"] == filters_run.info.run_id
+
+
+def test_top_n_on_the_fly_from_the_manifest(mlflow_tracking, binary_manifest):
+    model_run = _checkpoint_run()
+    argv = _args(
+        model_run, "--layers", "last", "--top_n", "3", "--manifest", str(binary_manifest),
+        "--n_images", "4",
+    )  # fmt: skip
+    assert visualize.main(argv) == 0
+    table = _table(_visualize_run().info.run_id)
+    assert len(table) == 3 and table["channel"].nunique() == 3
+
+
+def test_classes_renders_both_directions_of_the_binary_logit(mlflow_tracking):
+    model_run = _checkpoint_run()
+    assert visualize.main(_args(model_run, "--channels", "classes")) == 0
+    table = _table(_visualize_run().info.run_id)
+    assert table["objective"].tolist() == ["class_logit(0)", "-class_logit(0)"]
+    assert table["label"].tolist() == ["malignant", "benign"]
+    assert set(table["layer"]) == {"logits"}
+
+
+BAD_INPUTS = [
+    (["--layers", "layer9.conv"], ["'layer9.conv' does not exist", "conv1, layer1.0.conv1"]),
+    (["--layers", "last", "--channels", "3,600"], ["channel 600 is out of range", "use 0..511"]),
+    (["--regularization", "thesis,fancy"], ["unknown regularization ['fancy']", "thesis, none"]),
+    (["--channels", "classes", "--engine", "torch_dreams"], ["renders channels only"]),
+    (["--channels", "first"], ["channels='first'", "top_n, all, classes"]),
+]
+
+
+def test_bad_input_messages(mlflow_tracking, capsys):
+    model_run = _checkpoint_run()
+    for extra, messages in BAD_INPUTS:
+        assert visualize.main(_args(model_run, *extra)) == 2, extra
+        err = capsys.readouterr().err
+        assert all(m in err for m in messages), (extra, err)
+    assert visualize.main(_args(model_run, "--filters_run", model_run)) == 2
+    assert "filters" in (err := capsys.readouterr().err) and model_run in err
+    assert not MlflowClient().search_runs(
+        [mlflow.get_experiment_by_name("tests").experiment_id], "tags.`isic.stage` = 'visualize'"
+    )  # every check failed before a run was started
+
+
+def test_image_too_small_says_the_minimum(mlflow_tracking, capsys):
+    argv = [
+        "--model_uri", "pretrained:alexnet", "--allow_random", "true", "--layers", "last",
+        "--channels", "1", "--image_size", "16", "--steps", "1", "--device", "cpu",
+    ]  # fmt: skip
+    assert visualize.main(argv) == 2
+    err = capsys.readouterr().err
+    assert "image size 16 is too small" in err and "smallest size that runs is" in err
