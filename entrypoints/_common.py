@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Sequence
 
+from isic_tracking.config import parse_bool
 from isic_tracking.errors import IsicInputError
 
 
@@ -19,13 +20,7 @@ def run_main(main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | 
 
 def str2bool(v: str | bool) -> bool:
     """argparse type for MLproject booleans ('true'/'false')."""
-    if isinstance(v, bool):
-        return v
-    if v.lower() in ("1", "true", "yes", "y", "on"):
-        return True
-    if v.lower() in ("0", "false", "no", "n", "off"):
-        return False
-    raise ValueError(f"not a boolean: {v!r}")
+    return parse_bool(v)
 
 
 def optional(v: str) -> str | None:

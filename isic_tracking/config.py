@@ -24,7 +24,7 @@ C = TypeVar("C")
 _NONE = ("", "none", "None", "null")
 
 
-def _parse_bool(v: str | bool) -> bool:
+def parse_bool(v: str | bool) -> bool:
     if isinstance(v, bool):
         return v
     if v.lower() in ("1", "true", "yes", "y", "on"):
@@ -32,6 +32,14 @@ def _parse_bool(v: str | bool) -> bool:
     if v.lower() in ("0", "false", "no", "n", "off"):
         return False
     raise argparse.ArgumentTypeError(f"not a boolean: {v!r}")
+
+
+def _parse_int(v: str) -> int:
+    """'5' or '5.0' (MLproject float parameters) -> 5; '5.5' is an error."""
+    f = float(v)
+    if f != int(f):
+        raise argparse.ArgumentTypeError(f"not an integer: {v!r}")
+    return int(f)
 
 
 def _arg_type(tp: Any) -> Any:
@@ -42,8 +50,10 @@ def _arg_type(tp: Any) -> Any:
         base = _arg_type(inner)
         return lambda s: None if s in _NONE else base(s)
     if tp is bool:
-        return _parse_bool
-    if tp in (int, float, str):
+        return parse_bool
+    if tp is int:
+        return _parse_int
+    if tp in (float, str):
         return tp
     return str
 

@@ -23,7 +23,7 @@ from mlflow.tracking import MlflowClient
 
 from isic_tracking.config import NON_RESULT_FIELDS, TrainConfig, config_hash
 from isic_tracking.data.dataset import make_loader
-from isic_tracking.data.defaults import default_manifest
+from isic_tracking.data.defaults import load_task_manifest
 from isic_tracking.data.manifest import read_manifest, task_classes
 from isic_tracking.data.splits import (
     assign_folds,
@@ -90,15 +90,8 @@ def apply_search_params(cfg: TrainConfig) -> TrainConfig:
 
 def load_training_data(cfg: TrainConfig) -> tuple[pd.DataFrame, pd.DataFrame, str]:
     """(train rows with folds, held-out test rows, manifest path)."""
-    path = cfg.manifest or str(default_manifest(cfg.task))
-    df = read_manifest(path)
+    df, path = load_task_manifest(cfg.manifest, cfg.task)
     classes = task_classes(cfg.task)
-    names = set(df["label_name"])
-    if not names <= set(classes):
-        raise IsicInputError(
-            f"{path}: label names {sorted(names - set(classes))} are not classes of task "
-            f"{cfg.task!r} ({list(classes)}); pick the other task or re-run prepare"
-        )
     train = df[df["split"] == "train"].reset_index(drop=True)
     test = df[df["split"] == "test"].reset_index(drop=True)
     if cfg.test_manifest:

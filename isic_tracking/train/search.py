@@ -265,19 +265,12 @@ class SearchData:
 
 def load_search_data(cfg: SearchConfig) -> SearchData:
     """Stratified (grouped) subset of the training rows, then a holdout split of it."""
-    from isic_tracking.data.defaults import default_manifest
-    from isic_tracking.data.manifest import read_manifest, task_classes
+    from isic_tracking.data.defaults import load_task_manifest
+    from isic_tracking.data.manifest import task_classes
     from isic_tracking.data.splits import check_fold, holdout_split, stratified_subset
 
-    path = cfg.manifest or str(default_manifest(cfg.task))
-    df = read_manifest(path)
+    df, path = load_task_manifest(cfg.manifest, cfg.task)
     classes = task_classes(cfg.task)
-    names = set(df["label_name"])
-    if not names <= set(classes):
-        raise IsicInputError(
-            f"{path}: label names {sorted(names - set(classes))} are not classes of task "
-            f"{cfg.task!r} ({list(classes)}); pick the other task or re-run prepare"
-        )
     subset = stratified_subset(df, cfg.subset, seed=cfg.seed, grouped=cfg.grouped)
     train, val = holdout_split(subset, cfg.val_fraction, seed=cfg.seed, grouped=cfg.grouped)
     check_fold(train, val, classes, "search holdout")
