@@ -10,6 +10,7 @@ import json
 import math
 import os
 import tempfile
+import warnings
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -165,9 +166,11 @@ def log_manifest_input(df: pd.DataFrame, name: str, context: str, source: str | 
     """Log the manifest as an MLflow dataset input with its digest; returns the digest."""
     digest = manifest_digest(df)
     table = df.drop(columns=[c for c in ("path", "orig_path") if c in df.columns])
-    dataset = mlflow.data.from_pandas(
-        table, source=source, targets="label", name=name, digest=digest
-    )
+    with warnings.catch_warnings():  # schema inference hints about int columns: not ours
+        warnings.simplefilter("ignore", UserWarning)
+        dataset = mlflow.data.from_pandas(
+            table, source=source, targets="label", name=name, digest=digest
+        )
     mlflow.log_input(dataset, context=context)
     mlflow.set_tag(f"isic.dataset.{context}.digest", digest)
     return digest
