@@ -23,7 +23,7 @@ import pandas as pd
 from entrypoints._common import optional, run_main, str2bool
 from isic_tracking.data.dataset import make_loader
 from isic_tracking.data.defaults import default_manifest
-from isic_tracking.data.manifest import infer_task, read_manifest, task_classes
+from isic_tracking.data.manifest import infer_task, task_classes
 from isic_tracking.data.outliers import score_table
 from isic_tracking.data.transforms import build_transforms
 from isic_tracking.errors import IsicInputError
@@ -49,9 +49,8 @@ from isic_tracking.tracking import (
     log_manifest_input,
     log_metrics,
     stage_run,
-    training_manifest,
-    training_split,
 )
+from isic_tracking.tracking.analysis import split_rows
 from isic_tracking.utils import resolve_device, seed_everything
 
 STAGE = "filters"
@@ -111,39 +110,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _split_rows(args, loaded) -> tuple[pd.DataFrame, str]:
-    """(rows of the requested split, manifest path)."""
-    path = args.manifest
-    if path is None:
-        path = (
-            training_manifest(loaded.train_run_id)
-            if loaded.train_run_id
-            else str(default_manifest("binary"))
-        )
-    df = read_manifest(path)
-    split = args.split
-    if split == "all":
-        rows = df
-    elif split in ("train", "test"):
-        rows = df[df["split"] == split]
-    elif re.fullmatch(r"val\d+", split):
-        if loaded.train_run_id is None:
-            raise IsicInputError(
-                f"split={split} needs the folds of a training run, and {args.model_uri} has "
-                "none: use split=train, test or all"
-            )
-        folds = training_split(loaded.train_run_id)
-        ids = set(folds.loc[folds["fold"] == int(split[3:]), "image_id"].astype(str))
-        if not ids:
-            raise IsicInputError(
-                f"training run {loaded.train_run_id} has no fold {split[3:]}; folds: "
-                f"{sorted(folds['fold'].unique().tolist())}"
-            )
-        rows = df[df["image_id"].astype(str).isin(ids)]
-    else:
-        raise IsicInputError(f"unknown split {split!r}; use valK (e.g. val0), train, test or all")
-    if rows.empty:
-        raise IsicInputError(f"split {split!r} of {path} has no images")
-    return rows.reset_index(drop=True), str(path)
+    """(rows of the requested split, manifest path); a base model falls back to synthetic."""
+    return split_rows(
+        loaded, args.manifest, args.split, fallback_manifest=lambda: str(default_manifest("binary"))
+    )
 
 
 def _class_names(config: dict, df: pd.DataFrame) -> list[str]:

@@ -1,0 +1,65 @@
+"""Which natural images an analysis stage (filters, sanity, visualize) looks at."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+import pandas as pd
+
+from isic_tracking.data.manifest import read_manifest
+from isic_tracking.errors import IsicInputError
+from isic_tracking.tracking.registry import LoadedModel, training_manifest, training_split
+
+
+def split_rows(
+    loaded: LoadedModel,
+    manifest: str | None,
+    split: str,
+    fallback_manifest: Callable[[], str] | None = None,
+) -> tuple[pd.DataFrame, str]:
+    """(rows of ``split``, manifest path) for a model's analysis.
+
+    Args:
+        loaded: the analysed model; its training run supplies the default manifest and folds.
+        manifest: explicit manifest path, else the training run's.
+        split: ``valK`` (validation images of fold K of the training run, the thesis's
+            choice with K=0), ``train``, ``test`` or ``all``.
+        fallback_manifest: called for the manifest when the model has no training run
+            (e.g. ``pretrained:<arch>``); without it that case is an error.
+    """
+    path = manifest
+    if path is None:
+        if loaded.train_run_id:
+            path = training_manifest(loaded.train_run_id)
+        elif fallback_manifest is not None:
+            path = fallback_manifest()
+        else:
+            raise IsicInputError(
+                f"model {loaded.uri} has no training run to take the manifest from: "
+                "pass manifest=<path to manifest.csv>"
+            )
+    df = read_manifest(path)
+    if split == "all":
+        rows = df
+    elif split in ("train", "test"):
+        rows = df[df["split"] == split]
+    elif re.fullmatch(r"val\d+", split):
+        if loaded.train_run_id is None:
+            raise IsicInputError(
+                f"split={split} needs the folds of a training run, and {loaded.uri} has "
+                "none: use split=train, test or all"
+            )
+        folds = training_split(loaded.train_run_id)
+        ids = set(folds.loc[folds["fold"] == int(split[3:]), "image_id"].astype(str))
+        if not ids:
+            raise IsicInputError(
+                f"training run {loaded.train_run_id} has no fold {split[3:]}; folds: "
+                f"{sorted(folds['fold'].unique().tolist())}"
+            )
+        rows = df[df["image_id"].astype(str).isin(ids)]
+    else:
+        raise IsicInputError(f"unknown split {split!r}; use valK (e.g. val0), train, test or all")
+    if rows.empty:
+        raise IsicInputError(f"split {split!r} of {path} has no images")
+    return rows.reset_index(drop=True), str(path)
