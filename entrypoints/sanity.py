@@ -5,8 +5,9 @@ model's layers, next to baselines (natural vs natural, noise vs natural, unregul
 regularized), a layer x layer correlation heatmap, cascading model randomization
 (Adebayo et al. 2018) and, with ``--reference_model_uri``, transferability (Fel et al.
 2023). Visualizations come from a ``visualize`` run (``--fv_run``) or are rendered here
-with the featvis engine (class-logit pictures of each class plus the top channels of each
-class in the deepest layer; few steps by default, for speed).
+with the featvis engine: the ``top_k`` most class-selective channels of each class in the
+last conv layer, with and without regularization, and the class logits (few steps by
+default, for speed).
 """
 
 from __future__ import annotations
@@ -24,13 +25,14 @@ import torch.nn.functional as F
 from PIL import Image
 
 from entrypoints._common import optional, run_main, str2bool
-from isic_tracking.data.manifest import read_manifest
 from isic_tracking.errors import IsicInputError
+from isic_tracking.interpret import featvis as fv
 from isic_tracking.interpret import sanity as S
 from isic_tracking.interpret.featvis.presets import PRESETS, preset
 from isic_tracking.interpret.randomization import (
     cascade_levels,
     cascading_randomization,
+    parametrized_layers,
     plot_randomization,
     plot_randomization_images,
     transferability,
@@ -46,9 +48,8 @@ from isic_tracking.tracking import (
     log_manifest_input,
     log_metrics,
     stage_run,
-    training_manifest,
-    training_split,
 )
+from isic_tracking.tracking.analysis import split_rows
 from isic_tracking.utils import resolve_device, seed_everything
 
 STAGE = "sanity"
@@ -136,78 +137,15 @@ def _ordered(model: torch.nn.Module, names: Sequence[str]) -> list[str]:
 
 def _natural_rows(args, loaded) -> tuple[pd.DataFrame, str, str]:
     """(rows of the requested split, manifest path, a description for messages)."""
-    path = args.manifest
-    if path is None:
-        if loaded.train_run_id is None:
-            raise IsicInputError(
-                f"model {args.model_uri} has no training run to take the manifest from: "
-                "pass manifest=<path to manifest.csv>"
-            )
-        path = training_manifest(loaded.train_run_id)
-    df = read_manifest(path)
-    split = args.split
-    if split == "all":
-        rows = df
-    elif split in ("train", "test"):
-        rows = df[df["split"] == split]
-    elif split.startswith("val") and split[3:].isdigit():
-        if loaded.train_run_id is None:
-            raise IsicInputError(
-                f"split={split} needs the folds of a training run, and {args.model_uri} has "
-                "none: use split=train, test or all"
-            )
-        folds = training_split(loaded.train_run_id)
-        ids = set(folds.loc[folds["fold"] == int(split[3:]), "image_id"].astype(str))
-        if not ids:
-            raise IsicInputError(
-                f"training run {loaded.train_run_id} has no fold {split[3:]}; folds: "
-                f"{sorted(folds['fold'].unique().tolist())}"
-            )
-        rows = df[df["image_id"].astype(str).isin(ids)]
-    else:
-        raise IsicInputError(f"unknown split {split!r}; use valK (e.g. val0), train, test or all")
-    return rows.reset_index(drop=True), str(path), f"split {split!r} of {path}"
+    rows, path = split_rows(loaded, args.manifest, args.split)
+    return rows, path, f"split {args.split!r} of {path}"
 
 
 # --------------------------------------------------------------------------- visualizations
 
 
-def _objective_table(
-    classes: list[str], num_outputs: int, layer: str | None, channels: torch.Tensor | None
-) -> pd.DataFrame:
-    """What to render: class logits of every class, then channels (each with its target class)."""
-    rows = []
-    for c, name in enumerate(classes):
-        if num_outputs == 1:  # one logit = P(malignant): benign pictures minimize it
-            rows.append(dict(kind="class_logit", layer="", channel=0, sign=1 if c else -1))
-        else:
-            rows.append(dict(kind="class_logit", layer="", channel=c, sign=1))
-        rows[-1].update(target=c, target_name=name)
-    if channels is not None:
-        for c, chans in enumerate(channels.tolist()):
-            for ch in chans:
-                rows.append(
-                    dict(
-                        kind="channel",
-                        layer=layer,
-                        channel=int(ch),
-                        sign=1,
-                        target=c,
-                        target_name=classes[c],
-                    )
-                )
-    return pd.DataFrame(rows)
-
-
-def _featvis():
-    from isic_tracking.interpret import featvis
-
-    return featvis
-
-
 def _objective(table: pd.DataFrame):
     """One per-element objective for rows of one kind (class logits or channels of one layer)."""
-    fv = _featvis()
     kinds = table["kind"].unique().tolist()
     if kinds == ["channel"]:
         (layer,) = table["layer"].unique().tolist()
@@ -227,7 +165,6 @@ def _objective(table: pd.DataFrame):
 
 def _render(model, table: pd.DataFrame, args, size: int, mean, std, regularization: str, seed: int):
     """Render every row of ``table`` (one batch per kind/layer): images ``[B, 3, S, S]``, values."""
-    fv = _featvis()
     images = torch.empty(len(table), 3, size, size)
     reached = torch.empty(len(table))
     groups = table.groupby(["kind", "layer"], sort=False).indices
@@ -408,7 +345,7 @@ def _render_logits(ctx, args) -> tuple[pd.DataFrame, torch.Tensor]:
 def _rendered_visuals(ctx, args, natural, nat_class) -> _Visuals:
     """Class-selective channels of the last conv layer (top_k per class) and class logits."""
     deepest = conv_layers(ctx.model)[-1]
-    acts = S.activation_vectors(ctx.model, natural, [deepest], pooling=args.pooling, **ctx.kw)
+    acts = S.activation_vectors(ctx.model, natural, [deepest], pooling="mean", **ctx.kw)
     chans = S.class_selective_channels(acts[deepest], nat_class, args.top_k, len(ctx.classes))
     table = _objective_table(ctx.classes, ctx.num_outputs, deepest, chans)
     table = table[table["kind"] == "channel"].reset_index(drop=True)
@@ -454,11 +391,11 @@ def _run_visuals(ctx, args, natural, nat_class, tmp: str) -> _Visuals:
     else:
         (logits, logit_images), rendered = _render_logits(ctx, args), True
     if not channel.any():  # class-logit pictures only: they are the compared set
-        return _Visuals(logits, logit_images, None, logits, logit_images, rendered)
+        return _Visuals(logits, logit_images, twins, logits, logit_images, rendered)
     deepest = _ordered(ctx.model, table.loc[channel, "layer"].unique().tolist())[-1]
     keep = channel & (table["layer"] == deepest).to_numpy()
     main = table[keep].reset_index(drop=True)
-    acts = S.activation_vectors(ctx.model, natural, [deepest], pooling=args.pooling, **ctx.kw)
+    acts = S.activation_vectors(ctx.model, natural, [deepest], pooling="mean", **ctx.kw)
     chans = torch.tensor(main["channel"].to_numpy(dtype="int64"))
     main["target"] = S.channel_classes(acts[deepest], nat_class, chans, len(ctx.classes)).numpy()
     main["label"] = [f"{r.label} ({ctx.classes[r.target]})" for r in main.itertuples()]
@@ -485,6 +422,7 @@ def _main(argv: Sequence[str] | None = None) -> int:
     classes = [str(c) for c in cfg["classes"]]
     size = int(cfg.get("image_size", 224))
     layers = _ordered(model, resolve_layers(model, args.layers, default="all"))
+    levels = _levels(model, args.randomize)
     reference = None
     if args.reference_model_uri:
         reference = load_model(args.reference_model_uri, device, allow_random=args.allow_random)
@@ -556,20 +494,32 @@ def _main(argv: Sequence[str] | None = None) -> int:
             **ctx.kw,
         )
         _log_path_similarity(res)
-        if args.randomize != "none":
-            _randomization(ctx, args, vis)
+        if levels:
+            _randomization(ctx, args, vis, levels)
         if reference is not None:
             _transferability(reference, args, vis, logit_target, device)
     return 0
 
 
-def _randomization(ctx, args, vis: _Visuals) -> None:
+def _levels(model: torch.nn.Module, spec: str) -> list[str]:
+    """Randomization cut points: ``auto``, ``none`` or layer names (checked to exist)."""
+    if spec == "none":
+        return []
+    if spec == "auto":
+        return cascade_levels(model)
+    names = [s.strip() for s in spec.split(",") if s.strip()]
+    known = {n for n, _ in model.named_modules()}
+    bad = [n for n in names if n not in known]
+    if bad:
+        raise IsicInputError(
+            f"randomize: layer(s) {bad} do not exist in {type(model).__name__}; use auto, none "
+            f"or names among its parametrized layers: {', '.join(parametrized_layers(model))}"
+        )
+    return names
+
+
+def _randomization(ctx, args, vis: _Visuals, levels: list[str]) -> None:
     """Cascading randomization of the class-logit visualizations (Adebayo et al. 2018)."""
-    levels = (
-        cascade_levels(ctx.model)
-        if args.randomize == "auto"
-        else [s.strip() for s in args.randomize.split(",") if s.strip()]
-    )
     table = _objective_table(ctx.classes, ctx.num_outputs, None, None)
 
     def render_fn(m, seed):

@@ -6,6 +6,8 @@ import tempfile
 from pathlib import Path
 
 import mlflow
+import pandas as pd
+import pytest
 import torch
 from mlflow.tracking import MlflowClient
 
@@ -43,6 +45,7 @@ def _args(model_run: str, manifest: Path, *extra: str) -> list[str]:
     ]  # fmt: skip
 
 
+@pytest.mark.slow  # renders, randomizes and logs: ~10-35 s on 2 cores
 def test_sanity_logs_similarity_baselines_figures_and_tags(mlflow_tracking, binary_manifest):
     model_run = _checkpoint_run(0)
     ref_run = _checkpoint_run(1)
@@ -100,6 +103,8 @@ def test_bad_input_messages(mlflow_tracking, binary_manifest, capsys):
     err = _error(capsys, _args(model_run, binary_manifest, "--n_images", "500"))
     assert "too few natural images" in err and "500 needed per class" in err
     assert "class 'malignant' has" in err
+    err = _error(capsys, _args(model_run, binary_manifest, "--randomize", "fc.9"))
+    assert "randomize: layer(s) ['fc.9'] do not exist" in err and "fc.1" in err
 
 
 def _stage_runs(stage: str) -> list:
@@ -109,6 +114,7 @@ def _stage_runs(stage: str) -> list:
     )
 
 
+@pytest.mark.slow  # a real visualize run first
 def test_sanity_reads_a_visualize_run(mlflow_tracking, binary_manifest):
     from entrypoints import visualize
 
@@ -148,7 +154,7 @@ def test_sanity_reads_a_visualize_run(mlflow_tracking, binary_manifest):
         local = mlflow.artifacts.download_artifacts(
             run_id=run.info.run_id, artifact_path="tables/visualizations.csv", dst_path=tmp
         )
-        table = __import__("pandas").read_csv(local)
+        table = pd.read_csv(local)
     channels = table[table["kind"] == "channel"]
     assert set(channels["channel"]) <= {0, 1, 2, 3}
     assert channels.groupby("target").size().max() <= 2  # top_k=2 per class
