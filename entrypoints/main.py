@@ -26,8 +26,8 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
         "synth": {"n_images": 240, "image_size": 128},
         "prepare": {"image_size": 128},
         "search": {
-            "n_trials": 4,
-            "subset": 0.5,
+            "n_trials": 3,
+            "subset": 0.4,
             "epochs_min": 3,
             "epochs_max": 4,
             "lr_min": 1e-4,
