@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Sequence
 
-from isic_tracking.config import parse_bool
+from isic_tracking.config import parse_bool, parse_int
 from isic_tracking.errors import IsicInputError
 
 
@@ -26,3 +26,8 @@ def str2bool(v: str | bool) -> bool:
 def optional(v: str) -> str | None:
     """argparse type: '' and 'none' mean not given (MLproject cannot pass None)."""
     return None if v in ("", "none", "None", "null") else v
+
+
+def count(v: str) -> int:
+    """argparse type for integers; MLproject may pass them as '5.0'."""
+    return parse_int(v)

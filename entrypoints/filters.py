@@ -20,7 +20,7 @@ from collections.abc import Sequence
 
 import pandas as pd
 
-from entrypoints._common import optional, run_main, str2bool
+from entrypoints._common import count, optional, run_main, str2bool
 from isic_tracking.data.dataset import make_loader
 from isic_tracking.data.defaults import default_manifest
 from isic_tracking.data.manifest import infer_task, task_classes
@@ -56,11 +56,6 @@ from isic_tracking.utils import resolve_device, seed_everything
 STAGE = "filters"
 
 
-def _count(v: str) -> int:
-    """MLproject passes numbers as floats ('5.0')."""
-    return int(float(v))
-
-
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=STAGE, description=__doc__)
     p.add_argument(
@@ -78,25 +73,23 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--layers", default="last", help="last, first, all (every conv) or names")
     p.add_argument("--quantile", type=float, default=0.95, help="per-filter threshold quantile")
-    p.add_argument("--top_n", type=_count, default=5, help="top filters per class and group")
+    p.add_argument("--top_n", type=count, default=5, help="top filters per class and group")
     p.add_argument(
         "--groups",
         default="artifact",
         help="image groups beside the classes: a manifest column (default `artifact`, skipped "
         "when absent), `zscore` (the z-score artifact detector), a comma list, or `none`",
     )
-    p.add_argument("--exemplars", type=_count, default=8, help="exemplars per top filter (0: off)")
+    p.add_argument("--exemplars", type=count, default=8, help="exemplars per top filter (0: off)")
     p.add_argument(
         "--exemplar_layers", default="last", help="layers with exemplar grids: last or all"
     )
-    p.add_argument(
-        "--image_size", type=_count, default=0, help="input size (0: the model's config)"
-    )
+    p.add_argument("--image_size", type=count, default=0, help="input size (0: the model's config)")
     p.add_argument("--zscore_threshold", type=float, default=2.0, help="pixel |z| of an outlier")
-    p.add_argument("--batch_size", type=_count, default=32)
-    p.add_argument("--workers", type=_count, default=0, help="DataLoader worker processes")
+    p.add_argument("--batch_size", type=count, default=32)
+    p.add_argument("--workers", type=count, default=0, help="DataLoader worker processes")
     p.add_argument("--device", default="auto")
-    p.add_argument("--seed", type=_count, default=0)
+    p.add_argument("--seed", type=count, default=0)
     p.add_argument(
         "--allow_random",
         type=str2bool,

@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from entrypoints._common import optional, run_main, str2bool
+from entrypoints._common import count, optional, run_main, str2bool
 from isic_tracking.errors import IsicInputError
 from isic_tracking.interpret import featvis as fv
 from isic_tracking.interpret import sanity as S
@@ -55,11 +55,6 @@ from isic_tracking.utils import resolve_device, seed_everything
 STAGE = "sanity"
 
 
-def _count(v: str) -> int:
-    """MLproject passes numbers as floats ('20.0')."""
-    return int(float(v))
-
-
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=STAGE, description=__doc__)
     p.add_argument("--model_uri", default="models:/isic-binary-alexnet@champion")
@@ -84,18 +79,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="all (every conv layer), named (every named leaf layer), first, last or names",
     )
     p.add_argument("--metric", default="spearman", choices=METRICS)
-    p.add_argument("--n_images", type=_count, default=20, help="natural images per class")
+    p.add_argument("--n_images", type=count, default=20, help="natural images per class")
     p.add_argument(
         "--reference_model_uri",
         type=optional,
         default=None,
         help="another model (fold or arch) for transferability of class-logit visualizations",
     )
-    p.add_argument("--steps", type=_count, default=48, help="render steps (no fv_run)")
+    p.add_argument("--steps", type=count, default=48, help="render steps (no fv_run)")
     p.add_argument(
-        "--image_size", type=_count, default=0, help="render size (0: the model's input size)"
+        "--image_size", type=count, default=0, help="render size (0: the model's input size)"
     )
-    p.add_argument("--top_k", type=_count, default=5, help="visualizations per class")
+    p.add_argument("--top_k", type=count, default=5, help="visualizations per class")
     p.add_argument(
         "--regularization",
         default="thesis",
@@ -114,9 +109,9 @@ def build_parser() -> argparse.ArgumentParser:
         default="auto",
         help="cascading randomization cut points: auto (head + 3 conv layers), none, or names",
     )
-    p.add_argument("--batch_size", type=_count, default=32)
+    p.add_argument("--batch_size", type=count, default=32)
     p.add_argument("--device", default="auto")
-    p.add_argument("--seed", type=_count, default=0)
+    p.add_argument("--seed", type=count, default=0)
     p.add_argument(
         "--allow_random",
         type=str2bool,

@@ -34,7 +34,7 @@ def parse_bool(v: str | bool) -> bool:
     raise argparse.ArgumentTypeError(f"not a boolean: {v!r}")
 
 
-def _parse_int(v: str) -> int:
+def parse_int(v: str) -> int:
     """'5' or '5.0' (MLproject float parameters) -> 5; '5.5' is an error."""
     f = float(v)
     if f != int(f):
@@ -52,7 +52,7 @@ def _arg_type(tp: Any) -> Any:
     if tp is bool:
         return parse_bool
     if tp is int:
-        return _parse_int
+        return parse_int
     if tp in (float, str):
         return tp
     return str
