@@ -8,18 +8,25 @@ Same model, layer, channels, image size and steps for both engines:
 Optionally (``--td-frozen``) torch-dreams again with frozen weights, to show how much of the gain
 comes from not computing weight gradients.
 
+``--cpu-bf16`` adds our engine under bfloat16 autocast (CPUs with AVX512-BF16/AMX).
+
 The activation reached is measured the same way for both: the channel's mean (pre-ReLU) output
-for the final image, without transforms (``featvis.evaluate``). Engines alternate within each
-repeat (isic, torch_dreams, isic, ...) so load changes hit both; medians over repeats.
+for the final image, without transforms (``featvis.evaluate``). Every engine runs once briefly
+(2 steps) as a warm-up; then engines alternate within each repeat so load changes hit both;
+medians over repeats. On CPU the table also gives process CPU time, which, with
+``--threads 1``, stays meaningful on a shared machine where wall time does not.
 
     python bench/featvis.py                                   # AlexNet last conv, 224 px, CPU
+    python bench/featvis.py --threads 1 --cpu-bf16 --td-frozen
     python bench/featvis.py --device cuda --arch vgg16 --size 256 --channels 64 --batch-size 64
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
+import time
 
 import torch
 
@@ -42,8 +49,8 @@ def load_model(arch: str, weights: str) -> tuple[torch.nn.Module, str]:
     return create_model(arch, 1000), "random init (seed 0)"
 
 
-def run_isic(model, layer, chans, args, device):
-    seconds, acts = 0.0, []
+def run_isic(model, layer, chans, args, device, amp):
+    acts = []
     for i in range(0, len(chans), args.batch_size):
         res = render(
             model,
@@ -52,13 +59,12 @@ def run_isic(model, layer, chans, args, device):
             steps=args.steps,
             seed=args.seed,
             device=device,
-            amp=args.amp,
+            amp=amp,
             record_every=0,
             **preset("fourier"),
         )
-        seconds += res.seconds
         acts.append(res.activation)
-    return seconds, torch.cat(acts)
+    return torch.cat(acts)
 
 
 def run_dreams(model, layer, chans, args, device, frozen):
@@ -66,7 +72,18 @@ def run_dreams(model, layer, chans, args, device, frozen):
         model, layer, chans, size=args.size, steps=args.steps, seed=args.seed,
         device=device, freeze_model=frozen,
     )  # fmt: skip
-    return res.seconds, res.activation
+    return res.activation
+
+
+def timed(fn, device) -> tuple[float, float, torch.Tensor]:
+    """(wall seconds, process CPU seconds, result) of ``fn()``."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    wall, cpu = time.perf_counter(), time.process_time()
+    out = fn()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return time.perf_counter() - wall, time.process_time() - cpu, out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -81,7 +98,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: leave)")
     p.add_argument("--weights", choices=["auto", "pretrained", "random"], default="auto")
-    p.add_argument("--amp", action=argparse.BooleanOptionalAction, default=None)
+    p.add_argument(
+        "--cpu-bf16", action="store_true", help="CPU: also our engine under bf16 autocast"
+    )
     p.add_argument("--td-frozen", action="store_true", help="also torch-dreams, frozen weights")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
@@ -93,34 +112,48 @@ def main(argv: list[str] | None = None) -> int:
     layer = resolve_layers(model, args.layer)[0]
     chans = list(range(args.channels))
 
-    engines = {"isic": lambda: run_isic(model, layer, chans, args, device)}
-    engines["torch_dreams"] = lambda: run_dreams(model, layer, chans, args, device, False)
+    amp_default = device.type == "cuda"
+    engines = {
+        "isic": lambda: run_isic(model, layer, chans, args, device, amp_default),
+        "torch_dreams": lambda: run_dreams(model, layer, chans, args, device, False),
+    }
+    if args.cpu_bf16 and device.type == "cpu":
+        engines["isic (bf16 autocast)"] = lambda: run_isic(model, layer, chans, args, device, True)
     if args.td_frozen:
         engines["torch_dreams (frozen weights)"] = lambda: run_dreams(
             model, layer, chans, args, device, True
         )
-    times: dict[str, list[float]] = {k: [] for k in engines}
+    steps, args.steps = args.steps, 2
+    for fn in engines.values():  # warm-up: allocator, oneDNN / cuDNN kernels, lazy imports
+        fn()
+    args.steps = steps
+    walls: dict[str, list[float]] = {k: [] for k in engines}
+    cpus: dict[str, list[float]] = {k: [] for k in engines}
     acts: dict[str, torch.Tensor] = {}
     for _ in range(args.repeats):
         for name, fn in engines.items():
-            seconds, act = fn()
-            times[name].append(seconds)
-            acts[name] = act
+            wall, cpu, acts[name] = timed(fn, device)
+            walls[name].append(wall)
+            cpus[name].append(cpu)
 
     print(
         f"\n{args.arch} `{layer}`, {args.size} px, {args.steps} steps, {len(chans)} channels, "
         f"weights: {weights}, device: {device}, threads: {torch.get_num_threads()}, "
-        f"isic batch {args.batch_size}, repeats {args.repeats} (median)\n"
+        f"isic batch {args.batch_size}, repeats {args.repeats} (median), "
+        f"load average {os.getloadavg()[0]:.1f}\n"
     )
-    print("| engine | seconds | channels/s | mean activation reached | speed-up vs torch-dreams |")
-    print("|---|---:|---:|---:|---:|")
-    base = statistics.median(times["torch_dreams"])
+    cpu_cols = device.type == "cpu"
+    head = "| engine | wall s | channels/s (wall) | speed-up (wall) |"
+    head += " CPU s | speed-up (CPU time) |" if cpu_cols else ""
+    print(head + " mean activation reached |")
+    print("|---|" + "---:|" * (head.count("|") - 1))
+    base_wall = statistics.median(walls["torch_dreams"])
+    base_cpu = statistics.median(cpus["torch_dreams"])
     for name in engines:
-        sec = statistics.median(times[name])
-        print(
-            f"| {name} | {sec:.1f} | {len(chans) / sec:.3f} | {acts[name].mean():.3f} | "
-            f"{base / sec:.1f}x |"
-        )
+        wall, cpu = statistics.median(walls[name]), statistics.median(cpus[name])
+        row = f"| {name} | {wall:.1f} | {len(chans) / wall:.3f} | {base_wall / wall:.1f}x |"
+        row += f" {cpu:.1f} | {base_cpu / cpu:.1f}x |" if cpu_cols else ""
+        print(row + f" {acts[name].mean():.4f} |")
     return 0
 
 

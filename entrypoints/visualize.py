@@ -32,7 +32,7 @@ from isic_tracking.interpret.featvis import LOGITS, channel, class_logit, render
 from isic_tracking.interpret.featvis.grids import comparison_grid, result_grid, save_png
 from isic_tracking.interpret.featvis.presets import PRESETS, preset
 from isic_tracking.interpret.featvis.render import RenderResult, check_request, layer_channels
-from isic_tracking.models import resolve_layers
+from isic_tracking.models import conv_layers, resolve_layers
 from isic_tracking.tracking import (
     download_artifacts,
     get_stage_run,
@@ -151,17 +151,25 @@ def _filters_run_top(run_id: str, tmp: str) -> pd.DataFrame:
     return table
 
 
-def _top_from_table(table: pd.DataFrame, layer: str, last: str, top_n: int) -> list[int] | None:
-    """Filters of ``layer`` by best rank over the classes (then percent); None if absent."""
-    rows = table[table["layer"] == layer] if "layer" in table.columns else table
-    if "layer" not in table.columns and layer != last:
-        return None  # an old table without a layer column holds the last layer only
+def _top_from_table(
+    table: pd.DataFrame, layer: str, last: str, top_n: int
+) -> dict[int, str] | None:
+    """Each class's ``top_n`` filters of ``layer`` (best rank first, then percent), with the
+    classes they rank for; None when the table has no rows for ``layer``."""
+    if "layer" in table.columns:
+        rows = table[table["layer"] == layer]
+    else:  # an old table without a layer column holds the last layer only
+        rows = table if layer == last else table.iloc[:0]
+    rows = rows[rows["rank"] <= top_n]
     if rows.empty:
         return None
     sort = ["rank", "percent"] if "percent" in rows.columns else ["rank"]
-    asc = [True, False][: len(sort)]
-    order = rows.sort_values(sort, ascending=asc)["filter"].astype(int)
-    return list(dict.fromkeys(order.tolist()))[:top_n]
+    rows = rows.sort_values(sort, ascending=[True, False][: len(sort)])
+    classes = rows["class"].astype(str) if "class" in rows.columns else pd.Series("", rows.index)
+    top: dict[int, list[str]] = {}
+    for f, c in zip(rows["filter"].astype(int), classes):
+        top.setdefault(f, []).append(c)
+    return {f: ", ".join(dict.fromkeys(c for c in cs if c)) for f, cs in top.items()}
 
 
 def _top_on_the_fly(model, layers, args, loaded, size, device) -> dict[str, list[int]]:
@@ -197,10 +205,11 @@ def _top_on_the_fly(model, layers, args, loaded, size, device) -> dict[str, list
 
 
 def _channel_targets(model, args, loaded, size, device, tmp) -> dict[str, list[Target]]:
+    """The channels of every layer to render, each with a note (the classes it ranks for)."""
     layers = resolve_layers(model, args.layers, default="first,last")
     spec = args.channels.strip()
+    chans: dict[str, dict[int, str]] = {}
     if spec == "all":
-        chans = {}
         for name in layers:
             c = layer_channels(model, name, size)
             if c > MAX_ALL_CHANNELS:
@@ -208,29 +217,33 @@ def _channel_targets(model, args, loaded, size, device, tmp) -> dict[str, list[T
                     f"channels=all: layer {name!r} has {c} channels (> {MAX_ALL_CHANNELS}); "
                     "use top_n or explicit indices"
                 )
-            chans[name] = list(range(c))
+            chans[name] = dict.fromkeys(range(c), "")
     elif spec == "top_n":
-        chans = {}
         if args.filters_run:
             table = _filters_run_top(args.filters_run, tmp)
-            last = layers[-1]
             for name in layers:
-                top = _top_from_table(table, name, last, args.top_n)
+                top = _top_from_table(table, name, conv_layers(model)[-1], args.top_n)
                 if top is not None:
                     chans[name] = top
         todo = [name for name in layers if name not in chans]
         if todo:
             if args.filters_run:
                 print(f"note: filters run {args.filters_run} has no rows for {todo}: ranked here")
-            chans.update(_top_on_the_fly(model, todo, args, loaded, size, device))
+            for name, top in _top_on_the_fly(model, todo, args, loaded, size, device).items():
+                chans[name] = dict.fromkeys(top, "")
     elif re.fullmatch(r"\d+(\s*,\s*\d+)*", spec):
-        idx = [int(s) for s in spec.split(",")]
-        chans = {name: idx for name in layers}
+        chans = {name: dict.fromkeys((int(s) for s in spec.split(",")), "") for name in layers}
     else:
         raise IsicInputError(
             f"channels={spec!r}: use top_n, all, classes or comma-separated indices like 3,17,42"
         )
-    return {name: [Target(name, c, 1.0, f"{name}:{c}") for c in chans[name]] for name in layers}
+    return {
+        name: [
+            Target(name, c, 1.0, f"{name}:{c}" + (f" ({note})" if note else ""))
+            for c, note in chans[name].items()
+        ]
+        for name in layers
+    }
 
 
 # --------------------------------------------------------------------------- rendering

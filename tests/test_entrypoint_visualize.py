@@ -96,12 +96,13 @@ def test_logs_grids_images_table_settings_and_tags(mlflow_tracking):
     assert f"figures/{LAST}/imagenet_torch_dreams_torch_dreams.png" in figures
     assert f"figures/{LAST}/comparison.png" in figures
     assert f"activation_mean/{LAST}/model/isic/thesis" in run.data.metrics
-    # the contract with `sanity --fv_run`: it finds every image of the table
+    # the contract with `sanity --fv_run`: it reads this table and finds the images it names
     from entrypoints import sanity
 
     with tempfile.TemporaryDirectory() as tmp:
-        read, pictures = sanity._from_visualize_run(run.info.run_id, 1, tmp)
-    assert len(read) == 12 and pictures.shape == (12, 3, 32, 32)
+        read, pictures = sanity._from_visualize_run(run.info.run_id, ["benign", "malignant"], tmp)
+    assert 0 < len(read) == pictures.shape[0] and pictures.shape[1:] == (3, 32, 32)
+    assert set(read["file"]) <= set(table["file"])
 
 
 def test_top_n_from_a_filters_run(mlflow_tracking):
@@ -124,8 +125,13 @@ def test_top_n_from_a_filters_run(mlflow_tracking):
     assert visualize.main(argv) == 0
     run = _visualize_run()
     table = _table(run.info.run_id)
-    # best rank first, ties by percent: 9 (rank 1, 60 %), 7 (rank 1, 50 %)
-    assert table.loc[table["layer"] == LAST, "channel"].tolist() == [9, 7]
+    # every class's top 2, best rank first, ties by percent: 9 (rank 1, 60 %), 7 (rank 1, 50 %),
+    # 40 (rank 2); filter 9 ranks for both classes
+    last = table[table["layer"] == LAST]
+    assert last["channel"].tolist() == [9, 7, 40]
+    assert last["label"].tolist() == [
+        f"{LAST}:9 (malignant, benign)", f"{LAST}:7 (benign)", f"{LAST}:40 (malignant)",
+    ]  # fmt: skip
     assert table.loc[table["layer"] == FIRST, "channel"].tolist() == [2]
     assert run.data.tags["isic.filters_run"] == filters_run.info.run_id
 

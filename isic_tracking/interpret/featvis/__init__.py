@@ -6,6 +6,8 @@ render loop (:mod:`.render`) that optimizes one image per target in a single for
 :mod:`.dreams` renders the same request with torch-dreams, :mod:`.grids` draws labelled grids.
 """
 
+from isic_tracking.interpret.featvis.dreams import render_torch_dreams
+from isic_tracking.interpret.featvis.metrics import pattern_correlation
 from isic_tracking.interpret.featvis.objectives import (
     LOGITS,
     Objective,
@@ -16,6 +18,7 @@ from isic_tracking.interpret.featvis.objectives import (
     neuron,
 )
 from isic_tracking.interpret.featvis.param import fourier_image, maco_image, pixel_image
+from isic_tracking.interpret.featvis.presets import PRESETS, preset
 from isic_tracking.interpret.featvis.regularizers import (
     Regularizer,
     bilateral,
@@ -23,11 +26,12 @@ from isic_tracking.interpret.featvis.regularizers import (
     l1,
     total_variation,
 )
-from isic_tracking.interpret.featvis.render import RenderResult, evaluate, render
+from isic_tracking.interpret.featvis.render import RenderResult, check_request, evaluate, render
 from isic_tracking.interpret.featvis.transforms import compose, random_affine, thesis_transforms
 
 __all__ = [
     "LOGITS",
+    "PRESETS",
     "Objective",
     "Regularizer",
     "RenderResult",
@@ -35,6 +39,7 @@ __all__ = [
     "blur",
     "channel",
     "channels",
+    "check_request",
     "class_logit",
     "compose",
     "evaluate",
@@ -43,9 +48,12 @@ __all__ = [
     "layer",
     "maco_image",
     "neuron",
+    "pattern_correlation",
     "pixel_image",
+    "preset",
     "random_affine",
     "render",
+    "render_torch_dreams",
     "thesis_transforms",
     "total_variation",
 ]

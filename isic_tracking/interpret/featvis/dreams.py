@@ -21,7 +21,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from isic_tracking.interpret.featvis.objectives import channel
+from isic_tracking.errors import IsicInputError
+from isic_tracking.interpret.featvis.objectives import LOGITS, channel
 from isic_tracking.interpret.featvis.render import (
     IMAGENET_MEAN,
     IMAGENET_STD,
@@ -30,6 +31,7 @@ from isic_tracking.interpret.featvis.render import (
     evaluate,
     frozen_eval,
     model_normalization,
+    probe,
 )
 from isic_tracking.models import get_layer
 from isic_tracking.utils import progress
@@ -62,6 +64,19 @@ def _restore_model(model: nn.Module, freeze: bool) -> Iterator[None]:
         model.train(was_training)
         for p, g in grads:
             p.grad = g
+
+
+def _check_smallest(model: nn.Module, size: int, scale_min: float) -> None:
+    """torch-dreams shrinks the image by up to ``scale_min`` and always runs the whole model."""
+    small = int(size * scale_min)
+    try:
+        probe(model, [LOGITS], small)
+    except IsicInputError as err:
+        raise IsicInputError(
+            f"torch-dreams resizes the image by down to {scale_min:g} and runs the whole model: "
+            f"at image size {size} that is {small} px, too small ({err}). Use a larger image "
+            "size or a larger scale minimum."
+        ) from err
 
 
 def render_torch_dreams(
@@ -115,6 +130,7 @@ def render_torch_dreams(
     device = next(model.parameters()).device
     objective = channel(layer_name, list(channels))
     check_request(model, objective, size)
+    _check_smallest(model, size, scale[0])
     module = get_layer(model, layer_name)
     if mean is None or std is None:
         mean, std = model_normalization(model)

@@ -109,6 +109,20 @@ class Objective:
         return self * -1.0
 
 
+class _Index:
+    """Per-element target indices, copied once to each device they are used on."""
+
+    def __init__(self, idx: Tensor) -> None:
+        self.cpu = idx
+        self.on: dict[torch.device, tuple[Tensor, Tensor]] = {}
+
+    def rows_cols(self, device: torch.device) -> tuple[Tensor, Tensor]:
+        if device not in self.on:
+            cols = self.cpu.to(device)
+            self.on[device] = (torch.arange(len(cols), device=device), cols)
+        return self.on[device]
+
+
 def _targets(n: int | Sequence[int] | Tensor) -> tuple[_Index | None, list[int]]:
     """(per-element indices, or None for one shared int; the indices as ints)."""
     if isinstance(n, Tensor) and n.ndim == 0 or isinstance(n, int):
@@ -124,24 +138,6 @@ def _check_range(layer: str, indices: list[int], size: int, what: str = "channel
             f"{what} {bad[0]} is out of range for layer {_layer_label(layer)!r}, which has "
             f"{size} {what}s: use 0..{size - 1}"
         )
-
-
-def _activation(acts: Activations, layer: str) -> Tensor:
-    return acts[layer].float()
-
-
-class _Index:
-    """Per-element target indices, copied once to each device they are used on."""
-
-    def __init__(self, idx: Tensor) -> None:
-        self.cpu = idx
-        self.on: dict[torch.device, tuple[Tensor, Tensor]] = {}
-
-    def rows_cols(self, device: torch.device) -> tuple[Tensor, Tensor]:
-        if device not in self.on:
-            cols = self.cpu.to(device)
-            self.on[device] = (torch.arange(len(cols), device=device), cols)
-        return self.on[device]
 
 
 def _gather(act: Tensor, idx: _Index | None, ints: list[int]) -> Tensor:
@@ -166,9 +162,9 @@ def channel(layer: str, n: int | Sequence[int] | Tensor) -> Objective:
     idx, ints = _targets(n)
 
     def fn(acts: Activations) -> Tensor:
-        act = _activation(acts, layer)
+        act = acts[layer]
         _check_range(layer, ints, act.shape[1])
-        values = _gather(act, idx, ints)
+        values = _gather(act, idx, ints).float()  # gather first: under AMP only B maps upcast
         return values.flatten(1).mean(1) if values.ndim > 1 else values
 
     labels = [f"{layer}:{i}" for i in ints] if idx is not None else None
@@ -197,13 +193,13 @@ def neuron(
     idx, ints = _targets(n)
 
     def fn(acts: Activations) -> Tensor:
-        act = _activation(acts, layer)
+        act = acts[layer]
         _check_range(layer, ints, act.shape[1])
         h, w = act.shape[-2:]
         yy, xx = h // 2 if y is None else y, w // 2 if x is None else x
         _check_range(layer, [yy], h, "row")
         _check_range(layer, [xx], w, "column")
-        return _gather(act, idx, ints)[:, yy, xx]
+        return _gather(act, idx, ints)[:, yy, xx].float()
 
     pos = "centre" if x is None and y is None else f"x={x}, y={y}"
     labels = [f"{layer}:{i}@{pos}" for i in ints] if idx is not None else None
@@ -214,7 +210,7 @@ def layer(name: str) -> Objective:
     """DeepDream: mean squared activation of the whole layer (Mordvintsev et al. 2015)."""
 
     def fn(acts: Activations) -> Tensor:
-        return (_activation(acts, name) ** 2).flatten(1).mean(1)
+        return (acts[name].float() ** 2).flatten(1).mean(1)
 
     return Objective(fn, f"layer({name})", [name])
 
@@ -228,9 +224,9 @@ def class_logit(n: int | Sequence[int] | Tensor) -> Objective:
     idx, ints = _targets(n)
 
     def fn(acts: Activations) -> Tensor:
-        out = _activation(acts, LOGITS)
+        out = acts[LOGITS]
         _check_range(LOGITS, ints, out.shape[1], "logit")
-        return _gather(out, idx, ints)
+        return _gather(out, idx, ints).float()
 
     labels = [f"logit {i}" for i in ints] if idx is not None else None
     return Objective(fn, f"class_logit({_spec(ints)})", [LOGITS], _batch(idx), labels)

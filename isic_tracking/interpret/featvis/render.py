@@ -141,11 +141,11 @@ def _normalizer(mean: Sequence[float], std: Sequence[float], device) -> Callable
 
 
 def _amp_context(device: torch.device, amp: bool | None) -> contextlib.AbstractContextManager:
-    """bfloat16 autocast on CUDA (no loss scaling needed); nothing elsewhere or when disabled."""
+    """bfloat16 autocast (no loss scaling needed): by default on CUDA, on request elsewhere."""
     use = (device.type == "cuda") if amp is None else amp
-    if use and device.type == "cuda" and torch.cuda.is_bf16_supported():
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
+    if not use or (device.type == "cuda" and not torch.cuda.is_bf16_supported()):
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=torch.bfloat16)
 
 
 def _runs_at(recorder: _Recorder, size: int, device) -> bool:
@@ -178,7 +178,7 @@ def _explain_size(recorder: _Recorder, size: int, device, err: RuntimeError) -> 
     ) from err
 
 
-def _probe(model: nn.Module, layers: Sequence[str], size: int) -> Activations:
+def probe(model: nn.Module, layers: Sequence[str], size: int) -> Activations:
     """One no-grad forward of a single grey image at ``size``, stopped at the deepest layer;
     an unknown layer or a too-small size raises IsicInputError."""
     device = _model_device(model)
@@ -192,14 +192,14 @@ def _probe(model: nn.Module, layers: Sequence[str], size: int) -> Activations:
 
 def check_request(model: nn.Module, objective: Objective, size: int) -> None:
     """Fail early with a clear message: unknown layer, index out of range, image too small."""
-    acts = _probe(model, objective.layers, size)
+    acts = probe(model, objective.layers, size)
     b = objective.batch or 1
     objective({k: v.expand(b, *v.shape[1:]) for k, v in acts.items()})
 
 
 def layer_channels(model: nn.Module, layer: str, size: int) -> int:
     """Number of channels of ``layer``'s output for ``size`` px inputs."""
-    return int(_probe(model, [layer], size)[layer].shape[1])
+    return int(probe(model, [layer], size)[layer].shape[1])
 
 
 def evaluate(

@@ -44,3 +44,12 @@ def test_torch_dreams_bad_input(tiny_cnn):
         render_torch_dreams(tiny_cnn, "features.1", [0], size=32, steps=1)
     with pytest.raises(IsicInputError, match=r"use 0\.\.7"):
         render_torch_dreams(tiny_cnn, "6", [8], size=32, steps=1)
+
+
+def test_torch_dreams_explains_its_smaller_resized_images():
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 4, 3), torch.nn.MaxPool2d(2), torch.nn.Conv2d(4, 4, 3)
+    )  # needs >= 8 px; at 12 px torch-dreams' 0.5 resize gives 6
+    with pytest.raises(IsicInputError, match="torch-dreams resizes the image by down to 0.5"):
+        render_torch_dreams(model, "0", [0], size=12, steps=1)
