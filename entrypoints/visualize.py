@@ -26,7 +26,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from entrypoints._common import optional, run_main, str2bool
+from entrypoints._common import count, optional, run_main, str2bool
 from isic_tracking.errors import IsicInputError
 from isic_tracking.interpret.featvis import LOGITS, channel, class_logit, render
 from isic_tracking.interpret.featvis.grids import comparison_grid, result_grid, save_png
@@ -51,11 +51,6 @@ ENGINES = ("isic", "torch_dreams")
 MAX_ALL_CHANNELS = 512
 
 
-def _count(v: str) -> int:
-    """MLproject passes numbers as floats ('5.0')."""
-    return int(float(v))
-
-
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=STAGE, description=__doc__)
     p.add_argument(
@@ -75,13 +70,13 @@ def build_parser() -> argparse.ArgumentParser:
         default="top_n",
         help="top_n (most activated filters), all, classes (class logits) or indices '3,17,42'",
     )
-    p.add_argument("--top_n", type=_count, default=5, help="filters per layer for top_n")
+    p.add_argument("--top_n", type=count, default=5, help="filters per layer for top_n")
     p.add_argument(
         "--filters_run", type=optional, default=None, help="a filters run: its top filters"
     )
-    p.add_argument("--steps", type=_count, default=200)
+    p.add_argument("--steps", type=count, default=200)
     p.add_argument(
-        "--image_size", type=_count, default=0, help="render size (0: the model's input size)"
+        "--image_size", type=count, default=0, help="render size (0: the model's input size)"
     )
     p.add_argument(
         "--regularization",
@@ -89,8 +84,8 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"preset(s), comma-separated: {', '.join(PRESETS)}",
     )
     p.add_argument("--engine", default="isic", help=f"engine(s), comma-separated: {ENGINES}")
-    p.add_argument("--seed", type=_count, default=0)
-    p.add_argument("--batch_size", type=_count, default=16, help="images rendered per forward")
+    p.add_argument("--seed", type=count, default=0)
+    p.add_argument("--batch_size", type=count, default=16, help="images rendered per forward")
     p.add_argument("--device", default="auto")
     p.add_argument(
         "--manifest",
@@ -99,7 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="images for top_n without filters_run (default: the training run's manifest)",
     )
     p.add_argument(
-        "--n_images", type=_count, default=32, help="images of the top_n pass (no filters_run)"
+        "--n_images", type=count, default=32, help="images of the top_n pass (no filters_run)"
     )
     p.add_argument(
         "--allow_random",
