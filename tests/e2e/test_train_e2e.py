@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import glob
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -169,7 +168,6 @@ def test_sigkill_mid_fold_then_resume_matches_uninterrupted(
     assert not diff
 
 
-@pytest.mark.skipif(shutil.which("torchrun") is None, reason="torchrun not on PATH")
 def test_torchrun_two_processes_on_cpu(binary_manifest: Path, tmp_path: Path) -> None:
     env = env_for(f"sqlite:///{tmp_path / 'mlflow.db'}")
     proc = subprocess.run(

@@ -25,6 +25,7 @@ from isic_tracking.tracking.runs import child_runs
 from isic_tracking.tracking.search import TRIAL_TAG, run_search
 from isic_tracking.tracking.training import apply_search_params
 from isic_tracking.train.search import SearchConfig, make_storage, open_study
+from tests.train.test_search import tiny_config as base_tiny_config
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -48,23 +49,8 @@ def manifest(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 
 def tiny_config(manifest: str, **kw) -> SearchConfig:
-    base = dict(
-        manifest=manifest,
-        arch="timm:test_efficientnet",
-        image_size=32,
-        subset=1.0,
-        device="cpu",
-        augment="none",
-        lr_min=1e-4,
-        lr_max=1e-2,
-        batch_sizes="16",
-        epochs_min=1,
-        epochs_max=2,
-        pruner="none",
-        max_batches=2,
-    )
-    base.update(kw)
-    return SearchConfig(**base)
+    """The search unit tests' tiny config, 1-2 epochs and no pruning unless asked."""
+    return base_tiny_config(manifest, **{"epochs_max": 2, "pruner": "none", **kw})
 
 
 def trial_runs(parent_id: str) -> dict[int, mlflow.entities.Run]:
