@@ -8,33 +8,12 @@ from pathlib import Path
 import mlflow
 import pandas as pd
 import pytest
-import torch
 from mlflow.tracking import MlflowClient
 
 from entrypoints import sanity
-from isic_tracking.models import create_model
-from isic_tracking.train.checkpoint import save_model_checkpoint
+from tests.helpers import checkpoint_run
 
 LAYERS = "conv1,layer2.0.conv1,layer4.1.conv2"
-
-
-def _checkpoint_run(seed: int, tags: dict[str, str] | None = None) -> str:
-    """A run holding a random-init resnet18 checkpoint for the binary task (64 px)."""
-    torch.manual_seed(seed)
-    model = create_model("resnet18", 1)
-    cfg = dict(
-        model.isic_config,
-        task="binary",
-        classes=["benign", "malignant"],
-        image_size=64,
-        mean=[0.485, 0.456, 0.406],
-        std=[0.229, 0.224, 0.225],
-    )
-    with mlflow.start_run() as run, tempfile.TemporaryDirectory() as tmp:
-        save_model_checkpoint(Path(tmp) / "ckpt", model, cfg)
-        mlflow.log_artifacts(str(Path(tmp) / "ckpt"), "checkpoint")
-        mlflow.set_tags(tags or {"isic.stage": "train-fold"})
-    return run.info.run_id
 
 
 def _args(model_run: str, manifest: Path, *extra: str) -> list[str]:
@@ -47,8 +26,8 @@ def _args(model_run: str, manifest: Path, *extra: str) -> list[str]:
 
 @pytest.mark.slow  # renders, randomizes and logs: ~10-35 s on 2 cores
 def test_sanity_logs_similarity_baselines_figures_and_tags(mlflow_tracking, binary_manifest):
-    model_run = _checkpoint_run(0)
-    ref_run = _checkpoint_run(1)
+    model_run = checkpoint_run(0)
+    ref_run = checkpoint_run(1)
     argv = _args(
         model_run, binary_manifest, "--randomize", "fc.1,conv1",
         "--reference_model_uri", f"runs:/{ref_run}/checkpoint",
@@ -95,7 +74,7 @@ def _error(capsys, argv: list[str]) -> str:
 
 
 def test_bad_input_messages(mlflow_tracking, binary_manifest, capsys):
-    model_run = _checkpoint_run(0)
+    model_run = checkpoint_run(0)
     err = _error(capsys, _args(model_run, binary_manifest, "--fv_run", model_run))
     assert "not a visualize run" in err and model_run in err
     err = _error(capsys, _args(model_run, binary_manifest, "--layers", "layer9.conv"))
@@ -118,7 +97,7 @@ def _stage_runs(stage: str) -> list:
 def test_sanity_reads_a_visualize_run(mlflow_tracking, binary_manifest):
     from entrypoints import visualize
 
-    model_run = _checkpoint_run(0)
+    model_run = checkpoint_run(0)
     uri = f"runs:/{model_run}/checkpoint"
     # channels 0..3 of the last conv, with and without regularization (the twins)
     assert (

@@ -7,33 +7,12 @@ from pathlib import Path
 
 import mlflow
 import pandas as pd
-import torch
 from mlflow.tracking import MlflowClient
 
 from entrypoints import visualize
-from isic_tracking.models import create_model
-from isic_tracking.train.checkpoint import save_model_checkpoint
+from tests.helpers import checkpoint_run
 
 FIRST, LAST = "conv1", "layer4.1.conv2"  # resnet18
-
-
-def _checkpoint_run() -> str:
-    """A run holding a random-init resnet18 checkpoint for the binary task (64 px)."""
-    torch.manual_seed(0)
-    model = create_model("resnet18", 1)
-    cfg = dict(
-        model.isic_config,
-        task="binary",
-        classes=["benign", "malignant"],
-        image_size=64,
-        mean=[0.485, 0.456, 0.406],
-        std=[0.229, 0.224, 0.225],
-    )
-    with mlflow.start_run() as run, tempfile.TemporaryDirectory() as tmp:
-        save_model_checkpoint(Path(tmp) / "ckpt", model, cfg)
-        mlflow.log_artifacts(str(Path(tmp) / "ckpt"), "checkpoint")
-        mlflow.set_tags({"isic.stage": "train-fold"})
-    return run.info.run_id
 
 
 def _args(model_run: str, *extra: str) -> list[str]:
@@ -68,7 +47,7 @@ def _artifacts(run_id: str, path: str) -> set[str]:
 
 
 def test_logs_grids_images_table_settings_and_tags(mlflow_tracking):
-    model_run = _checkpoint_run()
+    model_run = checkpoint_run()
     argv = _args(
         model_run, "--layers", "last", "--channels", "0,3", "--regularization", "thesis,none",
         "--engine", "isic,torch_dreams", "--compare_pretrained", "true", "--allow_random", "true",
@@ -106,7 +85,7 @@ def test_logs_grids_images_table_settings_and_tags(mlflow_tracking):
 
 
 def test_top_n_from_a_filters_run(mlflow_tracking):
-    model_run = _checkpoint_run()
+    model_run = checkpoint_run()
     top = pd.DataFrame(
         {
             "class": ["benign", "benign", "malignant", "malignant", "benign"],
@@ -137,7 +116,7 @@ def test_top_n_from_a_filters_run(mlflow_tracking):
 
 
 def test_top_n_on_the_fly_from_the_manifest(mlflow_tracking, binary_manifest):
-    model_run = _checkpoint_run()
+    model_run = checkpoint_run()
     argv = _args(
         model_run, "--layers", "last", "--top_n", "3", "--manifest", str(binary_manifest),
         "--n_images", "4",
@@ -148,7 +127,7 @@ def test_top_n_on_the_fly_from_the_manifest(mlflow_tracking, binary_manifest):
 
 
 def test_classes_renders_both_directions_of_the_binary_logit(mlflow_tracking):
-    model_run = _checkpoint_run()
+    model_run = checkpoint_run()
     assert visualize.main(_args(model_run, "--channels", "classes")) == 0
     table = _table(_visualize_run().info.run_id)
     assert table["objective"].tolist() == ["class_logit(0)", "-class_logit(0)"]
@@ -166,7 +145,7 @@ BAD_INPUTS = [
 
 
 def test_bad_input_messages(mlflow_tracking, capsys):
-    model_run = _checkpoint_run()
+    model_run = checkpoint_run()
     for extra, messages in BAD_INPUTS:
         assert visualize.main(_args(model_run, *extra)) == 2, extra
         err = capsys.readouterr().err

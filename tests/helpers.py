@@ -1,0 +1,31 @@
+"""Helpers shared by test modules (not fixtures)."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import mlflow
+import torch
+
+from isic_tracking.models import create_model
+from isic_tracking.train.checkpoint import save_model_checkpoint
+
+
+def checkpoint_run(seed: int = 0, tags: dict[str, str] | None = None) -> str:
+    """A run holding a random-init resnet18 checkpoint for the binary task (64 px)."""
+    torch.manual_seed(seed)
+    model = create_model("resnet18", 1)
+    cfg = dict(
+        model.isic_config,
+        task="binary",
+        classes=["benign", "malignant"],
+        image_size=64,
+        mean=[0.485, 0.456, 0.406],
+        std=[0.229, 0.224, 0.225],
+    )
+    with mlflow.start_run() as run, tempfile.TemporaryDirectory() as tmp:
+        save_model_checkpoint(Path(tmp) / "ckpt", model, cfg)
+        mlflow.log_artifacts(str(Path(tmp) / "ckpt"), "checkpoint")
+        mlflow.set_tags(tags or {"isic.stage": "train-fold"})
+    return run.info.run_id
