@@ -155,31 +155,22 @@ def _union_top(top: pd.DataFrame, layer: str) -> list[int]:
     return sorted(set(top.loc[top["layer"] == layer, "filter"].astype(int)))
 
 
-def _log_tables(report: FilterReport, layers: list[str]) -> None:
-    log_dataframe(report.class_top, "tables/class_filters.csv")
-    log_figure(
-        top_filters_table(report.class_top, "Top filters per class"), "figures/class_top.png"
-    )
+def _log_kind(top, percent, kind: str, title: str, layers: list[str]) -> None:
+    """Top-N table, per-layer percentages and heatmaps of one kind (class or group)."""
+    log_dataframe(top, f"tables/{kind}_filters.csv")
+    log_figure(top_filters_table(top, f"Top filters per {kind}"), f"figures/{kind}_top.png")
     for layer in layers:
-        pct = report.class_percent[layer]
-        log_dataframe(pct.reset_index(), f"tables/class_percent_{_safe(layer)}.csv")
-        fig = filter_heatmap(
-            pct, f"Class-specific filters, {layer}", _union_top(report.class_top, layer)
-        )
-        log_figure(fig, f"figures/class_heatmap_{_safe(layer)}.png")
+        pct = percent[layer]
+        log_dataframe(pct.reset_index(), f"tables/{kind}_percent_{_safe(layer)}.csv")
+        fig = filter_heatmap(pct, f"{title}-specific filters, {layer}", _union_top(top, layer))
+        log_figure(fig, f"figures/{kind}_heatmap_{_safe(layer)}.png")
+
+
+def _log_tables(report: FilterReport, layers: list[str]) -> None:
+    _log_kind(report.class_top, report.class_percent, "class", "Class", layers)
     if report.group_top.empty:
         return
-    log_dataframe(report.group_top, "tables/group_filters.csv")
-    log_figure(
-        top_filters_table(report.group_top, "Top filters per group"), "figures/group_top.png"
-    )
-    for layer in layers:
-        pct = report.group_percent[layer]
-        log_dataframe(pct.reset_index(), f"tables/group_percent_{_safe(layer)}.csv")
-        fig = filter_heatmap(
-            pct, f"Group-specific filters, {layer}", _union_top(report.group_top, layer)
-        )
-        log_figure(fig, f"figures/group_heatmap_{_safe(layer)}.png")
+    _log_kind(report.group_top, report.group_percent, "group", "Group", layers)
     log_dataframe(report.jaccard.reset_index(), "tables/jaccard.csv")
     log_figure(jaccard_heatmap(report.jaccard), "figures/jaccard.png")
     log_dataframe(report.recovery, "tables/recovery_auc.csv")

@@ -96,6 +96,7 @@ def config_hash(cfg: Any, exclude: tuple[str, ...] = ()) -> str:
 
 
 def _f(default: Any, help: str) -> Any:
+    """A dataclass field with its --help text (shared by the stage configs)."""
     return dataclasses.field(default=default, metadata={"help": help})
 
 

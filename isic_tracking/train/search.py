@@ -41,7 +41,11 @@ from filelock import FileLock
 from optuna.storages import BaseStorage, RetryHeartbeatStaleTrialCallback
 from optuna.trial import FrozenTrial, TrialState
 
-from isic_tracking.config import TrainConfig, config_hash
+from isic_tracking.config import (
+    TrainConfig,
+    _f,  # noqa: PLC2701  (one field-with-help helper)
+    config_hash,
+)
 from isic_tracking.errors import IsicInputError, NonFiniteLossError
 from isic_tracking.train.fold import train_fold
 from isic_tracking.train.losses import TASKS, metric_mode
@@ -55,10 +59,6 @@ PRUNERS = ("median", "none")
 #: Trial outcome -> how it is reported (MLflow status in the tracking layer).
 STATES = ("complete", "pruned", "failed")
 _HOST = socket.gethostname()
-
-
-def _f(default: Any, help: str) -> Any:
-    return dataclasses.field(default=default, metadata={"help": help})
 
 
 @dataclass
