@@ -9,7 +9,7 @@ from collections.abc import Sequence
 import mlflow
 
 from entrypoints._common import run_main
-from isic_tracking.tracking import log_dataframe, log_figure, stage_run
+from isic_tracking.tracking import log_dataframe, log_figure, stage_run, tag
 from isic_tracking.tracking.compare import compare_runs, mean_std_table, resolve_train_runs
 from isic_tracking.train.plots import metric_bars_figure
 
@@ -36,11 +36,11 @@ def _main(argv: Sequence[str] | None = None) -> int:
     result = compare_runs(run_ids)
     params = {"runs": ",".join(run_ids), "n_runs": len(run_ids)}
     with stage_run("compare", params, run_name="compare"):
-        mlflow.set_tag("isic.comparable", str(result.comparable).lower())
+        mlflow.set_tag(tag.COMPARABLE, str(result.comparable).lower())
         for w in result.warnings:
             print(f"WARNING: {w}")
         if result.warnings:
-            mlflow.set_tag("isic.compare_warnings", " | ".join(result.warnings)[:4000])
+            mlflow.set_tag(tag.COMPARE_WARNINGS, " | ".join(result.warnings)[:4000])
         log_dataframe(result.table, "tables/comparison_raw.csv")
         log_dataframe(mean_std_table(result.table), "tables/comparison.csv")
         for part in ("val", "test"):

@@ -14,8 +14,9 @@ import mlflow
 
 from entrypoints._common import optional, run_main, str2bool
 from isic_tracking.data.defaults import data_dir
-from isic_tracking.tracking import param
-from isic_tracking.tracking.pipeline import Pipeline, current_git_commit, pipeline_experiment
+from isic_tracking.tracking import param, tag
+from isic_tracking.tracking.pipeline import Pipeline, current_git_commit
+from isic_tracking.tracking.runs import experiment_id
 
 PROJECT = str(Path(__file__).resolve().parents[1])
 
@@ -91,10 +92,10 @@ def _main(argv: Sequence[str] | None = None) -> int:
     prof = PROFILES[args.profile]
     t0 = time.time()
     with mlflow.start_run(run_name=f"pipeline-{args.arch}") as run:
-        mlflow.set_tags({"isic.stage": "main", "isic.profile": args.profile})
+        mlflow.set_tags({tag.STAGE: "main", tag.PROFILE: args.profile})
         pipe = Pipeline(
             PROJECT,
-            pipeline_experiment(),
+            experiment_id(),
             run.info.run_id,
             current_git_commit(PROJECT),
             force=args.force,
@@ -121,7 +122,7 @@ def _main(argv: Sequence[str] | None = None) -> int:
         train = pipe.run(
             "train", {**common, **prof["train"], **weights, "params_from": search.info.run_id}
         )
-        model_name = train.data.tags.get("isic.registered_model")
+        model_name = train.data.tags.get(tag.REGISTERED_MODEL)
         model_uri = f"models:/{model_name}@champion"
         filt = pipe.run(
             "filters",
@@ -148,7 +149,7 @@ def _main(argv: Sequence[str] | None = None) -> int:
                 **prof["sanity"],
             },
         )
-        mlflow.set_tags({"isic.model_uri": model_uri, "isic.train_run": train.info.run_id})
+        mlflow.set_tags({tag.MODEL_URI: model_uri, tag.TRAIN_RUN: train.info.run_id})
         _report(pipe, model_uri, time.time() - t0)
     return 0
 

@@ -48,6 +48,7 @@ from isic_tracking.tracking import (
     log_manifest_input,
     log_metrics,
     stage_run,
+    tag,
 )
 from isic_tracking.tracking.analysis import split_rows
 from isic_tracking.utils import resolve_device, seed_everything
@@ -458,9 +459,9 @@ def _main(argv: Sequence[str] | None = None) -> int:
         layers_resolved=layers, manifest_resolved=manifest_path, render_size=ctx.render_size
     )
     tags = dict(loaded.tags)
-    tags["isic.sanity.visualizations"] = compared
+    tags[tag.SANITY_VISUALIZATIONS] = compared
     if args.fv_run:
-        tags["isic.fv_run"] = args.fv_run
+        tags[tag.FV_RUN] = args.fv_run
     with stage_run(STAGE, params=params, tags=tags):
         log_manifest_input(sample, name="sanity-natural-images", context="natural")
         shown = pd.concat([vis.main, vis.logits]) if extra else vis.main

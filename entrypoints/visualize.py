@@ -42,6 +42,7 @@ from isic_tracking.tracking import (
     log_image_files,
     log_metrics,
     stage_run,
+    tag,
     training_manifest,
 )
 from isic_tracking.utils import resolve_device, seed_everything
@@ -385,7 +386,7 @@ def _main(argv: Sequence[str] | None = None) -> int:
         }
         tags = dict(loaded.tags)
         if args.filters_run:
-            tags["isic.filters_run"] = args.filters_run
+            tags[tag.FILTERS_RUN] = args.filters_run
         out = Path(tmp) / "out"
         rows: list[dict] = []
         with stage_run(STAGE, params, tags=tags, run_name=STAGE):

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from isic_tracking.errors import IsicInputError
+from isic_tracking.tracking import tag
 from isic_tracking.tracking.registry import _resolve_version
 from isic_tracking.tracking.runs import get_run, get_stage_run, param
 
@@ -50,11 +51,11 @@ def _row(run_id: str) -> dict:
         "name": t.get("mlflow.runName", run_id[:8]),
         "arch": param(run, "arch"),
         "task": param(run, "task"),
-        "data_set": t.get("isic.dataset.training.digest", ""),
+        "data_set": t.get(tag.dataset_digest("training"), ""),
         "manifest": param(run, "manifest"),
         "folds": param(run, "folds"),
-        "grouping": t.get("isic.grouping", ""),
-        "split_digest": t.get("isic.split_digest", ""),
+        "grouping": t.get(tag.GROUPING, ""),
+        "split_digest": t.get(tag.SPLIT_DIGEST, ""),
     }
     for part in PARTS:
         for k in TABLE_METRICS:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,11 +17,11 @@ from mlflow.entities import Run
 from mlflow.tracking import MlflowClient
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 
-from isic_tracking.tracking.runs import STAGE_TAG, get_run
+from isic_tracking.tracking import tag
+from isic_tracking.tracking.runs import get_run
 
 ENTRY_POINT_TAG = "mlflow.project.entryPoint"
 GIT_COMMIT_TAG = "mlflow.source.git.commit"
-STAGE_KEY_TAG = "isic.stage_key"
 
 
 def _as_param(v: Any) -> str:
@@ -46,7 +45,7 @@ def find_finished_stage(
     key = stage_key(entry_point, parameters)
     runs = MlflowClient().search_runs(
         [experiment_id],
-        filter_string=f"tags.`{STAGE_KEY_TAG}` = '{key}' and attributes.status = 'FINISHED'",
+        filter_string=f"tags.`{tag.STAGE_KEY}` = '{key}' and attributes.status = 'FINISHED'",
         order_by=["attributes.start_time DESC"],
         max_results=50,
     )
@@ -59,7 +58,7 @@ def find_finished_stage(
 
 def effective_run(run: Run) -> Run:
     """A train run that resumed an earlier run points at it (tag ``isic.resumed_into``)."""
-    target = run.data.tags.get("isic.resumed_into")
+    target = run.data.tags.get(tag.RESUMED_INTO)
     return get_run(target) if target else run
 
 
@@ -92,7 +91,7 @@ class Pipeline:
                 MLFLOW_PARENT_RUN_ID: self.parent_run_id,
                 "mlflow.runName": entry_point,
                 ENTRY_POINT_TAG: entry_point,
-                STAGE_KEY_TAG: stage_key(entry_point, params),
+                tag.STAGE_KEY: stage_key(entry_point, params),
                 **({GIT_COMMIT_TAG: self.git_commit} if self.git_commit else {}),
             },
         )
@@ -124,12 +123,4 @@ def current_git_commit(path: str) -> str | None:
         return None
 
 
-def pipeline_experiment() -> str:
-    """The experiment ``mlflow run`` chose, else the active/default one."""
-    exp = os.environ.get("MLFLOW_EXPERIMENT_ID")
-    if exp:
-        return exp
-    return mlflow.tracking.fluent._get_experiment_id()  # noqa: SLF001
-
-
-__all__ = ["Pipeline", "STAGE_TAG", "current_git_commit", "effective_run", "find_finished_stage"]
+__all__ = ["Pipeline", "current_git_commit", "effective_run", "find_finished_stage"]

@@ -23,6 +23,7 @@ from torch import nn
 from isic_tracking.data.manifest import task_classes
 from isic_tracking.errors import IsicInputError
 from isic_tracking.models import create_model
+from isic_tracking.tracking import tag
 from isic_tracking.tracking.runs import download_artifacts, get_run, param
 from isic_tracking.train.checkpoint import load_model_checkpoint
 
@@ -74,9 +75,7 @@ def register_checkpoints(
         run = get_run(run_id)
         source = f"{run.info.artifact_uri.rstrip('/')}/{CHECKPOINT_DIR}"
         tags = {k: f"{v:.6g}" for k, v in metrics.items()}
-        tags.update(
-            {"fold": run.data.tags.get("isic.fold", ""), "train_run_id": train_run_id or ""}
-        )
+        tags.update({"fold": run.data.tags.get(tag.FOLD, ""), "train_run_id": train_run_id or ""})
         versions.append(client.create_model_version(name, source=source, run_id=run_id, tags=tags))
 
     def key(pair: tuple[ModelVersion, tuple[str, dict[str, float]]]) -> float:

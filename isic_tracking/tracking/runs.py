@@ -23,9 +23,29 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from isic_tracking.errors import IsicInputError
+from isic_tracking.tracking import tag
 
-STAGE_TAG = "isic.stage"
 _MAX_PARAM_LEN = 6000
+
+
+def experiment_id() -> str:
+    """The experiment this process's runs go to: the active run's, ``MLFLOW_EXPERIMENT_ID``
+    (set by ``mlflow run``), ``MLFLOW_EXPERIMENT_NAME`` (created if missing), else Default.
+
+    The one lookup every stage uses, so a search, a resume and the pipeline's reuse of
+    finished stages all look in the same experiment.
+    """
+    active = mlflow.active_run()
+    if active is not None:
+        return active.info.experiment_id
+    if os.environ.get("MLFLOW_EXPERIMENT_ID"):
+        return os.environ["MLFLOW_EXPERIMENT_ID"]
+    name = os.environ.get("MLFLOW_EXPERIMENT_NAME")
+    if name:
+        exp = mlflow.get_experiment_by_name(name)
+        return exp.experiment_id if exp else mlflow.create_experiment(name)
+    exp = mlflow.get_experiment_by_name("Default")
+    return exp.experiment_id if exp else "0"
 
 
 def flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -98,7 +118,7 @@ def stage_run(
     elif run_name is not None and not os.environ.get("MLFLOW_RUN_ID"):
         kwargs["run_name"] = run_name
     with mlflow.start_run(**kwargs) as run:
-        mlflow.set_tags({STAGE_TAG: stage, **(tags or {})})
+        mlflow.set_tags({tag.STAGE: stage, **(tags or {})})
         if params:
             log_params(params)
         yield run
@@ -172,7 +192,7 @@ def log_manifest_input(df: pd.DataFrame, name: str, context: str, source: str | 
             table, source=source, targets="label", name=name, digest=digest
         )
     mlflow.log_input(dataset, context=context)
-    mlflow.set_tag(f"isic.dataset.{context}.digest", digest)
+    mlflow.set_tag(tag.dataset_digest(context), digest)
     return digest
 
 
@@ -189,11 +209,11 @@ def get_run(run_id: str) -> Run:
 def get_stage_run(run_id: str, stage: str) -> Run:
     """The run ``run_id`` checked to be a run of ``stage`` (tag ``isic.stage``)."""
     run = get_run(run_id)
-    actual = run.data.tags.get(STAGE_TAG)
+    actual = run.data.tags.get(tag.STAGE)
     if actual != stage:
         raise IsicInputError(
             f"run {run_id} is a {actual or 'non-isic'} run, not a {stage} run; "
-            f"pass the id of a `{stage}` run (see the MLflow UI, tag {STAGE_TAG}={stage})"
+            f"pass the id of a `{stage}` run (see the MLflow UI, tag {tag.STAGE}={stage})"
         )
     return run
 

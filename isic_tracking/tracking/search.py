@@ -33,9 +33,10 @@ from mlflow.tracking import MlflowClient
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 
 from isic_tracking.errors import IsicInputError
+from isic_tracking.tracking import tag
 from isic_tracking.tracking.runs import (
-    STAGE_TAG,
     child_runs,
+    experiment_id,
     log_dataframe,
     log_figure,
     log_manifest_input,
@@ -70,7 +71,6 @@ from isic_tracking.utils import resolve_device, seed_everything
 
 SEARCH_STAGE = "search"
 TRIAL_STAGE = "search-trial"
-STUDY_TAG = "isic.study_name"
 TRIAL_TAG = "optuna.trial_number"
 STATE_TAG = "optuna.state"
 PARENT_ATTR = "mlflow_parent_run_id"
@@ -109,8 +109,8 @@ class MlflowTrialHooks(TrialHooks):
     def start(self, trial: optuna.Trial, params: dict[str, Any]) -> None:
         tags = {
             MLFLOW_PARENT_RUN_ID: self.parent_run_id,
-            STAGE_TAG: TRIAL_STAGE,
-            STUDY_TAG: self.study_name,
+            tag.STAGE: TRIAL_STAGE,
+            tag.STUDY_NAME: self.study_name,
             TRIAL_TAG: str(trial.number),
             STATE_TAG: "running",
         }
@@ -147,9 +147,9 @@ class MlflowTrialHooks(TrialHooks):
             metrics["objective"] = float(outcome.value)
         tags = {STATE_TAG: outcome.state}
         if outcome.error:
-            tags["isic.error"] = outcome.error[:4000]
+            tags[tag.ERROR] = outcome.error[:4000]
         if outcome.best_epoch is not None:
-            tags["isic.best_epoch"] = str(outcome.best_epoch)
+            tags[tag.BEST_EPOCH] = str(outcome.best_epoch)
         self.client.log_batch(
             run_id,
             metrics=[Metric(k, float(v), now, 0) for k, v in metrics.items()],
@@ -185,7 +185,7 @@ def sync_trial_runs(study: optuna.Study, parent_run_id: str) -> int:
             continue
         client.set_tag(run.info.run_id, STATE_TAG, state)
         if state == "failed":
-            client.set_tag(run.info.run_id, "isic.error", "worker died (no heartbeat)")
+            client.set_tag(run.info.run_id, tag.ERROR, "worker died (no heartbeat)")
         client.set_terminated(run.info.run_id, status=RUN_STATUS[state])
         n += 1
     return n
@@ -294,18 +294,6 @@ def default_storage_url(work_dir: str | Path = "outputs/search") -> str:
     return f"journal:{Path(work_dir) / 'optuna.journal'}"
 
 
-def _experiment_id() -> str:
-    """The experiment runs go to: MLFLOW_EXPERIMENT_ID, MLFLOW_EXPERIMENT_NAME, else Default."""
-    if os.environ.get("MLFLOW_EXPERIMENT_ID"):
-        return os.environ["MLFLOW_EXPERIMENT_ID"]
-    name = os.environ.get("MLFLOW_EXPERIMENT_NAME")
-    if name:
-        exp = mlflow.get_experiment_by_name(name)
-        return exp.experiment_id if exp else mlflow.create_experiment(name)
-    exp = mlflow.get_experiment_by_name("Default")
-    return exp.experiment_id if exp else "0"
-
-
 def _search_run(run_id: str | None, study_name: str) -> str | None:
     if not run_id:
         return None
@@ -313,8 +301,8 @@ def _search_run(run_id: str | None, study_name: str) -> str | None:
         run = MlflowClient().get_run(run_id)
     except MlflowException:
         return None
-    ok = run.data.tags.get(STAGE_TAG) == SEARCH_STAGE and run.info.lifecycle_stage == "active"
-    return run_id if ok and run.data.tags.get(STUDY_TAG) == study_name else None
+    ok = run.data.tags.get(tag.STAGE) == SEARCH_STAGE and run.info.lifecycle_stage == "active"
+    return run_id if ok and run.data.tags.get(tag.STUDY_NAME) == study_name else None
 
 
 def find_parent_run(study: optuna.Study, study_name: str) -> str | None:
@@ -323,8 +311,8 @@ def find_parent_run(study: optuna.Study, study_name: str) -> str | None:
     if recorded:
         return recorded
     runs = MlflowClient().search_runs(
-        [_experiment_id()],
-        filter_string=f"tags.`{STAGE_TAG}` = '{SEARCH_STAGE}' and tags.`{STUDY_TAG}` = '{study_name}'",
+        [experiment_id()],
+        filter_string=f"tags.`{tag.STAGE}` = '{SEARCH_STAGE}' and tags.`{tag.STUDY_NAME}` = '{study_name}'",
         order_by=["attributes.start_time DESC"],
         max_results=1,
     )
@@ -339,27 +327,27 @@ def _claim_parent(study: optuna.Study, study_name: str) -> str:
     parent = find_parent_run(study, study_name)
     if parent is None:
         if own:
-            client.set_tag(own, STAGE_TAG, SEARCH_STAGE)
-            client.set_tag(own, STUDY_TAG, study_name)
+            client.set_tag(own, tag.STAGE, SEARCH_STAGE)
+            client.set_tag(own, tag.STUDY_NAME, study_name)
             mine = own
         else:
             mine = client.create_run(
-                _experiment_id(),
+                experiment_id(),
                 run_name=f"search-{study_name}",
-                tags={STAGE_TAG: SEARCH_STAGE, STUDY_TAG: study_name},
+                tags={tag.STAGE: SEARCH_STAGE, tag.STUDY_NAME: study_name},
             ).info.run_id
         study.set_user_attr(PARENT_ATTR, mine)
         time.sleep(0.5)  # let a racing machine record its own, then keep the last one
         parent = study.user_attrs.get(PARENT_ATTR, mine)
         if parent != mine:
-            client.set_tag(mine, STAGE_TAG, "search-worker")
-            client.set_tag(mine, "isic.resumed_into", parent)
+            client.set_tag(mine, tag.STAGE, "search-worker")
+            client.set_tag(mine, tag.RESUMED_INTO, parent)
             if mine != own:
                 client.set_terminated(mine)
         return parent
     if own and own != parent:
-        client.set_tag(own, STAGE_TAG, "search-resume")
-        client.set_tag(own, "isic.resumed_into", parent)
+        client.set_tag(own, tag.STAGE, "search-resume")
+        client.set_tag(own, tag.RESUMED_INTO, parent)
         print(f"search: resuming study {study_name!r} in its run {parent}")
     return parent
 
@@ -403,14 +391,14 @@ def log_study_summary(study: optuna.Study, cfg: SearchConfig, storage: str = "")
         elif any(existing.get(f"best.{k}") != str(v) for k, v in best_params.items()):
             print("search: a better trial than the logged best.* params; tags best_* hold it")
         mlflow.set_tags({f"best_{k}": str(v) for k, v in best_params.items()})
-        mlflow.set_tag("isic.best_trial", str(best.number))
+        mlflow.set_tag(tag.BEST_TRIAL, str(best.number))
         if best_value is not None and math.isfinite(best_value):
             mlflow.log_metric("best_value", best_value, step=finished)
     else:
         print("search: no trial completed yet; no best params")
     left, waiting = budget_left(study, cfg.n_trials)
     done = left == 0 and waiting == 0 and counts["running"] == 0
-    mlflow.set_tag("isic.complete", "true" if done else "false")
+    mlflow.set_tag(tag.COMPLETE, "true" if done else "false")
     table = trials_table(study)
     if not table.empty:
         log_dataframe(table, "tables/trials.csv")
@@ -443,16 +431,16 @@ def run_search(cfg: SearchConfig) -> SearchOutcome:
     with mlflow.start_run(run_id=parent_id):
         mlflow.set_tags(
             {
-                STAGE_TAG: SEARCH_STAGE,
-                STUDY_TAG: study_name,
-                "isic.storage": shown,
-                "isic.direction": cfg.direction(),
-                "isic.n_trials": str(cfg.n_trials),
-                "isic.n_workers": str(cfg.n_workers),
+                tag.STAGE: SEARCH_STAGE,
+                tag.STUDY_NAME: study_name,
+                tag.STORAGE: shown,
+                tag.DIRECTION: cfg.direction(),
+                tag.N_TRIALS: str(cfg.n_trials),
+                tag.N_WORKERS: str(cfg.n_workers),
             }
         )
         log_params(_search_params(cfg, data.manifest_path))
-        if "isic.dataset.search.digest" not in MlflowClient().get_run(parent_id).data.tags:
+        if tag.dataset_digest("search") not in MlflowClient().get_run(parent_id).data.tags:
             log_manifest_input(
                 data.subset,
                 name=Path(data.manifest_path).parent.name or "manifest",

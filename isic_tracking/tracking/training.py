@@ -35,10 +35,11 @@ from isic_tracking.data.splits import (
 from isic_tracking.data.transforms import build_transforms
 from isic_tracking.errors import IsicInputError, NonFiniteLossError
 from isic_tracking.models import check_arch
+from isic_tracking.tracking import tag
 from isic_tracking.tracking.registry import CHECKPOINT_DIR, register_checkpoints
 from isic_tracking.tracking.runs import (
-    STAGE_TAG,
     child_runs,
+    experiment_id,
     get_stage_run,
     log_dataframe,
     log_figure,
@@ -125,19 +126,15 @@ def _broadcast(obj: object) -> object:
 
 def find_resumable_run(cfg_hash: str, exclude: str | None) -> str | None:
     """The newest unfinished train run with the same config hash, if any."""
-    exp = (
-        os.environ.get("MLFLOW_EXPERIMENT_ID")
-        or mlflow.get_experiment_by_name("Default").experiment_id
-    )
     runs = MlflowClient().search_runs(
-        [exp],
-        filter_string=f"tags.`{STAGE_TAG}` = 'train' and tags.`isic.config_hash` = '{cfg_hash}'",
+        [experiment_id()],
+        filter_string=f"tags.`{tag.STAGE}` = 'train' and tags.`{tag.CONFIG_HASH}` = '{cfg_hash}'",
         order_by=["attributes.start_time DESC"],
         max_results=20,
     )
     for r in runs:
-        if r.info.run_id != exclude and r.data.tags.get("isic.complete") != "true":
-            if r.info.status != "FINISHED" or r.data.tags.get("isic.complete") == "false":
+        if r.info.run_id != exclude and r.data.tags.get(tag.COMPLETE) != "true":
+            if r.info.status != "FINISHED" or r.data.tags.get(tag.COMPLETE) == "false":
                 return r.info.run_id
     return None
 
@@ -265,8 +262,8 @@ def run_training(cfg: TrainConfig) -> TrainingOutcome | None:
     if parent_id:
         get_stage_run(parent_id, "train")
         if own_run and own_run != parent_id:
-            MlflowClient().set_tag(own_run, "isic.resumed_into", parent_id)
-            MlflowClient().set_tag(own_run, STAGE_TAG, "train-resume")
+            MlflowClient().set_tag(own_run, tag.RESUMED_INTO, parent_id)
+            MlflowClient().set_tag(own_run, tag.STAGE, "train-resume")
             print(f"resuming train run {parent_id} (same settings, unfinished)")
     params = {
         **dataclasses.asdict(cfg),
@@ -282,18 +279,18 @@ def run_training(cfg: TrainConfig) -> TrainingOutcome | None:
         parent_id = run.info.run_id
         mlflow.set_tags(
             {
-                STAGE_TAG: "train",
-                "isic.config_hash": h,
-                "isic.complete": "false",
-                "isic.grouping": "grouped" if cfg.grouped else "stratified",
-                "isic.split_digest": split_digest(train),
+                tag.STAGE: "train",
+                tag.CONFIG_HASH: h,
+                tag.COMPLETE: "false",
+                tag.GROUPING: "grouped" if cfg.grouped else "stratified",
+                tag.SPLIT_DIGEST: split_digest(train),
             }
         )
         log_params(params)
         existing = {
-            r.data.tags.get("isic.fold"): r
+            r.data.tags.get(tag.FOLD): r
             for r in child_runs(parent_id)
-            if r.data.tags.get(STAGE_TAG) == FOLD_STAGE
+            if r.data.tags.get(tag.STAGE) == FOLD_STAGE
         }
         if not existing:
             log_manifest_input(
@@ -303,7 +300,7 @@ def run_training(cfg: TrainConfig) -> TrainingOutcome | None:
                 write_folds_csv(train, Path(tmp) / "folds.csv")
                 mlflow.log_artifact(str(Path(tmp) / "folds.csv"), "splits")
         done = [
-            int(k) for k, r in existing.items() if r.data.tags.get("isic.fold_status") == "finished"
+            int(k) for k, r in existing.items() if r.data.tags.get(tag.FOLD_STATUS) == "finished"
         ]
         _broadcast(parent_id)
         _broadcast(done)
@@ -320,7 +317,7 @@ def run_training(cfg: TrainConfig) -> TrainingOutcome | None:
             with mlflow.start_run(
                 run_id=prev.info.run_id if prev else None, nested=True, run_name=f"fold-{k}"
             ) as frun:
-                mlflow.set_tags({STAGE_TAG: FOLD_STAGE, "isic.fold": str(k)})
+                mlflow.set_tags({tag.STAGE: FOLD_STAGE, tag.FOLD: str(k)})
                 log_params({"fold": k, "n_train": len(tr), "n_val": len(va)})
                 try:
                     result = train_fold(
@@ -332,15 +329,15 @@ def run_training(cfg: TrainConfig) -> TrainingOutcome | None:
                         on_epoch=lambda e, row: log_metrics(row, step=e),
                     )
                 except NonFiniteLossError as err:
-                    mlflow.set_tag("isic.fold_status", "failed")
-                    mlflow.set_tag("isic.error", str(err)[:4000])
+                    mlflow.set_tag(tag.FOLD_STATUS, "failed")
+                    mlflow.set_tag(tag.ERROR, str(err)[:4000])
                     print(f"fold {k} FAILED: {err}")
                     failed.append(k)
                     mlflow.end_run(status="FAILED")
                     continue
                 finals[k] = _log_fold(cfg, result, va, test)
                 results[k] = result
-                mlflow.set_tag("isic.fold_status", "finished")
+                mlflow.set_tag(tag.FOLD_STATUS, "finished")
             print(
                 f"fold {k}: best {cfg.resolved_monitor()}={result.best_metrics.get(cfg.resolved_monitor()):.4f} "
                 f"at epoch {result.best_epoch} (run {frun.info.run_id})"
@@ -367,13 +364,13 @@ def _finish(
 ) -> TrainingOutcome:
     """When every fold has finished (this process or earlier ones): summary + registry."""
     runs = {
-        int(r.data.tags["isic.fold"]): r
+        int(r.data.tags[tag.FOLD]): r
         for r in child_runs(parent_id)
-        if r.data.tags.get(STAGE_TAG) == FOLD_STAGE
+        if r.data.tags.get(tag.STAGE) == FOLD_STAGE
     }
-    finished = {k: r for k, r in runs.items() if r.data.tags.get("isic.fold_status") == "finished"}
+    finished = {k: r for k, r in runs.items() if r.data.tags.get(tag.FOLD_STATUS) == "finished"}
     if failed:
-        mlflow.set_tag("isic.failed_folds", ",".join(map(str, failed)))
+        mlflow.set_tag(tag.FAILED_FOLDS, ",".join(map(str, failed)))
     if len(finished) + len(failed) < cfg.folds or not finished:
         if not finished and failed:
             raise IsicInputError(
@@ -405,9 +402,9 @@ def _finish(
     )
     mlflow.set_tags(
         {
-            "isic.complete": "true",
-            "isic.registered_model": model_name,
-            "isic.champion_version": str(champion),
+            tag.COMPLETE: "true",
+            tag.REGISTERED_MODEL: model_name,
+            tag.CHAMPION_VERSION: str(champion),
         }
     )
     print(

@@ -1,0 +1,41 @@
+"""The run tags this project writes: one name for each, so a search filter and the code
+that sets the tag can never drift apart. Values are strings (MLflow tags are)."""
+
+from __future__ import annotations
+
+STAGE = "isic.stage"  # which entry point made the run: train, fold, search, filters, ...
+STAGE_KEY = "isic.stage_key"  # pipeline reuse key (entry point + parameters)
+PROFILE = "isic.profile"
+COMPLETE = "isic.complete"  # "true" once a stage's run has every result it promises
+ERROR = "isic.error"
+RESUMED_INTO = "isic.resumed_into"  # a resumed run points at the run it continued
+
+CONFIG_HASH = "isic.config_hash"
+GROUPING = "isic.grouping"  # "grouped" (patient/lesion) or "stratified"
+SPLIT_DIGEST = "isic.split_digest"
+FOLD = "isic.fold"
+FOLD_STATUS = "isic.fold_status"
+FAILED_FOLDS = "isic.failed_folds"
+BEST_EPOCH = "isic.best_epoch"
+REGISTERED_MODEL = "isic.registered_model"
+CHAMPION_VERSION = "isic.champion_version"
+
+STUDY_NAME = "isic.study_name"
+STORAGE = "isic.storage"
+DIRECTION = "isic.direction"
+N_TRIALS = "isic.n_trials"
+N_WORKERS = "isic.n_workers"
+BEST_TRIAL = "isic.best_trial"
+
+MODEL_URI = "isic.model_uri"
+TRAIN_RUN = "isic.train_run"
+FILTERS_RUN = "isic.filters_run"
+FV_RUN = "isic.fv_run"
+SANITY_VISUALIZATIONS = "isic.sanity.visualizations"
+COMPARABLE = "isic.comparable"
+COMPARE_WARNINGS = "isic.compare_warnings"
+
+
+def dataset_digest(context: str) -> str:
+    """Tag holding the digest of the dataset input logged under ``context`` (training, search)."""
+    return f"isic.dataset.{context}.digest"
