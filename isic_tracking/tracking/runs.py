@@ -191,7 +191,7 @@ def log_manifest_input(df: pd.DataFrame, name: str, context: str, source: str | 
         dataset = mlflow.data.from_pandas(
             table, source=source, targets="label", name=name, digest=digest
         )
-    mlflow.log_input(dataset, context=context)
+        mlflow.log_input(dataset, context=context)  # the schema is inferred here, lazily
     mlflow.set_tag(tag.dataset_digest(context), digest)
     return digest
 

@@ -1,0 +1,41 @@
+"""isic_tracking/log.py: stage messages go through logging and print as plain lines."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from isic_tracking.log import get_logger, setup
+
+
+@pytest.fixture
+def clean_root():
+    root = logging.getLogger("isic_tracking")
+    saved = (list(root.handlers), root.level, root.propagate)
+    root.handlers = [h for h in root.handlers if not getattr(h, "_isic", False)]
+    yield root
+    root.handlers, root.level, root.propagate = saved[0], saved[1], saved[2]
+
+
+def test_messages_print_as_plain_lines_once(clean_root, capsys, monkeypatch) -> None:
+    monkeypatch.delenv("ISIC_LOG_LEVEL", raising=False)
+    setup()
+    setup()  # a second call adds no second handler
+    get_logger("entrypoints.train").info("[train] fold 1/3 done")
+    get_logger("isic_tracking.train.fold").debug("not shown at INFO")
+    assert capsys.readouterr().out == "[train] fold 1/3 done\n"
+
+
+def test_level_from_environment(clean_root, capsys, monkeypatch) -> None:
+    monkeypatch.setenv("ISIC_LOG_LEVEL", "warning")
+    setup()
+    log = get_logger(__name__)
+    log.info("quiet")
+    log.warning("loud")
+    assert capsys.readouterr().out == "loud\n"
+
+
+def test_get_logger_puts_every_module_under_the_project() -> None:
+    assert get_logger("entrypoints.sanity").name == "isic_tracking.entrypoints.sanity"
+    assert get_logger("isic_tracking.data.cache").name == "isic_tracking.data.cache"

@@ -1,0 +1,129 @@
+"""The package's shape (issue 11): small modules, thin entry points, no import cycle, MLflow
+only at the edges, and every module with logic exercised by a test that imports it."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGES = ("isic_tracking", "entrypoints")
+MAX_MODULE_LINES = 400
+MAX_ENTRYPOINT_LINES = 80
+MLFLOW_ALLOWED = ("isic_tracking/tracking/", "entrypoints/")
+
+
+def _modules() -> dict[str, Path]:
+    """Dotted module name -> file, for every module of the two packages."""
+    out = {}
+    for pkg in PACKAGES:
+        for path in sorted((ROOT / pkg).rglob("*.py")):
+            rel = path.relative_to(ROOT).with_suffix("")
+            parts = rel.parts[:-1] if rel.name == "__init__" else rel.parts
+            out[".".join(parts)] = path
+    return out
+
+
+MODULES = _modules()
+
+
+def _imports(path: Path, *, top_level_only: bool) -> set[str]:
+    """Modules imported by a file (absolute names); function-level imports only if asked."""
+    tree = ast.parse(path.read_text(), filename=str(path))
+    nodes = tree.body if top_level_only else list(ast.walk(tree))
+    found: set[str] = set()
+    for node in nodes:
+        if isinstance(node, ast.Import):
+            found.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+            found.update(f"{node.module}.{a.name}" for a in node.names)
+    return found
+
+
+def _lines(path: Path) -> int:
+    return len(path.read_text().splitlines())
+
+
+@pytest.mark.parametrize("name", sorted(MODULES))
+def test_module_is_small(name: str) -> None:
+    n = _lines(MODULES[name])
+    assert n <= MAX_MODULE_LINES, f"{MODULES[name].relative_to(ROOT)} has {n} lines: split it"
+
+
+@pytest.mark.parametrize("name", sorted(m for m in MODULES if m.startswith("entrypoints.")))
+def test_entry_point_is_thin(name: str) -> None:
+    n = _lines(MODULES[name])
+    assert n <= MAX_ENTRYPOINT_LINES, (
+        f"{MODULES[name].relative_to(ROOT)} has {n} lines: move the logic into a runner"
+    )
+
+
+def test_no_import_cycle() -> None:
+    """Module-level imports between the project's modules form no cycle."""
+    graph = {
+        name: {m for m in _imports(path, top_level_only=True) if m in MODULES and m != name}
+        for name, path in MODULES.items()
+    }
+    state: dict[str, int] = {}  # 1 = on the current path, 2 = done
+    stack: list[str] = []
+
+    def visit(node: str) -> None:
+        state[node] = 1
+        stack.append(node)
+        for nxt in sorted(graph[node]):
+            if state.get(nxt) == 1:
+                cycle = stack[stack.index(nxt) :] + [nxt]
+                pytest.fail("import cycle: " + " -> ".join(cycle))
+            if nxt not in state:
+                visit(nxt)
+        stack.pop()
+        state[node] = 2
+
+    for name in sorted(graph):
+        if name not in state:
+            visit(name)
+
+
+def test_only_tracking_and_entrypoints_import_mlflow() -> None:
+    """The science code takes tensors, models and DataFrames: testable without a tracker."""
+    offenders = [
+        str(path.relative_to(ROOT))
+        for path in MODULES.values()
+        if not str(path.relative_to(ROOT)).startswith(MLFLOW_ALLOWED)
+        and any(
+            m == "mlflow" or m.startswith("mlflow.") for m in _imports(path, top_level_only=False)
+        )
+    ]
+    assert offenders == [], f"mlflow imported outside tracking/ and entrypoints/: {offenders}"
+
+
+def _has_logic(path: Path) -> bool:
+    tree = ast.parse(path.read_text())
+    return any(
+        isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) for n in tree.body
+    )
+
+
+def test_every_module_with_logic_is_imported_by_a_test() -> None:
+    """Tests mirror the package: each module that defines functions or classes has a test
+    module importing it (directly, not only through another module) or running it by name
+    (``python -m entrypoints.x``)."""
+    tested: set[str] = set()
+    for path in (ROOT / "tests").rglob("*.py"):
+        tested |= _imports(path, top_level_only=False)
+        # an entry point run as `python -m entrypoints.x` is named in a string
+        tree = ast.parse(path.read_text())
+        tested |= {
+            n.value
+            for n in ast.walk(tree)
+            if isinstance(n, ast.Constant) and isinstance(n.value, str)
+        }
+    untested = sorted(
+        name
+        for name, path in MODULES.items()
+        if path.name != "__init__.py" and _has_logic(path) and name not in tested
+    )
+    assert untested == [], f"modules no test imports: {untested}"

@@ -1,0 +1,136 @@
+"""tracking/runs.py against a real sqlite MLflow store."""
+
+from __future__ import annotations
+
+import math
+
+import mlflow
+import pandas as pd
+import pytest
+from mlflow.tracking import MlflowClient
+
+from isic_tracking.errors import IsicInputError
+from isic_tracking.tracking import tag
+from isic_tracking.tracking.runs import (
+    child_runs,
+    download_artifacts,
+    experiment_id,
+    flatten,
+    get_run,
+    get_stage_run,
+    log_dataframe,
+    log_manifest_input,
+    log_metrics,
+    log_params,
+    manifest_digest,
+    param,
+    stage_run,
+)
+
+
+def test_flatten_nests_and_serialises_lists() -> None:
+    assert flatten({"a": {"b": 1, "c": [1, 2]}, "d": (3,)}) == {
+        "a.b": 1,
+        "a.c": "[1, 2]",
+        "d": "[3]",
+    }
+
+
+def test_log_params_resolves_a_raw_value_and_refuses_a_changed_one(mlflow_tracking: str) -> None:
+    with mlflow.start_run() as run:
+        mlflow.log_param("manifest", "")  # what `mlflow run` logs before the stage resolves it
+        log_params({"manifest": "/data/m.csv", "lr": 0.01})
+        log_params({"manifest": "/data/m.csv", "lr": 0.01})  # again on resume: no error
+        with pytest.raises(IsicInputError, match="resume with the same settings"):
+            log_params({"manifest": "/other.csv"})
+    got = get_run(run.info.run_id)
+    assert got.data.params["manifest"] == ""
+    assert param(got, "manifest") == "/data/m.csv"
+    assert param(got, "lr") == "0.01"
+    assert param(got, "missing", "x") == "x"
+
+
+def test_stage_run_tags_and_resumes(mlflow_tracking: str) -> None:
+    with stage_run("filters", params={"k": 1}, tags={tag.FV_RUN: "abc"}, run_name="f") as run:
+        pass
+    with stage_run("filters", params={"k": 1}, run_id=run.info.run_id):
+        mlflow.log_metric("m", 2.0)
+    got = get_run(run.info.run_id)
+    assert got.data.tags[tag.STAGE] == "filters"
+    assert got.data.tags[tag.FV_RUN] == "abc"
+    assert got.info.run_name == "f"
+    assert got.data.metrics["m"] == 2.0
+
+
+def test_log_metrics_drops_non_numbers_keeps_nan(mlflow_tracking: str) -> None:
+    with mlflow.start_run() as run:
+        log_metrics({"a": 1, "b": "text", "c": float("nan"), "d": None}, prefix="val_")
+    m = get_run(run.info.run_id).data.metrics
+    assert set(m) == {"val_a", "val_c"}
+    assert math.isnan(m["val_c"])
+
+
+def test_log_dataframe_round_trips_as_csv(mlflow_tracking: str, tmp_path) -> None:
+    df = pd.DataFrame({"x": [1, 2], "y": ["a", "b"]})
+    with mlflow.start_run() as run:
+        log_dataframe(df, "tables/t.csv")
+        log_dataframe(df, "top.csv")
+    local = download_artifacts(run.info.run_id, "tables/t.csv", tmp_path)
+    pd.testing.assert_frame_equal(pd.read_csv(local), df)
+    assert download_artifacts(run.info.run_id, "top.csv", tmp_path / "2").is_file()
+    with pytest.raises(IsicInputError, match="has no artifact"):
+        download_artifacts(run.info.run_id, "nope.csv", tmp_path / "3")
+
+
+def test_manifest_digest_follows_content_not_paths() -> None:
+    a = pd.DataFrame(
+        {"image_id": ["x", "y"], "label": [0, 1], "split": ["train"] * 2, "path": ["/a", "/b"]}
+    )
+    b = a.assign(path=["/c", "/d"])
+    assert manifest_digest(a) == manifest_digest(b)
+    assert manifest_digest(a) != manifest_digest(a.assign(label=[1, 1]))
+
+
+def test_log_manifest_input_records_dataset_and_digest_tag(mlflow_tracking: str) -> None:
+    df = pd.DataFrame(
+        {"image_id": ["x", "y"], "label": [0, 1], "split": ["train"] * 2, "path": ["/a", "/b"]}
+    )
+    with mlflow.start_run() as run:
+        digest = log_manifest_input(df, "synthetic-binary", "training")
+    got = get_run(run.info.run_id)
+    assert got.data.tags[tag.dataset_digest("training")] == digest
+    inputs = got.inputs.dataset_inputs
+    assert [i.dataset.digest for i in inputs] == [digest]
+    assert inputs[0].tags[0].value == "training"
+
+
+def test_get_run_and_get_stage_run_errors_say_what_to_pass(mlflow_tracking: str) -> None:
+    with pytest.raises(IsicInputError, match="does not exist on tracking server"):
+        get_run("0" * 32)
+    with stage_run("train") as run:
+        pass
+    assert get_stage_run(run.info.run_id, "train").info.run_id == run.info.run_id
+    with pytest.raises(IsicInputError, match="pass the id of a `sanity` run"):
+        get_stage_run(run.info.run_id, "sanity")
+
+
+def test_child_runs_oldest_first(mlflow_tracking: str) -> None:
+    with mlflow.start_run() as parent:
+        for name in ("a", "b"):
+            with mlflow.start_run(run_name=name, nested=True):
+                pass
+    assert [r.info.run_name for r in child_runs(parent.info.run_id)] == ["a", "b"]
+
+
+def test_experiment_id_order(mlflow_tracking: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    fixture_exp = experiment_id()
+    assert fixture_exp == mlflow.get_experiment_by_name("tests").experiment_id
+    monkeypatch.delenv("MLFLOW_EXPERIMENT_ID")
+    monkeypatch.setenv("MLFLOW_EXPERIMENT_NAME", "isic-named")
+    named = experiment_id()  # created on first use
+    assert MlflowClient().get_experiment(named).name == "isic-named"
+    assert experiment_id() == named
+    with mlflow.start_run(experiment_id=fixture_exp):  # the active run wins
+        assert experiment_id() == fixture_exp
+    monkeypatch.delenv("MLFLOW_EXPERIMENT_NAME")
+    assert experiment_id() == mlflow.get_experiment_by_name("Default").experiment_id
