@@ -6,12 +6,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
-import mlflow
-
 from entrypoints._common import run_main
-from isic_tracking.tracking import log_dataframe, log_figure, stage_run, tag
-from isic_tracking.tracking.compare import compare_runs, mean_std_table, resolve_train_runs
-from isic_tracking.train.plots import metric_bars_figure
 
 
 def _csv(v: str) -> list[str]:
@@ -19,12 +14,16 @@ def _csv(v: str) -> list[str]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="compare", description=__doc__)
-    p.add_argument("--runs", type=_csv, default=[], help="comma-separated train run ids")
+    p = argparse.ArgumentParser(
+        prog="compare",
+        description=__doc__,
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("--runs", type=_csv, default="", help="comma-separated train run ids")
     p.add_argument(
         "--models",
         type=_csv,
-        default=[],
+        default="",
         help="comma-separated registered model names (name, name@alias, name/version)",
     )
     return p
@@ -32,6 +31,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    # heavy imports after parsing: `--help` stays instant
+    import mlflow
+
+    from isic_tracking.tracking import log_dataframe, log_figure, stage_run, tag
+    from isic_tracking.tracking.compare import compare_runs, mean_std_table, resolve_train_runs
+    from isic_tracking.train.plots import metric_bars_figure
+
     run_ids = resolve_train_runs(args.runs, args.models)
     result = compare_runs(run_ids)
     params = {"runs": ",".join(run_ids), "n_runs": len(run_ids)}
