@@ -9,8 +9,11 @@ from pathlib import Path
 from entrypoints._common import optional, run_main
 from isic_tracking.data.defaults import data_dir
 from isic_tracking.data.prepare import prepare_dataset
-from isic_tracking.data.sources import READERS
+from isic_tracking.data.sources import READERS, get_reader
+from isic_tracking.log import get_logger, setup
 from isic_tracking.tracking import log_dataframe, log_manifest_input, log_metrics, stage_run
+
+log = get_logger(__name__)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -52,7 +55,7 @@ def _main(argv: Sequence[str] | None = None) -> int:
             make_synthetic(args.root)
     if args.root is None:
         raise SystemExit("error: --root is required for dataset " + args.dataset)
-    task = args.task or READERS[args.dataset][1][0]
+    task = args.task or get_reader(args.dataset).default_task
     out = str(Path(args.out or data_dir() / args.dataset / f"prepared-{task}").resolve())
     with stage_run(
         "prepare", {**vars(args), "task": task, "out": out}, run_name=f"prepare-{args.dataset}"
@@ -76,7 +79,7 @@ def _main(argv: Sequence[str] | None = None) -> int:
         log_metrics({f"n_class/{k}": v for k, v in df["label_name"].value_counts().items()})
         log_metrics({f"n_source/{k}": v for k, v in df["source"].value_counts().items()})
         log_dataframe(prepared.skip_report(), "skipped.csv")
-        print(
+        log.info(
             f"manifest: {prepared.manifest_path.resolve()} ({len(df)} images, "
             f"{prepared.cache.n_skipped} skipped -> {Path(out) / 'skipped.csv'})"
         )
@@ -84,6 +87,7 @@ def _main(argv: Sequence[str] | None = None) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    setup()
     return run_main(_main, argv)
 
 

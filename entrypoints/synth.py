@@ -7,7 +7,10 @@ from collections.abc import Sequence
 
 from entrypoints._common import run_main
 from isic_tracking.data.synthetic import make_synthetic
+from isic_tracking.log import get_logger, setup
 from isic_tracking.tracking import log_metrics, stage_run
+
+log = get_logger(__name__)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -25,11 +28,12 @@ def _main(argv: Sequence[str] | None = None) -> int:
         paths = make_synthetic(args.out, args.n_images, args.seed, args.image_size)
         log_metrics({"n_images": args.n_images})
         for name, path in paths.items():
-            print(f"{name}: {path}")
+            log.info(f"{name}: {path}")
     return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    setup()
     return run_main(_main, argv)
 
 
