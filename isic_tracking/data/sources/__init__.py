@@ -34,7 +34,7 @@ from isic_tracking.data.sources.result import (
     empty_report,
     merge_external_malignant,
 )
-from isic_tracking.data.sources.synthetic import read_synthetic, read_truth
+from isic_tracking.data.sources.synthetic import read_shortcut, read_synthetic, read_truth
 
 __all__ = [
     "READERS",
@@ -51,6 +51,7 @@ __all__ = [
     "read_isic2019",
     "read_isic2019_folders",
     "read_isic2020",
+    "read_shortcut",
     "read_source",
     "read_synthetic",
     "read_truth",

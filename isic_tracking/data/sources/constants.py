@@ -98,6 +98,8 @@ FOLDER_SPLITS: dict[str, str] = {"train": "train", "test": "test"}
 SYNTHETIC_LAYOUTS: tuple[str, ...] = ("isic2020", "isic2019", "isic2016")
 TRUTH_FILE = "synthetic_truth.csv"
 TRUTH_HEADER: tuple[str, ...] = ("image_id", "artifact")
+#: Written only when a shortcut is planted: what was planted and how often, per layout.
+SHORTCUT_FILE = "synthetic_shortcut.json"
 
 # --- what every reader shares ----------------------------------------------------------------
 IMAGE_EXTENSIONS: tuple[str, ...] = (".jpg", ".jpeg", ".png")

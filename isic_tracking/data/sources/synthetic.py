@@ -3,13 +3,14 @@ layouts read by their own readers, plus each image's artifact truth."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pandas as pd
 
 from isic_tracking.data.manifest import normalize_manifest
 from isic_tracking.data.sources.checks import require_dir
-from isic_tracking.data.sources.constants import SYNTHETIC_LAYOUTS, TRUTH_FILE
+from isic_tracking.data.sources.constants import SHORTCUT_FILE, SYNTHETIC_LAYOUTS, TRUTH_FILE
 from isic_tracking.data.sources.isic2016 import read_isic2016_test
 from isic_tracking.data.sources.isic2019 import read_isic2019
 from isic_tracking.data.sources.isic2020 import read_isic2020
@@ -43,6 +44,17 @@ def read_truth(root: str | Path) -> pd.DataFrame:
         pd.read_csv(p, dtype=str, keep_default_na=False).assign(layout=name) for name, p in found
     ]
     return pd.concat(tables, ignore_index=True)
+
+
+def read_shortcut(root: str | Path) -> dict[str, dict]:
+    """The planted shortcut of a synthetic set, per layout (``{}`` when none was planted).
+
+    Each value is the layout's ``synthetic_shortcut.json``: ``artifact``, ``rate`` and the
+    counts and rates of malignant / benign images that carry the artifact.
+    """
+    root = Path(root)
+    found = {name: root / name / SHORTCUT_FILE for name in SYNTHETIC_LAYOUTS}
+    return {name: json.loads(p.read_text()) for name, p in found.items() if p.is_file()}
 
 
 def read_synthetic(root: str | Path, task: str = "binary") -> SourceResult:

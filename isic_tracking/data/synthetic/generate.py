@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -9,9 +10,15 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from isic_tracking.data.sources.constants import TRUTH_FILE, TRUTH_HEADER
+from isic_tracking.data.sources.constants import SHORTCUT_FILE, TRUTH_FILE, TRUTH_HEADER
 from isic_tracking.data.synthetic.layouts import plan_isic2016, plan_isic2019, plan_isic2020
 from isic_tracking.data.synthetic.painting import SKIN_TONES, render_image
+from isic_tracking.data.synthetic.shortcut import (
+    SHORTCUT_STREAM,
+    plant_shortcut,
+    shortcut_from_options,
+    shortcut_summary,
+)
 from isic_tracking.errors import IsicInputError
 from isic_tracking.utils import progress
 
@@ -48,6 +55,8 @@ def make_synthetic(
     seed: int = 0,
     image_size: int = 128,
     overwrite: bool = True,
+    shortcut_artifact: str | None = None,
+    shortcut_rate: float = 0.9,
 ) -> dict[str, Path]:
     """Write the synthetic ISIC 2020, 2019 and 2016 layouts under ``out`` (see module docstring).
 
@@ -59,6 +68,9 @@ def make_synthetic(
         image_size: side of the square images in pixels (2016 and ``_downsampled`` 2019 images
             are 4:3). At least 32.
         overwrite: replace an earlier synthetic set in ``out``.
+        shortcut_artifact: one of ``ARTIFACTS`` to plant as a shortcut (see
+            :mod:`.shortcut`); None or "none" (the default) writes the set unchanged.
+        shortcut_rate: the fraction in [0, 1] of malignant images that carry it (benign: none).
 
     Returns:
         ``{"isic2020": path, "isic2019": path, "isic2016": path}``, the layout folders, ready
@@ -70,6 +82,7 @@ def make_synthetic(
         raise IsicInputError(f"image_size={image_size}: use at least {MIN_IMAGE_SIZE} pixels")
     if int(seed) < 0:
         raise IsicInputError(f"seed={seed}: use a non-negative integer")
+    shortcut = shortcut_from_options(shortcut_artifact, shortcut_rate)
     n, size, seed = int(n_images), int(image_size), int(seed)
     out = Path(out)
     plans = [
@@ -86,6 +99,11 @@ def make_synthetic(
         image_dir = folder / plan.image_dir
         image_dir.mkdir(parents=True, exist_ok=True)
         code = _LAYOUT_CODES[plan.name]
+        if shortcut is not None:
+            rng = np.random.default_rng([seed, code, SHORTCUT_STREAM])
+            plan.images = plant_shortcut(plan.images, shortcut, rng)
+            summary = shortcut_summary(plan.images, shortcut)
+            (folder / SHORTCUT_FILE).write_text(json.dumps(summary, indent=2) + "\n")
         originals = plan.images[plan.images["copy_of"].isna()]
         for row in progress(
             originals.itertuples(index=False), total=len(originals), desc=f"synth {plan.name}"
