@@ -1,4 +1,4 @@
-"""The `prepare` stage: a reader's default task comes from the registry when --task is not given."""
+"""The `prepare` stage: the reader's default task when --task is not given; counts logged."""
 
 from __future__ import annotations
 
@@ -23,5 +23,12 @@ def test_default_task_is_the_readers_first(
     assert main([*argv, "--image_size", "32", "--workers", "1"]) == 0
     (run,) = mlflow.search_runs(output_format="list")
     assert run.data.params["task"] == task and run.data.params["out"] == str(out.resolve())
-    labels = set(pd.read_csv(out / "manifest.csv")["label_name"])
+    manifest = pd.read_csv(out / "manifest.csv")
+    labels = set(manifest["label_name"])
     assert labels and (labels <= {"benign", "malignant"}) == (task == "binary")
+    metrics = run.data.metrics
+    assert metrics["n_images"] == len(manifest) and metrics["n_cached"] == len(manifest)
+    counts = manifest["label_name"].value_counts()
+    assert {k: metrics[f"n_class/{k}"] for k in counts.index} == counts.to_dict()
+    artifacts = {f.path for f in mlflow.MlflowClient().list_artifacts(run.info.run_id)}
+    assert "skipped.csv" in artifacts
