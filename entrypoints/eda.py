@@ -9,7 +9,10 @@ from entrypoints._common import optional, run_main
 from isic_tracking.data.defaults import default_manifest
 from isic_tracking.data.eda import eda_figures
 from isic_tracking.data.manifest import read_manifest
+from isic_tracking.log import get_logger, setup
 from isic_tracking.tracking import log_figure, log_manifest_input, stage_run
+
+log = get_logger(__name__)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -29,11 +32,12 @@ def _main(argv: Sequence[str] | None = None) -> int:
         figures = eda_figures(df)
         for name, fig in figures.items():
             log_figure(fig, f"figures/{name}.png")
-        print(f"logged {len(figures)} figures: {', '.join(figures)}")
+        log.info(f"logged {len(figures)} figures: {', '.join(figures)}")
     return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    setup()
     return run_main(_main, argv)
 
 

@@ -8,14 +8,19 @@ from pathlib import Path
 
 from entrypoints._common import optional, run_main
 from isic_tracking.data.defaults import data_dir
-from isic_tracking.data.prepare import prepare_dataset
-from isic_tracking.data.sources import READERS
-from isic_tracking.tracking import log_dataframe, log_manifest_input, log_metrics, stage_run
+from isic_tracking.data.sources import READERS, get_reader
+from isic_tracking.log import setup
+from isic_tracking.tracking.prepare import run_prepare
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="prepare", description=__doc__)
-    p.add_argument("--dataset", default="synthetic", choices=list(READERS))
+    p.add_argument(
+        "--dataset",
+        default="synthetic",
+        choices=list(READERS),
+        help="; ".join(f"{r.name}: {r.description}" for r in READERS.values()),
+    )
     p.add_argument(
         "--root",
         type=optional,
@@ -52,38 +57,14 @@ def _main(argv: Sequence[str] | None = None) -> int:
             make_synthetic(args.root)
     if args.root is None:
         raise SystemExit("error: --root is required for dataset " + args.dataset)
-    task = args.task or READERS[args.dataset][1][0]
+    task = args.task or get_reader(args.dataset).default_task
     out = str(Path(args.out or data_dir() / args.dataset / f"prepared-{task}").resolve())
-    with stage_run(
-        "prepare", {**vars(args), "task": task, "out": out}, run_name=f"prepare-{args.dataset}"
-    ):
-        prepared = prepare_dataset(
-            args.dataset,
-            args.root,
-            out,
-            task=task,
-            extra_malignant=args.extra_malignant,
-            extra_dataset=args.extra_dataset,
-            image_size=args.image_size,
-            max_bad_fraction=args.max_bad_fraction,
-            workers=args.workers,
-        )
-        df = prepared.cache.manifest
-        log_manifest_input(
-            df, name=args.dataset, context="prepared", source=str(prepared.manifest_path)
-        )
-        log_metrics(prepared.counts())
-        log_metrics({f"n_class/{k}": v for k, v in df["label_name"].value_counts().items()})
-        log_metrics({f"n_source/{k}": v for k, v in df["source"].value_counts().items()})
-        log_dataframe(prepared.skip_report(), "skipped.csv")
-        print(
-            f"manifest: {prepared.manifest_path.resolve()} ({len(df)} images, "
-            f"{prepared.cache.n_skipped} skipped -> {Path(out) / 'skipped.csv'})"
-        )
+    run_prepare({**vars(args), "task": task, "out": out})
     return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    setup()
     return run_main(_main, argv)
 
 

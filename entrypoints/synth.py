@@ -6,8 +6,19 @@ import argparse
 from collections.abc import Sequence
 
 from entrypoints._common import run_main
-from isic_tracking.data.synthetic import make_synthetic
+from isic_tracking.data.synthetic import ARTIFACTS, make_synthetic, read_shortcut
+from isic_tracking.log import get_logger, setup
 from isic_tracking.tracking import log_metrics, stage_run
+
+log = get_logger(__name__)
+
+
+def fraction(v: str) -> float:
+    """argparse type: a float in [0, 1]."""
+    x = float(v)
+    if not 0.0 <= x <= 1.0:
+        raise argparse.ArgumentTypeError(f"{v} is not a fraction in [0, 1]")
+    return x
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -16,20 +27,42 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n_images", type=int, default=240, help="images of the ISIC 2020 layout")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--image_size", type=int, default=128, help="side of the written JPEGs")
+    p.add_argument(
+        "--shortcut_artifact",
+        default="none",
+        choices=["none", *ARTIFACTS],
+        help="plant this artifact on --shortcut_rate of the malignant images, on no benign one",
+    )
+    p.add_argument(
+        "--shortcut_rate",
+        type=fraction,
+        default=0.9,
+        help="fraction of malignant images carrying the shortcut artifact (default 0.9)",
+    )
     return p
 
 
 def _main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     with stage_run("synth", vars(args), run_name="synth"):
-        paths = make_synthetic(args.out, args.n_images, args.seed, args.image_size)
+        paths = make_synthetic(
+            args.out,
+            args.n_images,
+            args.seed,
+            args.image_size,
+            shortcut_artifact=args.shortcut_artifact,
+            shortcut_rate=args.shortcut_rate,
+        )
         log_metrics({"n_images": args.n_images})
+        for layout, planted in read_shortcut(args.out).items():
+            log_metrics(planted, prefix=f"shortcut/{layout}/")
         for name, path in paths.items():
-            print(f"{name}: {path}")
+            log.info(f"{name}: {path}")
     return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    setup()
     return run_main(_main, argv)
 
 

@@ -26,8 +26,6 @@ MANIFEST_COLUMNS: tuple[str, ...] = (
     "site",
     "is_external",
 )
-#: Optional columns some readers add: synthetic artifact truth, image size, cache fingerprint.
-OPTIONAL_COLUMNS: tuple[str, ...] = ("artifact", "width", "height", "fingerprint", "orig_path")
 
 BINARY_CLASSES: tuple[str, ...] = ("benign", "malignant")
 #: The 8 ISIC 2019 training classes, in the order of the official ground-truth CSV.
@@ -54,11 +52,6 @@ def infer_task(df: pd.DataFrame) -> str:
         f"manifest mixes label names {sorted(names)}; expected a subset of "
         f"{list(BINARY_CLASSES)} or {list(MULTICLASS_CLASSES)}"
     )
-
-
-def empty_manifest() -> pd.DataFrame:
-    """A manifest with no rows and the right columns."""
-    return pd.DataFrame({c: pd.Series(dtype="object") for c in MANIFEST_COLUMNS})
 
 
 def normalize_manifest(df: pd.DataFrame) -> pd.DataFrame:
