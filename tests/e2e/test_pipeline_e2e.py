@@ -34,10 +34,18 @@ IGNORE = shutil.ignore_patterns(
 )
 
 
+def _ignore(directory: str, names: list[str]) -> set[str]:
+    """IGNORE, but ``data`` only at the top: ``isic_tracking/data`` is code, not outputs."""
+    ignored = set(IGNORE(directory, names))
+    if Path(directory).resolve() != ROOT.resolve():
+        ignored.discard("data")
+    return ignored
+
+
 def _project_copy(tmp: Path) -> Path:
     """The working tree as a fresh git repository (mlflow run records its commit)."""
     proj = tmp / "project"
-    shutil.copytree(ROOT, proj, ignore=IGNORE)
+    shutil.copytree(ROOT, proj, ignore=_ignore)
     git = ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-C", str(proj)]
     subprocess.run([*git, "init", "-q"], check=True)
     subprocess.run([*git, "add", "-A"], check=True)
