@@ -22,7 +22,8 @@ from isic_tracking.data.prepare import prepare_dataset
 from isic_tracking.data.synthetic import make_synthetic
 from isic_tracking.errors import IsicInputError
 from isic_tracking.tracking.runs import child_runs
-from isic_tracking.tracking.search import TRIAL_TAG, run_search
+from isic_tracking.tracking.search import run_search
+from isic_tracking.tracking.search_trials import TRIAL_TAG
 from isic_tracking.tracking.training import apply_search_params
 from isic_tracking.train.search import SearchConfig, make_storage, open_study
 from tests.train.test_search import tiny_config as base_tiny_config
