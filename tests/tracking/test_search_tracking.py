@@ -26,7 +26,7 @@ from isic_tracking.tracking.search import run_search
 from isic_tracking.tracking.search_trials import TRIAL_TAG
 from isic_tracking.tracking.training import apply_search_params
 from isic_tracking.train.search import SearchConfig, make_storage, open_study
-from tests.train.test_search import tiny_config as base_tiny_config
+from tests.train.search.tiny import tiny_config as base_tiny_config
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -44,7 +44,9 @@ def journal_path(url: str) -> Path | None:
 
 def is_sqlite(url: str) -> bool:
     """Whether the URL names a SQLite file (``sqlite:...`` or a bare ``*.db`` path)."""
-    return url.startswith("sqlite:") or ("://" not in url and url.endswith(_SQLITE_SUFFIXES))
+    return url.startswith("sqlite:") or (
+        not url.startswith("journal:") and "://" not in url and url.endswith(_SQLITE_SUFFIXES)
+    )
 
 
 def _connect_args(url: str) -> dict[str, Any]:
