@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import optuna
 from optuna.trial import TrialState
 
 from isic_tracking.train.search import (
@@ -20,19 +21,25 @@ from isic_tracking.train.search import (
 )
 
 
+def _dead_pid() -> int:
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    return dead.pid
+
+
+def _owned_by(trial: optuna.Trial, pid: int) -> optuna.Trial:
+    trial.set_user_attr("isic.host", socket.gethostname())
+    trial.set_user_attr("isic.pid", pid)
+    return trial
+
+
 def test_dead_local_worker_trial_is_failed_and_requeued(tmp_path: Path) -> None:
     storage = make_storage(f"journal:{tmp_path / 'o.journal'}")
     cfg = SearchConfig()
     study = open_study(storage, "s", cfg)
-    trial = study.ask(cfg.space().distributions())
-    dead = subprocess.Popen([sys.executable, "-c", "pass"])
-    dead.wait()
-
-    trial.set_user_attr("isic.host", socket.gethostname())
-    trial.set_user_attr("isic.pid", dead.pid)
-    alive = study.ask(cfg.space().distributions())  # this process: alive, left alone
-    alive.set_user_attr("isic.host", socket.gethostname())
-    alive.set_user_attr("isic.pid", os.getpid())
+    trial = _owned_by(study.ask(cfg.space().distributions()), _dead_pid())
+    # this process: alive, left alone
+    alive = _owned_by(study.ask(cfg.space().distributions()), os.getpid())
 
     assert fail_dead_local_trials(study) == [trial.number]
     trials = study.get_trials()
@@ -50,13 +57,10 @@ def test_retried_trial_knows_which_trial_it_reruns(tmp_path: Path) -> None:
     storage = make_storage(f"journal:{tmp_path / 'o.journal'}")
     cfg = SearchConfig()
     study = open_study(storage, "s", cfg)
-    first = study.ask(cfg.space().distributions())
-    dead = subprocess.Popen([sys.executable, "-c", "pass"])
-    dead.wait()
-    first.set_user_attr("isic.host", socket.gethostname())
-    first.set_user_attr("isic.pid", dead.pid)
+    dead = _dead_pid()
+    first = _owned_by(study.ask(cfg.space().distributions()), dead)
     assert retry_of_trial(first) is None  # an original trial
     fail_dead_local_trials(study, max_retry=1)
     rerun = study.ask()  # picks up the waiting copy
     assert retry_of_trial(rerun) == first.number
-    assert study.user_attrs[f"isic.dead_trial.{first.number}"].endswith(f":{dead.pid}")
+    assert study.user_attrs[f"isic.dead_trial.{first.number}"].endswith(f":{dead}")
