@@ -154,3 +154,25 @@ def test_parse_bool_and_int() -> None:
     assert parse_int("5.0") == 5
     with pytest.raises(argparse.ArgumentTypeError, match="not an integer"):
         parse_int("5.5")
+
+
+@pytest.mark.parametrize("stage", ["train", "search"])
+def test_mlproject_command_with_its_defaults_builds_the_config(stage: str) -> None:
+    """Every MLproject parameter of the stage is a flag, and its default parses."""
+    import importlib
+    import shlex
+
+    import yaml
+
+    entry = yaml.safe_load((Path(__file__).parents[1] / "MLproject").read_text())["entry_points"]
+    spec = entry[stage]
+    # MLflow quotes each value (an empty string stays an argument)
+    values = {k: shlex.quote(str(v.get("default", ""))) for k, v in spec["parameters"].items()}
+    argv = shlex.split(spec["command"].format(**values))
+    assert argv[:3] == ["python", "-m", f"entrypoints.{stage}"]
+    module = importlib.import_module(f"entrypoints.{stage}")
+    cls = TrainConfig if stage == "train" else SearchConfig
+    cfg = config_from_args(cls, module.build_parser().parse_args(argv[3:]))
+    given = {k for k in values if k in {f.name for f in dataclasses.fields(cls)}}
+    assert given == set(values)  # no MLproject parameter without a config field
+    assert cfg.seed == 0 and cfg.manifest is None

@@ -16,7 +16,6 @@ from isic_tracking.data.manifest import task_classes
 from isic_tracking.tracking.registry import CHECKPOINT_DIR
 from isic_tracking.tracking.runs import download_artifacts, log_dataframe, log_figure, log_metrics
 from isic_tracking.train.checkpoint import save_model_checkpoint
-from isic_tracking.train.engine import Predictions
 from isic_tracking.train.fold import FoldResult, build_model, evaluate_fold_on
 from isic_tracking.train.metrics import (
     aggregate_folds,
@@ -26,6 +25,7 @@ from isic_tracking.train.metrics import (
     predictions_table,
 )
 from isic_tracking.train.plots import confusion_matrix_figure, curves_figure, roc_figure
+from isic_tracking.train.predictions import Predictions
 
 
 def _fold_figures(result: FoldResult, classes: list[str], task: str) -> dict[str, object]:

@@ -27,7 +27,7 @@ from isic_tracking.errors import IsicInputError
 from isic_tracking.models import create_model
 from isic_tracking.train.checkpoint import unwrap
 from isic_tracking.train.distributed import is_distributed, rank
-from isic_tracking.train.engine import Predictions, evaluate, train_one_epoch
+from isic_tracking.train.engine import evaluate, train_one_epoch
 from isic_tracking.train.losses import (
     EarlyStopping,
     make_criterion,
@@ -35,6 +35,7 @@ from isic_tracking.train.losses import (
     make_scheduler,
     metric_mode,
 )
+from isic_tracking.train.predictions import Predictions
 from isic_tracking.train.resume import FoldProgress, load_fold_state, save_fold_state
 from isic_tracking.utils import resolve_device
 

@@ -16,8 +16,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from isic_tracking.train.engine import Predictions
 from isic_tracking.train.losses import EarlyStopping
+from isic_tracking.train.predictions import Predictions
 
 
 @dataclass

@@ -10,8 +10,8 @@ import pytest
 import torch
 from torch import nn
 
-from isic_tracking.train.engine import Predictions
 from isic_tracking.train.losses import EarlyStopping, make_optimizer, make_scheduler
+from isic_tracking.train.predictions import Predictions
 from isic_tracking.train.resume import (
     FoldProgress,
     load_fold_state,

@@ -68,34 +68,7 @@ class SearchObjective:
         for key, value in owner_attrs().items():
             trial.set_user_attr(key, value)
         self.hooks.start(trial, params)
-        t0 = time.perf_counter()
-        epochs_run = 0
-        last: float | None = None
-
-        def on_epoch(epoch: int, row: dict[str, float]) -> None:
-            nonlocal epochs_run, last
-            epochs_run = epoch + 1
-            if self.metric not in row:
-                raise IsicInputError(
-                    f"metric={self.metric!r} is not computed; choose one of "
-                    f"{sorted(k for k in row if k.startswith('val_'))}"
-                )
-            value = last = float(row[self.metric])
-            self.hooks.epoch(trial, epoch, row)
-            trial.report(value, epoch)
-            # pruning at the last epoch saves nothing and would throw a finished result away
-            if epoch + 1 < params["epochs"] and trial.should_prune():
-                raise optuna.TrialPruned(f"epoch {epoch}: {self.metric}={value:.4f}")
-
-        def finish(state: str, value: float | None, best: int | None, err: BaseException | None):
-            seconds = time.perf_counter() - t0
-            trial.set_user_attr("epochs_run", epochs_run)
-            trial.set_user_attr("duration_s", round(seconds, 3))
-            if err is not None:
-                trial.set_user_attr("error", f"{type(err).__name__}: {err}"[:2000])
-            error = None if err is None else f"{type(err).__name__}: {err}"
-            self.hooks.end(trial, TrialOutcome(state, value, seconds, epochs_run, best, error))
-
+        run = _TrialRun(trial, self.metric, int(params["epochs"]), self.hooks)
         state_dir = tempfile.mkdtemp(prefix=f"isic-trial{trial.number}-")
         try:
             result = train_fold(
@@ -104,20 +77,56 @@ class SearchObjective:
                 self.data.val,
                 0,
                 Path(state_dir) / "state.pt",
-                on_epoch=on_epoch,
+                on_epoch=run.on_epoch,
             )
         except optuna.TrialPruned as err:
-            finish("pruned", last, None, None)
+            run.finish("pruned", run.last, None, None)
             raise err
         except BaseException as err:
-            finish("failed", None, None, err)
+            run.finish("failed", None, None, err)
             raise
         finally:
             shutil.rmtree(state_dir, ignore_errors=True)
         value = float(result.best_metrics.get(self.metric, math.nan))
         trial.set_user_attr("best_epoch", int(result.best_epoch))
         if not math.isfinite(value):  # Optuna fails a trial that returns NaN
-            finish("failed", None, result.best_epoch, ValueError(f"{self.metric} is {value}"))
+            run.finish("failed", None, result.best_epoch, ValueError(f"{self.metric} is {value}"))
         else:
-            finish("complete", value, result.best_epoch, None)
+            run.finish("complete", value, result.best_epoch, None)
         return value
+
+
+class _TrialRun:
+    """One trial in progress: reports each epoch (the pruning point), then how it ended."""
+
+    def __init__(self, trial: optuna.Trial, metric: str, epochs: int, hooks: TrialHooks):
+        self.trial, self.metric, self.epochs, self.hooks = trial, metric, epochs, hooks
+        self.t0 = time.perf_counter()
+        self.epochs_run = 0
+        self.last: float | None = None
+
+    def on_epoch(self, epoch: int, row: dict[str, float]) -> None:
+        self.epochs_run = epoch + 1
+        if self.metric not in row:
+            raise IsicInputError(
+                f"metric={self.metric!r} is not computed; choose one of "
+                f"{sorted(k for k in row if k.startswith('val_'))}"
+            )
+        value = self.last = float(row[self.metric])
+        self.hooks.epoch(self.trial, epoch, row)
+        self.trial.report(value, epoch)
+        # pruning at the last epoch saves nothing and would throw a finished result away
+        if epoch + 1 < self.epochs and self.trial.should_prune():
+            raise optuna.TrialPruned(f"epoch {epoch}: {self.metric}={value:.4f}")
+
+    def finish(
+        self, state: str, value: float | None, best: int | None, err: BaseException | None
+    ) -> None:
+        seconds = time.perf_counter() - self.t0
+        self.trial.set_user_attr("epochs_run", self.epochs_run)
+        self.trial.set_user_attr("duration_s", round(seconds, 3))
+        if err is not None:
+            self.trial.set_user_attr("error", f"{type(err).__name__}: {err}"[:2000])
+        error = None if err is None else f"{type(err).__name__}: {err}"
+        outcome = TrialOutcome(state, value, seconds, self.epochs_run, best, error)
+        self.hooks.end(self.trial, outcome)
