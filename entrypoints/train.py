@@ -7,6 +7,7 @@ import argparse
 from collections.abc import Sequence
 
 from entrypoints._common import run_main
+from isic_tracking import log
 from isic_tracking.config import TrainConfig, add_config_args, config_from_args
 from isic_tracking.tracking.training import run_training
 
@@ -22,6 +23,7 @@ def _main(argv: Sequence[str] | None = None) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    log.setup()
     return run_main(_main, argv)
 
 

@@ -14,7 +14,7 @@ import types
 import typing
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import yaml
 
@@ -61,13 +61,14 @@ def _arg_type(tp: Any) -> Any:
 def add_config_args(parser: argparse.ArgumentParser, cls: type) -> argparse.ArgumentParser:
     """One ``--name`` option per dataclass field (default: not given, so YAML can fill it)."""
     hints = typing.get_type_hints(cls)
+    help_text = getattr(cls, "field_help", {})
     for f in fields(cls):
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
         parser.add_argument(
             f"--{f.name}",
             type=_arg_type(hints[f.name]),
             default=argparse.SUPPRESS,
-            help=f"{f.metadata.get('help', '')} (default: {default!r})".strip(),
+            help=f"{help_text.get(f.name, f.metadata.get('help', ''))} (default: {default!r})".strip(),
         )
     parser.add_argument("--config", default=None, help="YAML file of defaults (CLI wins)")
     return parser
@@ -95,52 +96,82 @@ def config_hash(cfg: Any, exclude: tuple[str, ...] = ()) -> str:
     return hashlib.sha1(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
-def _f(default: Any, help: str) -> Any:
-    """A dataclass field with its --help text (shared by the stage configs)."""
-    return dataclasses.field(default=default, metadata={"help": help})
+def _f(default: Any, help: str, *, result: bool = True) -> Any:
+    """A dataclass field with its --help text; ``result=False``: it steers the run but does
+    not change its result (left out of the "same run" hash and of the logged params)."""
+    return dataclasses.field(default=default, metadata={"help": help, "result": result})
+
+
+def non_result_fields(cls: type) -> tuple[str, ...]:
+    """The fields of a config declared with ``result=False``."""
+    return tuple(f.name for f in fields(cls) if not f.metadata.get("result", True))
+
+
+def default_metric(task: str) -> str:
+    """The validation metric that picks the best epoch / trial when none is given."""
+    return "val_roc_auc" if task == "binary" else "val_balanced_accuracy"
 
 
 @dataclass
-class TrainConfig:
-    """Everything the ``train`` stage needs; stored with the run and every checkpoint."""
+class FitSettings:
+    """How one model is fit: the settings ``train`` (every fold) and ``search`` (every trial)
+    share, defined once so a trial trains exactly as a fold would."""
+
+    #: field holding the chosen validation metric (None: the task's default)
+    metric_field: ClassVar[str] = "monitor"
+    #: per-stage --help text for shared fields (same default, stage-specific wording)
+    field_help: ClassVar[dict[str, str]] = {}
 
     manifest: str | None = _f(None, "manifest CSV (default: the bundled synthetic data)")
     arch: str = _f("alexnet", "torchvision name or timm model (timm:<name>)")
     task: str = _f("binary", "binary | multiclass")
-    folds: int = _f(3, "number of cross-validation folds")
-    epochs: int = _f(4, "maximum epochs per fold")
-    batch_size: int = _f(32, "training batch size (per process under torchrun)")
-    lr: float = _f(1e-4, "Adam learning rate")
     image_size: int = _f(96, "input size (crop) fed to the model")
     seed: int = _f(0, "seed of folds, init, shuffling and augmentation")
-    device: str = _f("auto", "auto | cpu | cuda | cuda:N | mps")
+    device: str = _f("auto", "auto | cpu | cuda | cuda:N | mps", result=False)
     pretrained: bool = _f(False, "ImageNet weights from the torch cache")
     weights: str | None = _f(None, "local ImageNet state-dict file (implies pretrained)")
     dropout: float = _f(0.1, "dropout before the new head")
     freeze: str = _f("none", "none | features | all_but_head")
     class_weights: str = _f("inverse", "inverse | none | comma-separated weights")
     grouped: bool = _f(True, "group folds by patient_id / lesion_id (StratifiedGroupKFold)")
-    monitor: str | None = _f(None, "val metric for best epoch / early stopping / champion")
     patience: int = _f(10, "early-stopping patience in epochs")
     amp: str = _f("auto", "auto | bf16 | fp16 | none (auto: bf16/fp16 on GPU, none on CPU)")
     channels_last: bool = _f(False, "channels_last memory format")
     compile: bool = _f(False, "torch.compile the model")
-    workers: int = _f(0, "data-loader worker processes")
+    workers: int = _f(0, "data-loader worker processes", result=False)
     augment: str = _f("perez", "perez | none")
     max_batches: int | None = _f(None, "cap batches per epoch (smoke tests)")
-    params_from: str | None = _f(None, "search run id whose best lr/batch_size/epochs to use")
-    register_as: str | None = _f(None, "registered model name (default isic-<task>-<arch>)")
-    resume: str | None = _f(None, "train run id to resume (default: auto-detect same config)")
-    fold: int | None = _f(None, "train only this fold (separate workers, same parent run)")
-    test_manifest: str | None = _f(None, "held-out test manifest (default: split=test rows)")
-    work_dir: str = _f("outputs/train", "local resume states")
     deterministic: bool = _f(True, "deterministic kernels (exact resume on CPU)")
 
-    def resolved_monitor(self) -> str:
-        if self.monitor:
-            return self.monitor
-        return "val_roc_auc" if self.task == "binary" else "val_balanced_accuracy"
+    def resolved_metric(self) -> str:
+        """The validation metric asked for (``metric_field``), else the task's default."""
+        return getattr(self, self.metric_field) or default_metric(self.task)
+
+    def fit_settings(self) -> dict[str, Any]:
+        """The shared settings as keyword arguments (of a :class:`TrainConfig`)."""
+        return {f.name: getattr(self, f.name) for f in fields(FitSettings)}
+
+
+@dataclass
+class TrainConfig(FitSettings):
+    """Everything the ``train`` stage needs; stored with the run and every checkpoint."""
+
+    folds: int = _f(3, "number of cross-validation folds")
+    epochs: int = _f(4, "maximum epochs per fold")
+    batch_size: int = _f(32, "training batch size (per process under torchrun)")
+    lr: float = _f(1e-4, "Adam learning rate")
+    monitor: str | None = _f(None, "val metric for best epoch / early stopping / champion")
+    params_from: str | None = _f(None, "search run id whose best lr/batch_size/epochs to use")
+    register_as: str | None = _f(None, "registered model name (default isic-<task>-<arch>)")
+    resume: str | None = _f(
+        None, "train run id to resume (default: auto-detect same config)", result=False
+    )
+    fold: int | None = _f(
+        None, "train only this fold (separate workers, same parent run)", result=False
+    )
+    test_manifest: str | None = _f(None, "held-out test manifest (default: split=test rows)")
+    work_dir: str = _f("outputs/train", "local resume states", result=False)
 
 
 #: fields that do not change the result: excluded from the "same run" hash
-NON_RESULT_FIELDS = ("device", "resume", "fold", "workers", "work_dir")
+NON_RESULT_FIELDS = non_result_fields(TrainConfig)

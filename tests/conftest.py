@@ -75,3 +75,28 @@ def multiclass_manifest(synthetic_root: Path) -> Path:
     return prepare_dataset(
         "synthetic", synthetic_root, out, task="multiclass", image_size=64
     ).manifest_path
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """One torch thread for a module's tests (2 shared cores: oversubscription is 10x slower)."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="session")
+def search_manifest(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A tiny prepared binary manifest for the search tests: 96 images at 32 px."""
+    from isic_tracking.data.prepare import prepare_dataset
+    from isic_tracking.data.synthetic import make_synthetic
+
+    root = tmp_path_factory.mktemp("search-data")
+    make_synthetic(root / "raw", n_images=96, seed=0, image_size=32)
+    prepared = prepare_dataset(
+        "synthetic", root / "raw", root / "prep", task="binary", image_size=32, workers=1
+    )
+    return str(prepared.manifest_path)

@@ -195,7 +195,6 @@ def create_model(
         _set_module(
             model, head, nn.Sequential(nn.Dropout(dropout), nn.Linear(old.in_features, num_outputs))
         )
-        head = head  # the Sequential; its Linear is head + ".1"
     else:
         import timm
 

@@ -7,7 +7,6 @@ resumes it, so the same entry point works from ``mlflow run``, the CLI and tests
 from __future__ import annotations
 
 import json
-import math
 import os
 import tempfile
 import warnings
@@ -238,11 +237,3 @@ def child_runs(parent_run_id: str) -> list[Run]:
         max_results=10000,
     )
     return sorted(runs, key=lambda r: r.info.start_time)
-
-
-def safe_float(x: Any) -> float:
-    try:
-        v = float(x)
-    except (TypeError, ValueError):
-        return math.nan
-    return v

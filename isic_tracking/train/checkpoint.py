@@ -1,13 +1,12 @@
 """Checkpoints: weights as safetensors + the JSON config that rebuilds the model.
 
-Loading never unpickles code: weights go through safetensors, the resume state through
-``torch.load(weights_only=True)`` (tensors, numbers, lists and dicts only).
+Loading never unpickles code: weights go through safetensors, the config is JSON (the
+resume state of an unfinished fold is :mod:`isic_tracking.train.resume`).
 """
 
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -54,20 +53,3 @@ def load_model_checkpoint(
     )
     _st_load_model(model, str(w_path), device=str(device))
     return model.to(device).eval(), config
-
-
-def save_state(path: str | Path, state: dict[str, Any]) -> None:
-    """Atomically write a resume state (a crash mid-write leaves the previous state intact)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
-
-
-def load_state(path: str | Path) -> dict[str, Any] | None:
-    """The resume state at ``path`` (``weights_only=True``), or None when there is none."""
-    path = Path(path)
-    if not path.is_file():
-        return None
-    return torch.load(path, map_location="cpu", weights_only=True)

@@ -16,9 +16,8 @@ module directly (no DDP collectives), so rank 0 alone may evaluate a plain loade
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -26,55 +25,13 @@ import torch
 import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data.distributed import DistributedSampler
 
 from isic_tracking.errors import IsicInputError, NonFiniteLossError
-from isic_tracking.train.metrics import classification_metrics, predicted_labels
+from isic_tracking.train.distributed import ddp_syncs, distributed_sampler, gather_predictions
+from isic_tracking.train.losses import check_task
+from isic_tracking.train.metrics import classification_metrics
+from isic_tracking.train.predictions import Predictions
 from isic_tracking.utils import progress
-
-TASKS = ("binary", "multiclass")
-
-
-@dataclass
-class Predictions:
-    """What a model said about each evaluated image.
-
-    Attributes:
-        y_true: integer labels ``[N]``.
-        scores: ``P(malignant)`` ``[N]`` (binary) or softmax probabilities ``[N, C]``.
-        indices: data-set indices ``[N]`` when the loader yields ``(x, y, idx)``, else None.
-    """
-
-    y_true: np.ndarray
-    scores: np.ndarray
-    indices: np.ndarray | None = None
-
-    @property
-    def task(self) -> str:
-        return "binary" if self.scores.ndim == 1 else "multiclass"
-
-    @property
-    def n_classes(self) -> int:
-        return 2 if self.scores.ndim == 1 else int(self.scores.shape[1])
-
-    def predicted(self, threshold: float = 0.5) -> np.ndarray:
-        """Hard labels (threshold on ``P(malignant)`` for binary, argmax for multiclass)."""
-        return predicted_labels(self.scores, threshold)
-
-    def __len__(self) -> int:
-        return len(self.y_true)
-
-    @classmethod
-    def concat(cls, parts: Sequence[Predictions]) -> Predictions:
-        """Join predictions (e.g. the out-of-fold predictions of all folds)."""
-        if not parts:
-            raise IsicInputError("Predictions.concat needs at least one Predictions")
-        has_idx = all(p.indices is not None for p in parts)
-        return cls(
-            y_true=np.concatenate([p.y_true for p in parts]),
-            scores=np.concatenate([p.scores for p in parts]),
-            indices=np.concatenate([p.indices for p in parts]) if has_idx else None,
-        )
 
 
 def amp_dtype(amp: str | None) -> torch.dtype | None:
@@ -142,55 +99,6 @@ def _scores(logits: torch.Tensor, task: str) -> torch.Tensor:
     return torch.sigmoid(logits) if task == "binary" else torch.softmax(logits, dim=1)
 
 
-def _check_task(task: str) -> None:
-    if task not in TASKS:
-        raise IsicInputError(f"unknown task {task!r}; choose one of {list(TASKS)}")
-
-
-def _ddp_sync(model: nn.Module) -> bool:
-    """True when ``model`` (or the module a ``torch.compile`` wrapper holds) is DDP-wrapped
-    in a process group of several ranks."""
-    return (
-        isinstance(getattr(model, "_orig_mod", model), DistributedDataParallel)
-        and dist.is_available()
-        and dist.is_initialized()
-        and dist.get_world_size() > 1
-    )
-
-
-def _distributed_sampler(loader: Iterable) -> DistributedSampler | None:
-    sampler = getattr(loader, "sampler", None)
-    if isinstance(sampler, DistributedSampler) and dist.is_available() and dist.is_initialized():
-        return sampler
-    return None
-
-
-def _gather(
-    y: np.ndarray, s: np.ndarray, idx: np.ndarray | None, sampler: DistributedSampler
-) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-    """All ranks' predictions, without the padding DistributedSampler adds.
-
-    With indices: deduplicated and sorted by index. Without: interleaved back into the
-    sampler's order (exact for ``shuffle=False``) and cut to the data-set length.
-    """
-    parts: list[Any] = [None] * dist.get_world_size()
-    dist.all_gather_object(parts, (y, s, idx))
-    if idx is not None:
-        all_idx = np.concatenate([p[2] for p in parts])
-        keep = np.unique(all_idx, return_index=True)[1]
-        order = keep[np.argsort(all_idx[keep])]
-        return (
-            np.concatenate([p[0] for p in parts])[order],
-            np.concatenate([p[1] for p in parts])[order],
-            all_idx[order],
-        )
-    n = min(len(p[0]) for p in parts)  # equal unless max_batches cut ranks differently
-    ys = np.stack([p[0][:n] for p in parts], axis=1).reshape(-1)
-    ss = np.stack([p[1][:n] for p in parts], axis=1).reshape(-1, *s.shape[1:])
-    total = len(sampler.dataset) if hasattr(sampler.dataset, "__len__") else len(ys)
-    return ys[:total], ss[:total], None
-
-
 def _collect(
     ys: list[torch.Tensor], ss: list[torch.Tensor], idxs: list[torch.Tensor], loader: Iterable
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
@@ -200,9 +108,9 @@ def _collect(
     y = torch.cat(ys).cpu().numpy().astype(np.int64)
     s = torch.cat(ss).cpu().numpy()
     idx = torch.cat(idxs).cpu().numpy().astype(np.int64) if len(idxs) == len(ys) else None
-    sampler = _distributed_sampler(loader)
+    sampler = distributed_sampler(loader)
     if sampler is not None and dist.get_world_size() > 1:
-        y, s, idx = _gather(y, s, idx, sampler)
+        y, s, idx = gather_predictions(y, s, idx, sampler)
     return y, s, idx
 
 
@@ -257,14 +165,14 @@ def train_one_epoch(
     Raises:
         NonFiniteLossError: a batch loss was NaN or Inf (raised at most one batch later).
     """
-    _check_task(task)
+    check_task(task)
     device = torch.device(device)
     dtype = amp_dtype(amp)
     if dtype is torch.float16 and scaler is None:
         raise IsicInputError(
             "amp='fp16' needs a GradScaler: pass scaler=make_grad_scaler('fp16', device)"
         )
-    sync_flags = _ddp_sync(model)
+    sync_flags = ddp_syncs(model)
     model.train()
     start = time.perf_counter()
     loss_sum = torch.zeros((), device=device)
@@ -306,7 +214,7 @@ def train_one_epoch(
     y_np, s_np, _ = _collect(ys, ss, idxs, loader)
     n_local = sum(len(t) for t in ys)
     loss_total = torch.stack([loss_sum, torch.tensor(float(n_local), device=device)])
-    if _distributed_sampler(loader) is not None and dist.get_world_size() > 1:
+    if distributed_sampler(loader) is not None and dist.get_world_size() > 1:
         dist.all_reduce(loss_total)
     mean_loss, n_seen = loss_total.tolist()
     seconds = time.perf_counter() - start
@@ -376,7 +284,7 @@ def evaluate(
         ``({loss, accuracy, balanced_accuracy, roc_auc, precision, recall, f1, seconds,
         images_per_s}, Predictions)``.
     """
-    _check_task(task)
+    check_task(task)
     device = torch.device(device)
     dtype = amp_dtype(amp)
     net = _unwrap(model)
@@ -406,7 +314,7 @@ def evaluate(
     y_np, s_np, idx_np = _collect(ys, ss, idxs, loader)
     n_local = sum(len(t) for t in ys)
     loss_total = torch.stack([loss_sum, torch.tensor(float(n_local), device=device)])
-    if _distributed_sampler(loader) is not None and dist.get_world_size() > 1:
+    if distributed_sampler(loader) is not None and dist.get_world_size() > 1:
         dist.all_reduce(loss_total)
     loss_value, n_seen = loss_total.tolist()
     seconds = time.perf_counter() - start

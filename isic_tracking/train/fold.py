@@ -22,11 +22,12 @@ from torch import nn
 from isic_tracking.config import TrainConfig
 from isic_tracking.data.dataset import make_loader
 from isic_tracking.data.manifest import task_classes
-from isic_tracking.data.transforms import build_transforms
+from isic_tracking.data.transforms import IMAGENET_MEAN, IMAGENET_STD, build_transforms
 from isic_tracking.errors import IsicInputError
 from isic_tracking.models import create_model
-from isic_tracking.train.checkpoint import load_state, save_state, unwrap
-from isic_tracking.train.engine import Predictions, evaluate, train_one_epoch
+from isic_tracking.train.checkpoint import unwrap
+from isic_tracking.train.distributed import is_distributed, rank
+from isic_tracking.train.engine import evaluate, train_one_epoch
 from isic_tracking.train.losses import (
     EarlyStopping,
     make_criterion,
@@ -34,6 +35,8 @@ from isic_tracking.train.losses import (
     make_scheduler,
     metric_mode,
 )
+from isic_tracking.train.predictions import Predictions
+from isic_tracking.train.resume import FoldProgress, load_fold_state, save_fold_state
 from isic_tracking.utils import resolve_device
 
 EpochCallback = Callable[[int, dict[str, float]], None]
@@ -124,8 +127,97 @@ def _parse_class_weights(value: str) -> str | list[float]:
     return value if value in ("inverse", "none") else [float(x) for x in value.split(",")]
 
 
-def _rank() -> int:
-    return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
+@dataclass
+class _Fit:
+    """The objects a fold trains with (``model`` DDP-wrapped under torch.distributed,
+    ``train_model`` compiled when asked)."""
+
+    model: nn.Module
+    train_model: nn.Module
+    criterion: nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    stopper: EarlyStopping
+    amp: str | None
+    scaler: torch.amp.GradScaler | None
+
+
+def _build_fit(cfg: TrainConfig, train_df: pd.DataFrame, device: torch.device) -> _Fit:
+    monitor = cfg.resolved_metric()
+    n_classes = len(task_classes(cfg.task))
+    model = build_model(cfg, device)
+    if is_distributed():
+        model = nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None
+        )
+    train_model = torch.compile(model) if cfg.compile else model
+    criterion = make_criterion(
+        cfg.task, class_counts(train_df, n_classes), _parse_class_weights(cfg.class_weights), device
+    )
+    optimizer = make_optimizer(model, cfg.lr)
+    scheduler = make_scheduler(optimizer, cfg.task, monitor=monitor)
+    stopper = EarlyStopping(cfg.patience, mode=metric_mode(monitor))
+    amp = resolve_amp(cfg.amp, device)
+    scaler = torch.amp.GradScaler(device.type) if amp == "fp16" else None
+    return _Fit(model, train_model, criterion, optimizer, scheduler, stopper, amp, scaler)
+
+
+def _run_epoch(
+    cfg: TrainConfig,
+    fit: _Fit,
+    train_df: pd.DataFrame,
+    train_tf: Any,
+    val_loader: Any,
+    device: torch.device,
+    fold: int,
+    epoch: int,
+) -> tuple[dict[str, float], Predictions]:
+    """One epoch, re-seeded from (seed, fold, epoch): train, then evaluate on the full
+    validation set; returns its row (train_/val_ metrics, lr, seconds) and predictions."""
+    seed = epoch_seed(cfg.seed, fold, epoch)
+    torch.manual_seed(seed)
+    np.random.seed(seed)
+    sampler = None
+    if is_distributed():
+        sampler = torch.utils.data.DistributedSampler(train_df, shuffle=True, seed=seed)
+    train_loader = make_loader(
+        train_df,
+        train_tf,
+        cfg.batch_size,
+        shuffle=sampler is None,
+        workers=cfg.workers,
+        seed=seed,
+        sampler=sampler,
+        drop_last=len(train_df) > cfg.batch_size,
+    )
+    t0 = time.perf_counter()
+    tr = train_one_epoch(
+        fit.train_model,
+        train_loader,
+        fit.criterion,
+        fit.optimizer,
+        device,
+        cfg.task,
+        amp=fit.amp,
+        scaler=fit.scaler,
+        channels_last=cfg.channels_last,
+        max_batches=cfg.max_batches,
+    )
+    val, pred = evaluate(
+        fit.model,
+        val_loader,
+        fit.criterion,
+        device,
+        cfg.task,
+        amp=fit.amp,
+        channels_last=cfg.channels_last,
+    )
+    row = {f"train_{k}": float(v) for k, v in tr.items() if k not in ("lr", "seconds")}
+    row.update({f"val_{k}": float(v) for k, v in val.items()})
+    row.update(
+        lr=fit.optimizer.param_groups[0]["lr"], epoch_seconds=time.perf_counter() - t0, epoch=epoch
+    )
+    return row, pred
 
 
 def train_fold(
@@ -136,7 +228,7 @@ def train_fold(
     state_path: str | Path,
     on_epoch: EpochCallback | None = None,
 ) -> FoldResult:
-    """Train ``cfg.epochs`` epochs (early stopping on ``cfg.resolved_monitor()``) and return
+    """Train ``cfg.epochs`` epochs (early stopping on ``cfg.resolved_metric()``) and return
     the best epoch's weights and validation predictions.
 
     Resumes from ``state_path`` when it holds a state of this fold; writes it after every
@@ -146,136 +238,68 @@ def train_fold(
     Raises :class:`~isic_tracking.errors.NonFiniteLossError` on a NaN/Inf loss.
     """
     device = resolve_device(cfg.device)
-    monitor = cfg.resolved_monitor()
-    mode = metric_mode(monitor)
-    n_classes = len(task_classes(cfg.task))
-    model = build_model(cfg, device)
-    distributed = dist.is_available() and dist.is_initialized()
-    if distributed:
-        model = nn.parallel.DistributedDataParallel(
-            model, device_ids=[device.index] if device.type == "cuda" else None
-        )
-    train_model = torch.compile(model) if cfg.compile else model
-    criterion = make_criterion(
-        cfg.task, class_counts(train_df, n_classes), _parse_class_weights(cfg.class_weights), device
-    )
-    optimizer = make_optimizer(model, cfg.lr)
-    scheduler = make_scheduler(optimizer, cfg.task, monitor=monitor)
-    stopper = EarlyStopping(cfg.patience, mode=mode)
-    amp = resolve_amp(cfg.amp, device)
-    scaler = torch.amp.GradScaler(device.type) if amp == "fp16" else None
-
+    monitor = cfg.resolved_metric()
+    fit = _build_fit(cfg, train_df, device)
+    plain = unwrap(fit.model)
     train_tf = build_transforms(cfg.image_size, train=cfg.augment != "none")
     eval_tf = build_transforms(cfg.image_size, train=False)
     val_loader = make_loader(val_df, eval_tf, cfg.batch_size, shuffle=False, workers=cfg.workers)
     mean, std = _normalization(eval_tf)
 
-    history: list[dict[str, float]] = []
-    start = 0
-    best_state: dict[str, torch.Tensor] | None = None
-    best_pred: Predictions | None = None
-    best_metrics: dict[str, float] = {}
-    best_epoch = -1
-    state = load_state(state_path)
-    if state is not None and state.get("fold") == fold:
-        unwrap(model).load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        stopper.load_state_dict(state["stopper"])
-        history, start = state["history"], state["epoch"] + 1
-        best_state, best_epoch, best_metrics = (
-            state["best_model"],
-            state["best_epoch"],
-            state["best_metrics"],
-        )
-        best_pred = Predictions(
-            y_true=state["best_y_true"].numpy(), scores=state["best_scores"].numpy()
-        )
-    stopped = stopper.should_stop if state is not None else False
-
+    resumed = load_fold_state(state_path, fold, plain, fit.optimizer, fit.scheduler, fit.stopper)
+    start, progress = resumed if resumed is not None else (0, FoldProgress())
+    stopped = fit.stopper.should_stop
     for epoch in range(start, cfg.epochs):
         if stopped:
             break
-        seed = epoch_seed(cfg.seed, fold, epoch)
-        torch.manual_seed(seed)
-        np.random.seed(seed)
-        sampler = None
-        if distributed:
-            sampler = torch.utils.data.DistributedSampler(train_df, shuffle=True, seed=seed)
-        train_loader = make_loader(
-            train_df,
-            train_tf,
-            cfg.batch_size,
-            shuffle=sampler is None,
-            workers=cfg.workers,
-            seed=seed,
-            sampler=sampler,
-            drop_last=len(train_df) > cfg.batch_size,
-        )
-        t0 = time.perf_counter()
-        tr = train_one_epoch(
-            train_model,
-            train_loader,
-            criterion,
-            optimizer,
-            device,
-            cfg.task,
-            amp=amp,
-            scaler=scaler,
-            channels_last=cfg.channels_last,
-            max_batches=cfg.max_batches,
-        )
-        val, pred = evaluate(
-            model, val_loader, criterion, device, cfg.task, amp=amp, channels_last=cfg.channels_last
-        )
-        row = {f"train_{k}": float(v) for k, v in tr.items() if k not in ("lr", "seconds")}
-        row.update({f"val_{k}": float(v) for k, v in val.items()})
-        row.update(
-            lr=optimizer.param_groups[0]["lr"], epoch_seconds=time.perf_counter() - t0, epoch=epoch
-        )
-        history.append(row)
+        row, pred = _run_epoch(cfg, fit, train_df, train_tf, val_loader, device, fold, epoch)
+        progress.history.append(row)
         value = row.get(monitor, float("nan"))
-        scheduler.step(value)
-        stopped = stopper.step(value, epoch)
-        if stopper.improved or best_epoch < 0:
-            best_epoch, best_metrics, best_pred = epoch, dict(row), pred
-            best_state = {
-                k: v.detach().cpu().clone() for k, v in unwrap(model).state_dict().items()
-            }
-        if on_epoch is not None and _rank() == 0:
-            on_epoch(epoch, row)
-        if _rank() == 0:
-            save_state(
-                state_path,
-                {
-                    "fold": fold,
-                    "epoch": epoch,
-                    "model": unwrap(model).state_dict(),
-                    "optimizer": optimizer.state_dict(),
-                    "scheduler": scheduler.state_dict(),
-                    "stopper": stopper.state_dict(),
-                    "history": history,
-                    "best_model": best_state,
-                    "best_epoch": best_epoch,
-                    "best_metrics": best_metrics,
-                    "best_y_true": torch.as_tensor(best_pred.y_true),
-                    "best_scores": torch.as_tensor(best_pred.scores),
-                },
+        fit.scheduler.step(value)
+        stopped = fit.stopper.step(value, epoch)
+        if fit.stopper.improved or progress.best_epoch < 0:
+            progress.keep_best(epoch, row, pred, plain)
+        if rank() == 0:
+            if on_epoch is not None:
+                on_epoch(epoch, row)
+            save_fold_state(
+                state_path, fold, epoch, plain, fit.optimizer, fit.scheduler, fit.stopper, progress
             )
-        if distributed:
+        if is_distributed():
             dist.barrier()
-    if best_state is None or best_pred is None:
+    if progress.best_state is None or progress.best_pred is None:
         raise RuntimeError(f"fold {fold}: no epoch was trained (epochs={cfg.epochs})")
     return FoldResult(
         fold,
-        history,
-        best_epoch,
-        best_metrics,
-        best_state,
-        best_pred,
+        progress.history,
+        progress.best_epoch,
+        progress.best_metrics,
+        progress.best_state,
+        progress.best_pred,
         stopped_early=stopped,
-        extra={"config": model_config(cfg, model, mean, std)},
+        extra={"config": model_config(cfg, fit.model, mean, std)},
     )
+
+
+def evaluate_fold_on(cfg: TrainConfig, result: FoldResult, df: pd.DataFrame) -> dict[str, float]:
+    """The fold's best weights on other rows (the held-out test set): ``test_`` metrics with
+    an unweighted loss."""
+    device = resolve_device(cfg.device)
+    model = build_model(cfg, device)
+    model.load_state_dict(result.best_state)
+    loader = make_loader(
+        df,
+        build_transforms(cfg.image_size, train=False),
+        cfg.batch_size,
+        shuffle=False,
+        workers=cfg.workers,
+    )
+    n = len(task_classes(cfg.task))
+    criterion = make_criterion(cfg.task, [1] * n, None, device)  # unweighted test loss
+    metrics, _ = evaluate(
+        model, loader, criterion, device, cfg.task, amp=resolve_amp(cfg.amp, device)
+    )
+    return {f"test_{k}": float(v) for k, v in metrics.items()}
 
 
 def _normalization(transform: Any) -> tuple[list[float], list[float]]:
@@ -283,4 +307,4 @@ def _normalization(transform: Any) -> tuple[list[float], list[float]]:
     for t in getattr(transform, "transforms", []):
         if hasattr(t, "mean") and hasattr(t, "std"):
             return [float(x) for x in t.mean], [float(x) for x in t.std]
-    return [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
+    return list(IMAGENET_MEAN), list(IMAGENET_STD)

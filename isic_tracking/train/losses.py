@@ -21,7 +21,8 @@ TASKS = ("binary", "multiclass")
 PLATEAU = {"binary": {"factor": 0.4, "patience": 1}, "multiclass": {"factor": 0.2, "patience": 2}}
 
 
-def _check_task(task: str) -> None:
+def check_task(task: str) -> None:
+    """Raise a clear error for a task other than binary / multiclass."""
     if task not in TASKS:
         raise IsicInputError(f"unknown task {task!r}; choose one of {list(TASKS)}")
 
@@ -95,7 +96,7 @@ def make_criterion(
         ``BCEWithLogitsLoss`` (binary; expects logits ``[B]`` and float targets ``[B]``) or
         ``CrossEntropyLoss`` (multiclass; logits ``[B, C]``, long targets ``[B]``).
     """
-    _check_task(task)
+    check_task(task)
     counts = list(class_counts)
     if task == "binary" and len(counts) != 2:
         raise IsicInputError(f"binary task needs 2 class counts [benign, malignant], got {counts}")
@@ -138,7 +139,7 @@ def make_scheduler(
             :func:`metric_mode`.
         factor, patience: override the task defaults.
     """
-    _check_task(task)
+    check_task(task)
     cfg = dict(PLATEAU[task])
     if factor is not None:
         cfg["factor"] = factor

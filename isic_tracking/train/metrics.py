@@ -18,7 +18,7 @@ from sklearn import metrics as skm
 from isic_tracking.errors import IsicInputError
 
 if TYPE_CHECKING:
-    from isic_tracking.train.engine import Predictions
+    from isic_tracking.train.predictions import Predictions
 
 #: Keys of :func:`classification_metrics`, in logging order.
 METRIC_KEYS: tuple[str, ...] = (

@@ -12,40 +12,28 @@ from pathlib import Path
 import mlflow
 import optuna
 import pytest
-import torch
 from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
 
 from entrypoints.search import main as search_main
 from isic_tracking.config import TrainConfig
-from isic_tracking.data.prepare import prepare_dataset
-from isic_tracking.data.synthetic import make_synthetic
 from isic_tracking.errors import IsicInputError
 from isic_tracking.tracking.runs import child_runs
-from isic_tracking.tracking.search import TRIAL_TAG, run_search
+from isic_tracking.tracking.search import run_search
+from isic_tracking.tracking.search_trials import TRIAL_TAG
 from isic_tracking.tracking.training import apply_search_params
 from isic_tracking.train.search import SearchConfig, make_storage, open_study
-from tests.train.test_search import tiny_config as base_tiny_config
+from tests.train.search.tiny import tiny_config as base_tiny_config
 
 REPO = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-@pytest.fixture(scope="module")
-def manifest(tmp_path_factory: pytest.TempPathFactory) -> str:
-    root = tmp_path_factory.mktemp("search-data")
-    make_synthetic(root / "raw", n_images=96, seed=0, image_size=32)
-    prepared = prepare_dataset(
-        "synthetic", root / "raw", root / "prep", task="binary", image_size=32, workers=1
-    )
-    return str(prepared.manifest_path)
+@pytest.fixture(scope="session")
+def manifest(search_manifest: str) -> str:
+    return search_manifest
 
 
 def tiny_config(manifest: str, **kw) -> SearchConfig:

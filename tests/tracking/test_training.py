@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import mlflow
@@ -116,3 +117,41 @@ def test_image_size_too_small_is_a_clear_error(
 ) -> None:
     with pytest.raises(IsicInputError, match="image_size=32 is too small for alexnet"):
         run_training(tiny_config(binary_manifest, tmp_path, arch="alexnet", image_size=32))
+
+
+class _Lines(logging.Handler):
+    """Collects the messages of one logger (what the stage prints)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage())
+
+
+def test_folds_run_apart_join_one_parent_and_finish_once(
+    mlflow_tracking: str, binary_manifest: Path, tmp_path: Path
+) -> None:
+    said = _Lines()
+    logger = logging.getLogger("isic_tracking.tracking.training")
+    logger.addHandler(said)
+    level = logger.level
+    logger.setLevel(logging.INFO)
+    try:
+        first = run_training(tiny_config(binary_manifest, tmp_path, fold=0, epochs=1))
+        # fold is not a result field: same config hash, so fold 1 joins the same parent
+        second = run_training(tiny_config(binary_manifest, tmp_path, fold=1, epochs=1))
+    finally:
+        logger.removeHandler(said)
+        logger.setLevel(level)
+    assert first.model_name is None and first.summary == {}
+    assert second.run_id == first.run_id and second.model_name == "isic-binary-timm-test_resnet"
+    # fold 0 finished in the first call: its metrics and predictions were read back
+    assert len(second.fold_metrics) == 2 and "best_val_roc_auc_mean" in second.summary
+    parent = MlflowClient().get_run(first.run_id)
+    assert parent.data.tags["isic.complete"] == "true" and "oof_roc_auc" in parent.data.metrics
+    assert said.lines[0].startswith("fold 0: best val_roc_auc=")
+    assert said.lines[1] == "1/2 folds finished; summary and registry when all are done"
+    assert said.lines[2].startswith("fold 1: best val_roc_auc=")
+    assert said.lines[3].startswith("registered isic-binary-timm-test_resnet versions [1, 2]")

@@ -239,15 +239,6 @@ def test_bad_batch_format_and_empty_loader():
         evaluate(model, [], crit, "cpu", "binary")
 
 
-def test_predictions_concat_and_predicted():
-    a = Predictions(np.array([0, 1]), np.array([0.2, 0.7]), np.array([0, 1]))
-    b = Predictions(np.array([1]), np.array([0.4]), np.array([2]))
-    c = Predictions.concat([a, b])
-    assert len(c) == 3 and c.indices.tolist() == [0, 1, 2]
-    assert c.predicted().tolist() == [0, 1, 0]
-    assert c.predicted(threshold=0.3).tolist() == [0, 1, 1]
-
-
 def _ddp_worker(rank: int, world: int, tmp: str) -> None:
     """One rank: DDP training + distributed evaluation, then a NaN on rank 1's shard only."""
     import json

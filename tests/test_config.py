@@ -1,0 +1,178 @@
+"""Stage configs: one shared base for train and search, CLI flags + YAML, non-result fields."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import typing
+from pathlib import Path
+
+import pytest
+
+from isic_tracking.config import (
+    NON_RESULT_FIELDS,
+    FitSettings,
+    TrainConfig,
+    add_config_args,
+    config_from_args,
+    config_hash,
+    default_metric,
+    non_result_fields,
+    parse_bool,
+    parse_int,
+)
+from isic_tracking.errors import IsicInputError
+from isic_tracking.train.search import RUN_CONTROL_FIELDS, SearchConfig
+
+SHARED = [f.name for f in dataclasses.fields(FitSettings)]
+TRIAL_PARAMS = {"lr": 3e-3, "batch_size": 16, "epochs": 3}
+
+
+def _other_value(cls: type, name: str) -> object:
+    """A valid value of field ``name`` that differs from its default."""
+    default = next(f.default for f in dataclasses.fields(cls) if f.name == name)
+    tp = typing.get_type_hints(cls)[name]
+    base = [a for a in typing.get_args(tp) if a is not type(None)] or [tp]
+    if base[0] is bool:
+        return not default
+    if base[0] is int:
+        return (default or 0) + 2
+    if base[0] is float:
+        return (default or 0.0) + 0.25
+    return f"{default}-other"
+
+
+def _parse(cls: type, argv: list[str]) -> argparse.Namespace:
+    return add_config_args(argparse.ArgumentParser(), cls).parse_args(argv)
+
+
+# --------------------------------------------------------------------------- one shared base
+def test_every_shared_field_reaches_the_trial_train_config() -> None:
+    """Set every shared field off its default: the trial's TrainConfig has each of them
+    (the old field-by-field copy dropped channels_last and compile)."""
+    changed = {name: _other_value(FitSettings, name) for name in SHARED}
+    search = SearchConfig(**changed)
+    trial = search.train_config(TRIAL_PARAMS)
+    assert {name: getattr(trial, name) for name in SHARED} == changed
+    assert trial.channels_last is True and trial.compile is True
+    assert (trial.lr, trial.batch_size, trial.epochs, trial.folds) == (3e-3, 16, 3, 1)
+    assert trial.monitor == search.resolved_metric()
+
+
+def test_fields_of_both_stages_are_the_shared_ones() -> None:
+    """A field added to train and search alike must go into the shared base (else a trial
+    would silently train with the train default); only work_dir is each stage's own."""
+    train = {f.name for f in dataclasses.fields(TrainConfig)}
+    search = {f.name for f in dataclasses.fields(SearchConfig)}
+    assert train & search == set(SHARED) | {"work_dir"}
+    assert TrainConfig().work_dir == "outputs/train"
+    assert SearchConfig().work_dir == "outputs/search"
+
+
+def test_one_resolved_metric_for_both_stages() -> None:
+    assert default_metric("binary") == "val_roc_auc"
+    assert default_metric("multiclass") == "val_balanced_accuracy"
+    for cls, field in ((TrainConfig, "monitor"), (SearchConfig, "metric")):
+        assert cls().resolved_metric() == "val_roc_auc"
+        assert cls(task="multiclass").resolved_metric() == "val_balanced_accuracy"
+        assert cls(**{field: "val_loss"}).resolved_metric() == "val_loss"
+
+
+def test_non_result_fields_are_declared_on_the_fields() -> None:
+    assert set(NON_RESULT_FIELDS) == {"device", "resume", "fold", "workers", "work_dir"}
+    assert set(RUN_CONTROL_FIELDS) == {
+        "n_trials",
+        "storage",
+        "study_name",
+        "n_workers",
+        "timeout",
+        "device",
+        "workers",
+        "work_dir",
+        "heartbeat",
+        "max_retry",
+    }
+    assert non_result_fields(TrainConfig) == NON_RESULT_FIELDS
+
+
+def test_config_hash_ignores_only_non_result_fields() -> None:
+    base = config_hash(TrainConfig(), NON_RESULT_FIELDS)
+    steer = TrainConfig(device="cpu", workers=3, work_dir="elsewhere", resume="r", fold=1)
+    assert config_hash(steer, NON_RESULT_FIELDS) == base
+    assert config_hash(TrainConfig(lr=0.5), NON_RESULT_FIELDS) != base
+    assert config_hash(TrainConfig(channels_last=True), NON_RESULT_FIELDS) != base
+    assert len(base) == 12
+
+
+# --------------------------------------------------------------------------- CLI + YAML
+def test_cli_flags_types_and_per_stage_help() -> None:
+    train = add_config_args(argparse.ArgumentParser(), TrainConfig)
+    search = add_config_args(argparse.ArgumentParser(), SearchConfig)
+    helps = {
+        name: {a.dest: a.help for a in p._actions if a.dest not in ("help", "config")}
+        for name, p in (("train", train), ("search", search))
+    }
+    assert set(helps["train"]) == {f.name for f in dataclasses.fields(TrainConfig)}
+    assert set(helps["search"]) == {f.name for f in dataclasses.fields(SearchConfig)}
+    assert helps["train"]["seed"] == "seed of folds, init, shuffling and augmentation (default: 0)"
+    assert helps["search"]["seed"].startswith("seed of the sampler, subset, holdout split")
+    assert helps["search"]["channels_last"] == "channels_last memory format (default: False)"
+    assert helps["search"]["work_dir"].endswith("(default: 'outputs/search')")
+    args = _parse(
+        SearchConfig,
+        ["--n_trials", "5.0", "--storage", "none", "--compile", "true", "--lr_min=0.5"],
+    )
+    assert vars(args) == {
+        "n_trials": 5,
+        "storage": None,
+        "compile": True,
+        "lr_min": 0.5,
+        "config": None,
+    }
+    with pytest.raises(SystemExit):
+        _parse(TrainConfig, ["--epochs", "2.5"])
+
+
+def test_yaml_fills_defaults_and_cli_wins(tmp_path: Path) -> None:
+    path = tmp_path / "train.yaml"
+    path.write_text("lr: 0.01\nepochs: 7\nchannels_last: true\n")
+    cfg = config_from_args(
+        TrainConfig, _parse(TrainConfig, ["--config", str(path), "--epochs", "2"])
+    )
+    assert (cfg.lr, cfg.epochs, cfg.channels_last, cfg.folds) == (0.01, 2, True, 3)
+    path.write_text("lr: 0.01\nlearning_rate: 1\n")
+    with pytest.raises(IsicInputError, match=r"unknown keys \['learning_rate'\]"):
+        config_from_args(TrainConfig, _parse(TrainConfig, ["--config", str(path)]))
+    with pytest.raises(IsicInputError, match="does not exist"):
+        config_from_args(TrainConfig, _parse(TrainConfig, ["--config", str(tmp_path / "no.yaml")]))
+
+
+def test_parse_bool_and_int() -> None:
+    assert parse_bool("Yes") is True and parse_bool("off") is False and parse_bool(True) is True
+    with pytest.raises(argparse.ArgumentTypeError, match="not a boolean"):
+        parse_bool("maybe")
+    assert parse_int("5.0") == 5
+    with pytest.raises(argparse.ArgumentTypeError, match="not an integer"):
+        parse_int("5.5")
+
+
+@pytest.mark.parametrize("stage", ["train", "search"])
+def test_mlproject_command_with_its_defaults_builds_the_config(stage: str) -> None:
+    """Every MLproject parameter of the stage is a flag, and its default parses."""
+    import importlib
+    import shlex
+
+    import yaml
+
+    entry = yaml.safe_load((Path(__file__).parents[1] / "MLproject").read_text())["entry_points"]
+    spec = entry[stage]
+    # MLflow quotes each value (an empty string stays an argument)
+    values = {k: shlex.quote(str(v.get("default", ""))) for k, v in spec["parameters"].items()}
+    argv = shlex.split(spec["command"].format(**values))
+    assert argv[:3] == ["python", "-m", f"entrypoints.{stage}"]
+    module = importlib.import_module(f"entrypoints.{stage}")
+    cls = TrainConfig if stage == "train" else SearchConfig
+    cfg = config_from_args(cls, module.build_parser().parse_args(argv[3:]))
+    given = {k for k in values if k in {f.name for f in dataclasses.fields(cls)}}
+    assert given == set(values)  # no MLproject parameter without a config field
+    assert cfg.seed == 0 and cfg.manifest is None
