@@ -36,7 +36,8 @@ from isic_tracking.data.transforms import build_transforms
 from isic_tracking.errors import IsicInputError, NonFiniteLossError
 from isic_tracking.models import check_arch
 from isic_tracking.tracking import tag
-from isic_tracking.tracking.registry import CHECKPOINT_DIR, register_checkpoints
+from isic_tracking.tracking.pyfunc import log_fold_model
+from isic_tracking.tracking.registry import register_checkpoints
 from isic_tracking.tracking.runs import (
     child_runs,
     experiment_id,
@@ -47,7 +48,6 @@ from isic_tracking.tracking.runs import (
     log_metrics,
     log_params,
 )
-from isic_tracking.train.checkpoint import save_model_checkpoint
 from isic_tracking.train.engine import evaluate
 from isic_tracking.train.fold import FoldResult, build_model, resolve_amp, train_fold
 from isic_tracking.train.losses import make_criterion, metric_mode
@@ -183,13 +183,9 @@ def _log_fold(
     if not test.empty:
         final.update(_evaluate_test(cfg, result, test))
     log_metrics(final)
-    with tempfile.TemporaryDirectory() as tmp:
-        from isic_tracking.models import create_model  # noqa: F401  (config rebuild check)
-
-        model = build_model(cfg, torch.device("cpu"))
-        model.load_state_dict(result.best_state)
-        save_model_checkpoint(tmp, model, result.extra["config"])
-        mlflow.log_artifacts(tmp, CHECKPOINT_DIR)
+    model = build_model(cfg, torch.device("cpu"))
+    model.load_state_dict(result.best_state)
+    log_fold_model(model, result.extra["config"], final, step=result.best_epoch)
     for name, fig in _fold_figures(result, classes, cfg.task).items():
         log_figure(fig, name)
     ids = val_df["image_id"].to_numpy()
