@@ -5,8 +5,9 @@ data_path=<checkpoint/>)``: its ``MLmodel`` names our loader module, its data fo
 ``model.safetensors`` + ``config.json`` (nothing a loader would unpickle), the package source
 travels along as ``code/isic_tracking`` so ``mlflow models serve`` works without installing
 it, and the signature and input example say what :mod:`isic_tracking.serving` accepts.
-MLflow links the LoggedModel to the fold run (and copies that run's metrics of the best epoch);
-:func:`log_fold_model` also links the fold's final metrics, tagged with the training data set.
+MLflow links the LoggedModel to the fold run and copies that run's metrics of the best epoch
+(``step``) to it; :func:`log_fold_model` then logs the fold's final metrics to both, with the
+training data set, so the model's page lists them and the data they were measured on.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from typing import Any
 import mlflow
 import numpy as np
 import pandas as pd
-from mlflow.entities import DatasetInput, InputTag, LoggedModel, Metric
+from mlflow.entities import DatasetInput, InputTag, LoggedModel
 from mlflow.models import Model, ModelSignature
 from mlflow.models.model import ModelInfo
 from mlflow.tracking import MlflowClient
@@ -98,32 +99,6 @@ def _training_dataset(run_id: str) -> tuple[Any, str | None]:
     return None, parent_id
 
 
-def _link_metrics(run_id: str, model_id: str, keys: Iterable[str], dataset: Any) -> None:
-    """Attach the run's latest values of ``keys`` to the model, same timestamps (so the run's
-    own history gains no duplicate), with the data set's name and digest."""
-    client = MlflowClient()
-    linked = []
-    for key in keys:
-        history = client.get_metric_history(run_id, key)
-        if not history:
-            continue
-        m = max(history, key=lambda h: (h.step, h.timestamp))
-        linked.append(
-            Metric(
-                key,
-                m.value,
-                m.timestamp,
-                m.step,
-                model_id=model_id,
-                dataset_name=getattr(dataset, "name", None),
-                dataset_digest=getattr(dataset, "digest", None),
-                run_id=run_id,
-            )
-        )
-    if linked:
-        client.log_batch(run_id, metrics=linked)
-
-
 def log_fold_model(
     model: nn.Module, config: dict[str, Any], metrics: Mapping[str, float], step: int = 0
 ) -> ModelInfo:
@@ -132,7 +107,9 @@ def log_fold_model(
     Args:
         model: the fold's best weights (on CPU).
         config: the checkpoint config (arch, num_outputs, task, classes, image_size, mean, std).
-        metrics: the fold's final metrics (already logged to the run): linked to the model.
+        metrics: the fold's final metrics (``best_*``, ``test_*``), logged here to the run and
+            the model at step 0, with the training data set (not logged before: MLflow would
+            copy them to the model without the data set, and twice is a unique-key error).
         step: the best epoch; MLflow links the run's metrics of that step to the model.
     """
     run_id = mlflow.active_run().info.run_id
@@ -156,7 +133,8 @@ def log_fold_model(
             tags={tag.FOLD: fold, tag.TRAIN_RUN: parent_id or run_id},
             model_type="image-classifier",
         )
-    _link_metrics(run_id, info.model_id, metrics, dataset)
+    values = {k: float(v) for k, v in metrics.items()}
+    mlflow.log_metrics(values, step=0, model_id=info.model_id, dataset=dataset)
     return info
 
 

@@ -182,9 +182,9 @@ def _log_fold(
     final["best_epoch"] = result.best_epoch
     if not test.empty:
         final.update(_evaluate_test(cfg, result, test))
-    log_metrics(final)
     model = build_model(cfg, torch.device("cpu"))
     model.load_state_dict(result.best_state)
+    # logs `final` to the fold run and its LoggedModel (with the training data set)
     log_fold_model(model, result.extra["config"], final, step=result.best_epoch)
     for name, fig in _fold_figures(result, classes, cfg.task).items():
         log_figure(fig, name)
