@@ -49,11 +49,12 @@ def output_columns(classes: Sequence[str]) -> list[str]:
 
 
 def class_probabilities(logits: Tensor, task: str) -> Tensor:
-    """``[N, C]`` probabilities: binary ``[1 - p, p]`` with ``p = sigmoid``, else softmax."""
+    """``[N, C]`` float64 probabilities: binary ``[1 - p, p]`` with ``p = sigmoid``, else
+    softmax (in float64 so that each row sums to 1 to the last digit the output shows)."""
     if task == "binary":
-        p = torch.sigmoid(logits.reshape(-1).float())
+        p = torch.sigmoid(logits.reshape(-1).double())
         return torch.stack([1 - p, p], dim=1)
-    return torch.softmax(logits.float(), dim=1)
+    return torch.softmax(logits.double(), dim=1)
 
 
 def predicted_index(probs: Tensor, task: str) -> Tensor:
@@ -143,13 +144,13 @@ class ImageClassifier:
             for i in range(0, len(images), self.batch_size):
                 x = torch.stack([self.transform(im) for im in images[i : i + self.batch_size]])
                 out.append(class_probabilities(self.model(x.to(device)), self.task).cpu())
-        return torch.cat(out) if out else torch.zeros(0, len(self.classes))
+        return torch.cat(out) if out else torch.zeros(0, len(self.classes), dtype=torch.float64)
 
     def predict(self, model_input: Any, params: dict[str, Any] | None = None) -> pd.DataFrame:
         """One row per input image: ``label`` and the probability of each class."""
         probs = self.probabilities(decode_column(_image_column(model_input)))
         labels = [self.classes[i] for i in predicted_index(probs, self.task).tolist()]
-        table = pd.DataFrame(probs.double().numpy(), columns=self.classes)
+        table = pd.DataFrame(probs.numpy(), columns=self.classes)
         table.insert(0, LABEL_COLUMN, labels)
         return table
 
