@@ -37,7 +37,6 @@ def model_description(name: str, arch: str, task: str, monitor: str, mode: str) 
 
 def version_description(
     *,
-    name: str,
     arch: str,
     task: str,
     fold: str,

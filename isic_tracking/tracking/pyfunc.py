@@ -27,6 +27,7 @@ from mlflow.models import Model, ModelSignature
 from mlflow.models.model import ModelInfo
 from mlflow.tracking import MlflowClient
 from mlflow.types import ColSpec, DataType, Schema
+from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT, MLFLOW_PARENT_RUN_ID
 from PIL import Image
 from torch import nn
 
@@ -40,7 +41,6 @@ MODEL_NAME = "model"  # the LoggedModel's name (``runs:/<fold run>/model`` in ML
 DATA_DIR = "checkpoint"  # the MLflow model keeps the checkpoint at data/checkpoint/
 LOADER_MODULE = serving.__name__
 DATASET_CONTEXT = "training"
-_CONTEXT_TAG = "mlflow.data.context"
 REQUIREMENTS = (
     "mlflow",
     "torch",
@@ -87,16 +87,14 @@ def pip_requirements(names: Iterable[str] = REQUIREMENTS) -> list[str]:
     return reqs
 
 
-def _training_dataset(run_id: str) -> tuple[Any, str | None]:
-    """(the training data set entity of the fold's parent run or None, the parent run id)."""
-    client = MlflowClient()
-    parent_id = client.get_run(run_id).data.tags.get("mlflow.parentRunId")
+def _training_dataset(parent_id: str | None) -> Any:
+    """The training data set entity logged on the fold's parent run, or None."""
     if not parent_id:
-        return None, None
-    for inp in client.get_run(parent_id).inputs.dataset_inputs:
-        if any(t.key == _CONTEXT_TAG and t.value == DATASET_CONTEXT for t in inp.tags):
-            return inp.dataset, parent_id
-    return None, parent_id
+        return None
+    for inp in MlflowClient().get_run(parent_id).inputs.dataset_inputs:
+        if any(t.key == MLFLOW_DATASET_CONTEXT and t.value == DATASET_CONTEXT for t in inp.tags):
+            return inp.dataset
+    return None
 
 
 def log_fold_model(
@@ -112,13 +110,14 @@ def log_fold_model(
             copy them to the model without the data set, and twice is a unique-key error).
         step: the best epoch; MLflow links the run's metrics of that step to the model.
     """
-    run_id = mlflow.active_run().info.run_id
-    dataset, parent_id = _training_dataset(run_id)
+    run = MlflowClient().get_run(mlflow.active_run().info.run_id)
+    run_id, parent_id = run.info.run_id, run.data.tags.get(MLFLOW_PARENT_RUN_ID)
+    dataset = _training_dataset(parent_id)
     if dataset is not None:  # the fold run shows the data set it was trained on, too
         MlflowClient().log_inputs(
-            run_id, [DatasetInput(dataset, [InputTag(_CONTEXT_TAG, DATASET_CONTEXT)])]
+            run_id, [DatasetInput(dataset, [InputTag(MLFLOW_DATASET_CONTEXT, DATASET_CONTEXT)])]
         )
-    fold = MlflowClient().get_run(run_id).data.tags.get(tag.FOLD, "")
+    fold = run.data.tags.get(tag.FOLD, "")
     with tempfile.TemporaryDirectory() as tmp:
         data = save_model_checkpoint(Path(tmp) / DATA_DIR, model, config)
         info = mlflow.pyfunc.log_model(

@@ -135,7 +135,6 @@ def register_checkpoints(
     client.set_registered_model_alias(name, CHAMPION, versions[best].version)
     for i, ((run_id, _), mv) in enumerate(zip(fold_runs, versions)):
         text = version_description(
-            name=name,
             arch=arch,
             task=task,
             fold=folds[i],

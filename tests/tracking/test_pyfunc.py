@@ -125,6 +125,9 @@ def test_logged_models_carry_signature_metrics_and_dataset(registered: Registere
         assert info.signature.outputs.input_names() == ["label", *CLASSES]
         conf = info.flavors["python_function"]
         assert conf["loader_module"] == "isic_tracking.serving" and "code" in conf
+        reqs = Path(mlflow.artifacts.download_artifacts(f"{m.artifact_location}/requirements.txt"))
+        pinned = dict(line.split("==") for line in reqs.read_text().split() if "==" in line)
+        assert {"torch", "timm", "safetensors", "mlflow"} <= set(pinned)
     fold_run = MlflowClient().get_run(registered.fold_run_ids[0])
     assert [d.dataset.digest for d in fold_run.inputs.dataset_inputs] == [registered.digest]
     # the final metrics are logged once: to the run and the model together
@@ -184,15 +187,17 @@ def test_project_loader_reads_the_logged_model_by_every_uri(registered: Register
 def test_old_style_version_still_loads_with_a_one_line_hint(
     mlflow_tracking: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    run_id = checkpoint_run()
-    source = f"{MlflowClient().get_run(run_id).info.artifact_uri}/checkpoint"
-    MlflowClient().create_registered_model("old-style")
-    MlflowClient().create_model_version("old-style", source=source, run_id=run_id)
+    run_id = checkpoint_run()  # a fold run of before: a bare checkpoint/ folder, no MLmodel
     with caplog.at_level("WARNING", logger="isic_tracking"):
-        loaded = load_registered_model("models:/old-style/1")
+        (mv,) = register_checkpoints("old-style", [(run_id, {"m": 0.5})], "m")
+    assert mv.source.endswith("/checkpoint") and "no logged model" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="isic_tracking"):
+        loaded = load_registered_model("models:/old-style@champion")
     assert loaded.model_id is None and loaded.config["arch"] == "resnet18"
-    hints = [r.getMessage() for r in caplog.records if "old-style" in r.getMessage()]
-    assert len(hints) == 1 and "\n" not in hints[0] and "mlflow models serve" in hints[0]
+    hints = [r.getMessage() for r in caplog.records]
+    assert len(hints) == 1 and "\n" not in hints[0] and "old-style" in hints[0]
+    assert "mlflow models serve" in hints[0]
     assert load_registered_model(f"runs:/{run_id}/checkpoint").model_id is None
 
 
