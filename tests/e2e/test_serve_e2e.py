@@ -10,7 +10,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import urllib.request
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,7 +18,7 @@ import pandas as pd
 import pytest
 import torch
 
-from tests.e2e.helpers import env_for, free_port, mlflow_server, run_module
+from tests.e2e.helpers import env_for, free_port, mlflow_server, run_module, wait_until_up
 
 pytestmark = pytest.mark.slow
 
@@ -57,16 +56,7 @@ def model_server(uri: str, env: dict[str, str], tmp: Path):
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.time() + 300
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/ping", timeout=2) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                time.sleep(0.5)
-            assert proc.poll() is None, "model server exited:\n" + log.read_text()[-3000:]
-            assert time.time() < deadline, "model server did not start:\n" + log.read_text()[-3000:]
+        wait_until_up(f"{url}/ping", proc, log)
         yield url
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
