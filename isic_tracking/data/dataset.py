@@ -21,13 +21,21 @@ _JPEG_MAGIC = b"\xff\xd8\xff"
 
 
 def decode_image_file(path: str) -> Tensor:
-    """Read an image file as a uint8 RGB ``[3, H, W]`` tensor, upright.
+    """Read an image file as a uint8 RGB ``[3, H, W]`` tensor, upright (see
+    :func:`decode_image_bytes`)."""
+    return decode_image_bytes(np.fromfile(path, dtype=np.uint8))
+
+
+def decode_image_bytes(data: bytes | np.ndarray) -> Tensor:
+    """Decode an encoded image (file contents) as a uint8 RGB ``[3, H, W]`` tensor, upright.
 
     JPEGs (every cached image) go through libjpeg-turbo via :func:`torchvision.io.decode_jpeg`;
     anything else through PIL and :func:`isic_tracking.data.cache.to_rgb`, so grayscale,
-    alpha, palette and 16-bit files give the same RGB as the cache.
+    alpha, palette and 16-bit files give the same RGB as the cache. The served model decodes
+    its input with this function too, so it sees the pixels training saw.
     """
-    data = np.fromfile(path, dtype=np.uint8)
+    if not isinstance(data, np.ndarray):
+        data = np.frombuffer(bytes(data), dtype=np.uint8).copy()
     if data[:3].tobytes() == _JPEG_MAGIC:
         try:
             return decode_jpeg(

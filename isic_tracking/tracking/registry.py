@@ -1,8 +1,11 @@
-"""Model Registry: register fold checkpoints, set the ``champion`` alias, pull models safely.
+"""Model Registry: register fold models, set the ``champion`` alias, pull models safely.
 
-A registered version points at a fold run's ``checkpoint/`` artifact (safetensors weights +
-config.json); :func:`load_model` rebuilds the architecture from the config, so pulling a
-model never unpickles code.
+A registered version points at a fold's LoggedModel (``models:/<model_id>``, a pickle-free
+pyfunc, see :mod:`isic_tracking.tracking.pyfunc`), so MLflow's own tools load and serve it.
+:func:`load_model` is the way to the ``nn.Module`` itself (named layers, for hooks): it reads
+the same model's ``model.safetensors`` + ``config.json`` and rebuilds the architecture, so
+pulling a model never unpickles code. Versions registered before that point at a bare
+``checkpoint/`` folder of the fold run; they still load (with a hint).
 """
 
 from __future__ import annotations
@@ -15,22 +18,33 @@ from typing import Any
 import mlflow
 import pandas as pd
 import torch
+from mlflow.entities import LoggedModel
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 from torch import nn
 
 from isic_tracking.data.manifest import task_classes
+from isic_tracking.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from isic_tracking.errors import IsicInputError
+from isic_tracking.log import get_logger
 from isic_tracking.models import create_model
 from isic_tracking.tracking import tag
+from isic_tracking.tracking.descriptions import model_description, version_description
+from isic_tracking.tracking.pyfunc import (
+    DATA_DIR,
+    DATASET_CONTEXT,
+    MODEL_NAME,
+    download_checkpoint,
+    run_logged_model,
+)
 from isic_tracking.tracking.runs import download_artifacts, get_run, param
 from isic_tracking.train.checkpoint import load_model_checkpoint
 
-CHECKPOINT_DIR = "checkpoint"
+log = get_logger(__name__)
+
+CHECKPOINT_DIR = DATA_DIR  # the bare run artifact of versions registered before pyfunc models
 CHAMPION = "champion"
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 @dataclass
@@ -45,6 +59,31 @@ class LoadedModel:
     train_run_id: str | None = None
     source_run_id: str | None = None
     tags: dict[str, str] = field(default_factory=dict)
+    model_id: str | None = None  # the MLflow LoggedModel (None: pretrained or old-style)
+
+
+def _champion_index(values: list[float], mode: str) -> int:
+    """Position of the best monitored value (NaN never wins)."""
+    sign = 1.0 if mode == "max" else -1.0
+    return max(
+        range(len(values)),
+        key=lambda i: sign * values[i] if values[i] == values[i] else float("-inf"),
+    )
+
+
+def _register_fold(name: str, run_id: str, tags: dict[str, str]) -> ModelVersion:
+    """A version from the fold's LoggedModel, or (runs logged before) its bare checkpoint."""
+    logged = run_logged_model(run_id)
+    if logged is not None:
+        return mlflow.register_model(logged.model_uri, name, tags=tags)
+    log.warning(
+        "fold run %s has no logged model: registering its bare %s/ folder, which only "
+        "isic_tracking's load_model reads (retrain for a model MLflow can serve)",
+        run_id,
+        CHECKPOINT_DIR,
+    )
+    source = f"{get_run(run_id).info.artifact_uri.rstrip('/')}/{CHECKPOINT_DIR}"
+    return MlflowClient().create_model_version(name, source=source, run_id=run_id, tags=tags)
 
 
 def register_checkpoints(
@@ -54,38 +93,62 @@ def register_checkpoints(
     mode: str = "max",
     train_run_id: str | None = None,
 ) -> list[ModelVersion]:
-    """Register each fold run's checkpoint as a version; alias ``champion`` on the best.
+    """Register each fold's logged model as a version; alias ``champion`` on the best.
+
+    Versions carry a markdown description (arch, task, fold, monitored metric, why it is or
+    is not champion, training run, data digest) and a few tags (fold, training run, monitored
+    metric and value, data digest); the fold's metrics live on its LoggedModel.
 
     Args:
         name: registered model name (created if needed).
-        fold_runs: ``(fold_run_id, final metrics)`` per fold; the metrics become version tags.
+        fold_runs: ``(fold_run_id, final metrics)`` per fold.
         monitor: metric key that picks the champion.
         mode: ``max`` or ``min`` for ``monitor``.
-        train_run_id: the parent training run, stored as a version tag.
+        train_run_id: the parent training run.
     """
+    if not fold_runs:
+        return []
     client = MlflowClient()
+    train = get_run(train_run_id) if train_run_id else None
+    digest = train.data.tags.get(tag.dataset_digest(DATASET_CONTEXT), "") if train else ""
+    arch = (param(train, "arch") if train else None) or ""
+    task = (param(train, "task") if train else None) or ""
+    about = model_description(name, arch, task, monitor, mode)
     try:
         client.get_registered_model(name)
+        client.update_registered_model(name, description=about)
     except MlflowException:
-        client.create_registered_model(
-            name, description="isic_tracking k-fold training; one version per fold"
-        )
+        client.create_registered_model(name, description=about)
+    folds = [get_run(run_id).data.tags.get(tag.FOLD, "") for run_id, _ in fold_runs]
+    values = [float(m.get(monitor, float("nan"))) for _, m in fold_runs]
     versions = []
-    for run_id, metrics in fold_runs:
-        run = get_run(run_id)
-        source = f"{run.info.artifact_uri.rstrip('/')}/{CHECKPOINT_DIR}"
-        tags = {k: f"{v:.6g}" for k, v in metrics.items()}
-        tags.update({"fold": run.data.tags.get(tag.FOLD, ""), "train_run_id": train_run_id or ""})
-        versions.append(client.create_model_version(name, source=source, run_id=run_id, tags=tags))
-
-    def key(pair: tuple[ModelVersion, tuple[str, dict[str, float]]]) -> float:
-        v = pair[1][1].get(monitor, float("nan"))
-        v = float("-inf") if v != v else v
-        return v if mode == "max" else -v
-
-    if versions:
-        best = max(zip(versions, fold_runs), key=key)[0]
-        client.set_registered_model_alias(name, CHAMPION, best.version)
+    for (run_id, _), fold, value in zip(fold_runs, folds, values):
+        tags = {
+            tag.FOLD: fold,
+            tag.TRAIN_RUN: train_run_id or "",
+            tag.MONITOR: monitor,
+            tag.MONITOR_VALUE: f"{value:.6g}",
+            tag.dataset_digest(DATASET_CONTEXT): digest,
+        }
+        versions.append(_register_fold(name, run_id, tags))
+    best = _champion_index(values, mode)
+    client.set_registered_model_alias(name, CHAMPION, versions[best].version)
+    for i, ((run_id, _), mv) in enumerate(zip(fold_runs, versions)):
+        text = version_description(
+            arch=arch,
+            task=task,
+            fold=folds[i],
+            monitor=monitor,
+            mode=mode,
+            value=values[i],
+            champion=(versions[best].version, folds[best], values[best]) if i != best else None,
+            n_folds=len(versions),
+            train_run_id=train_run_id,
+            fold_run_id=run_id,
+            digest=digest,
+            source=mv.source,
+        )
+        client.update_model_version(name, mv.version, description=text)
     return versions
 
 
@@ -131,7 +194,9 @@ def load_model(
     uri: str, device: str | torch.device = "cpu", allow_random: bool = False
 ) -> LoadedModel:
     """Rebuild a torch model from ``models:/name@alias``, ``models:/name/version``,
-    ``runs:/<run_id>/<path>`` or ``pretrained:<arch>`` (ImageNet base from the local cache).
+    ``models:/<logged model id>``, ``runs:/<run_id>/checkpoint`` (the fold run's logged model,
+    or a ``checkpoint/`` folder of the run) or ``pretrained:<arch>`` (ImageNet base from the
+    local cache). Reads only ``model.safetensors`` + ``config.json``: nothing is unpickled.
 
     Args:
         uri: where the model lives.
@@ -156,22 +221,45 @@ def load_model(
         return LoadedModel(
             model, config, uri, tags={"model.uri": uri, "model.name": f"{arch}-imagenet"}
         )
-    name = version = None
-    if m := re.fullmatch(r"models:/([^/@]+)(?:@([^/]+)|/([^/]+))", uri):
+    name = version = model_id = None
+    if m := re.fullmatch(r"models:/(m-[0-9a-f]{32})", uri):  # a LoggedModel id
+        model_id = m.group(1)
+        logged = _logged_model(model_id)
+        run_id = logged.source_run_id
+    elif m := re.fullmatch(r"models:/([^/@]+)(?:@([^/]+)|/([^/]+))", uri):
         name, alias, ver = m.groups()
         mv = _resolve_version(name, alias or ver)
         version, run_id = mv.version, mv.run_id
-        rel = CHECKPOINT_DIR
+        if mv.source.startswith("models:/"):
+            model_id = mv.model_id or mv.source.removeprefix("models:/").strip("/")
+            logged = _logged_model(model_id)
+        else:
+            logged, rel = None, CHECKPOINT_DIR
+            log.warning(
+                "%s version %s is an old-style bare %s/ folder: it loads here, but "
+                "mlflow.pyfunc and `mlflow models serve` need a version registered by a newer "
+                "train run",
+                name,
+                version,
+                CHECKPOINT_DIR,
+            )
     elif m := re.fullmatch(r"runs:/([0-9a-fA-F]+)(?:/(.+))?", uri):
         run_id, rel = m.group(1), (m.group(2) or CHECKPOINT_DIR).strip("/")
         get_run(run_id)
+        logged = run_logged_model(run_id) if rel in (CHECKPOINT_DIR, MODEL_NAME) else None
+        if logged is not None and _has_artifact(run_id, rel):
+            logged = None  # a run with both: the folder the URI names
+        model_id = logged.model_id if logged else None
     else:
         raise IsicInputError(
             f"cannot resolve model URI {uri!r}; use models:/<name>@<alias>, models:/<name>/<version>, "
-            "runs:/<run_id>/checkpoint or pretrained:<arch>"
+            "models:/<logged model id>, runs:/<run_id>/checkpoint or pretrained:<arch>"
         )
     with tempfile.TemporaryDirectory() as tmp:
-        local = download_artifacts(run_id, rel, tmp)
+        if logged is not None:
+            local = download_checkpoint(logged, tmp)
+        else:
+            local = download_artifacts(run_id, rel, tmp)
         model, config = load_model_checkpoint(local, device)
     run = get_run(run_id)
     train_run_id = run.data.tags.get("mlflow.parentRunId", run_id)
@@ -181,7 +269,24 @@ def load_model(
     tags = {"model.uri": uri, "model.source_run_id": run_id, "model.train_run_id": train_run_id}
     if name:
         tags.update({"model.name": name, "model.version": str(version)})
-    return LoadedModel(model, config, uri, name, version, train_run_id, run_id, tags)
+    if model_id:
+        tags["model.model_id"] = model_id
+    return LoadedModel(model, config, uri, name, version, train_run_id, run_id, tags, model_id)
+
+
+def _logged_model(model_id: str) -> LoggedModel:
+    try:
+        return mlflow.get_logged_model(model_id)
+    except MlflowException:
+        raise IsicInputError(
+            f"no logged model {model_id!r} on {mlflow.get_tracking_uri()} (deleted, or another "
+            "tracking server?)"
+        ) from None
+
+
+def _has_artifact(run_id: str, path: str) -> bool:
+    parent = path.rsplit("/", 1)[0] if "/" in path else None
+    return any(f.path == path for f in MlflowClient().list_artifacts(run_id, parent))
 
 
 #: The issue's name for :func:`load_model` (same function).

@@ -19,6 +19,8 @@ FAILED_FOLDS = "isic.failed_folds"
 BEST_EPOCH = "isic.best_epoch"
 REGISTERED_MODEL = "isic.registered_model"
 CHAMPION_VERSION = "isic.champion_version"
+MONITOR = "isic.monitor"  # model version: the metric that picks the champion
+MONITOR_VALUE = "isic.monitor_value"  # model version: that metric's value for its fold
 
 STUDY_NAME = "isic.study_name"
 STORAGE = "isic.storage"

@@ -6,16 +6,14 @@ from __future__ import annotations
 
 import tempfile
 
-import mlflow
 import numpy as np
 import pandas as pd
 import torch
 
 from isic_tracking.config import TrainConfig
 from isic_tracking.data.manifest import task_classes
-from isic_tracking.tracking.registry import CHECKPOINT_DIR
+from isic_tracking.tracking.pyfunc import log_fold_model
 from isic_tracking.tracking.runs import download_artifacts, log_dataframe, log_figure, log_metrics
-from isic_tracking.train.checkpoint import save_model_checkpoint
 from isic_tracking.train.fold import FoldResult, build_model, evaluate_fold_on
 from isic_tracking.train.metrics import (
     aggregate_folds,
@@ -42,14 +40,13 @@ def _fold_figures(result: FoldResult, classes: list[str], task: str) -> dict[str
     }
 
 
-def log_checkpoint(cfg: TrainConfig, result: FoldResult) -> None:
-    """The fold's best weights + config under ``checkpoint/`` of the active (fold) run: what
-    the registry versions point at."""
-    with tempfile.TemporaryDirectory() as tmp:
-        model = build_model(cfg, torch.device("cpu"))
-        model.load_state_dict(result.best_state)
-        save_model_checkpoint(tmp, model, result.extra["config"])
-        mlflow.log_artifacts(tmp, CHECKPOINT_DIR)
+def log_checkpoint(cfg: TrainConfig, result: FoldResult, final: dict[str, float]) -> None:
+    """The fold's best weights + config as a pickle-free pyfunc LoggedModel of the active
+    (fold) run, what the registry versions point at; ``final`` is logged to the run and the
+    model together (with the training data set)."""
+    model = build_model(cfg, torch.device("cpu"))
+    model.load_state_dict(result.best_state)
+    log_fold_model(model, result.extra["config"], final, step=result.best_epoch)
 
 
 def log_fold(
@@ -62,8 +59,7 @@ def log_fold(
     final["best_epoch"] = result.best_epoch
     if not test.empty:
         final.update(evaluate_fold_on(cfg, result, test))
-    log_metrics(final)
-    log_checkpoint(cfg, result)
+    log_checkpoint(cfg, result, final)
     for name, fig in _fold_figures(result, classes, cfg.task).items():
         log_figure(fig, name)
     ids = val_df["image_id"].to_numpy()

@@ -39,6 +39,22 @@ def run_module(module: str, args: list[str], env: dict[str, str], cwd: Path, tim
     )
 
 
+def wait_until_up(url: str, proc: subprocess.Popen, log: Path, timeout: float = 300) -> None:
+    """Poll ``url`` until it answers 200; RuntimeError with the log's tail if ``proc`` exits
+    first or ``timeout`` seconds pass (slow starts on a loaded 2-core box)."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.5)
+        if proc.poll() is not None:
+            raise RuntimeError(f"{proc.args[:4]} exited: " + log.read_text()[-3000:])
+    raise RuntimeError(f"{url} did not come up: " + log.read_text()[-3000:])
+
+
 @contextmanager
 def mlflow_server(tmp: Path):
     """A real ``mlflow server`` on 127.0.0.1 with a sqlite store and proxied artifacts."""
@@ -65,20 +81,7 @@ def mlflow_server(tmp: Path):
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.time() + 300  # slow start on a loaded 2-core box
-        while time.time() < deadline:
-            try:
-                with urllib.request.urlopen(f"{url}/health", timeout=2) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                time.sleep(0.5)
-            if proc.poll() is not None:
-                raise RuntimeError((tmp / "server.log").read_text()[-3000:])
-        else:
-            raise RuntimeError(
-                "mlflow server did not start: " + (tmp / "server.log").read_text()[-3000:]
-            )
+        wait_until_up(f"{url}/health", proc, tmp / "server.log")
         yield url
     finally:
         proc.terminate()

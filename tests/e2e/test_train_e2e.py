@@ -76,11 +76,10 @@ def test_train_against_mlflow_server_and_load_back(binary_manifest: Path, tmp_pa
             url, "metrics/get-history", run_id=fold["info"]["run_id"], metric_key="val_loss"
         )
         assert len(hist["metrics"]) == 2
-        arts = rest(url, "artifacts/list", run_id=fold["info"]["run_id"], path="checkpoint")
-        assert {f["path"] for f in arts["files"]} == {
-            "checkpoint/config.json",
-            "checkpoint/model.safetensors",
-        }
+        # the fold's checkpoint is its logged (pyfunc) model
+        fold_filter = f"source_run_id = '{fold['info']['run_id']}'"
+        found = rest(url, "logged-models/search", {"experiment_ids": ["0"], "filter": fold_filter})
+        assert [m["info"]["name"] for m in found["models"]] == ["model"]
         alias = rest(url, "registered-models/alias", name="e2e-model", alias="champion")
         assert alias["model_version"]["name"] == "e2e-model"
 

@@ -58,15 +58,19 @@ def test_train_logs_folds_registers_and_model_loads_back(
     assert [m.step for m in history] == [0, 1]
     files = {f.path for f in client.list_artifacts(fold_id, "figures")}
     assert {"figures/confusion_matrix.png", "figures/roc.png", "figures/loss.png"} <= files
-    assert {f.path for f in client.list_artifacts(fold_id, "checkpoint")} == {
-        "checkpoint/config.json",
-        "checkpoint/model.safetensors",
-    }
+    # the checkpoint is the fold's logged (pyfunc) model: safetensors + config.json as its data
+    (fold_model,) = mlflow.search_logged_models(
+        filter_string=f"source_run_id = '{fold_id}'", output_format="list"
+    )
+    data = Path(
+        mlflow.artifacts.download_artifacts(f"{fold_model.artifact_location}/data/checkpoint")
+    )
+    assert {f.name for f in data.iterdir()} == {"config.json", "model.safetensors"}
 
     versions = client.search_model_versions(f"name='{out.model_name}'")
     assert len(versions) == 2
     champion = client.get_model_version_by_alias(out.model_name, "champion")
-    assert "best_val_roc_auc" in champion.tags
+    assert champion.tags["isic.monitor"] == "best_val_roc_auc"
 
     # the champion rebuilt from the registry predicts exactly what its fold logged
     loaded = load_model(f"models:/{out.model_name}@champion")
