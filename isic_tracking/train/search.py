@@ -38,7 +38,7 @@ import optuna
 import pandas as pd
 import torch
 from filelock import FileLock
-from optuna.storages import BaseStorage, RetryHeartbeatStaleTrialCallback
+from optuna.storages import BaseStorage, RDBStorage, RetryHeartbeatStaleTrialCallback
 from optuna.trial import FrozenTrial, TrialState
 
 from isic_tracking.config import (
@@ -49,6 +49,7 @@ from isic_tracking.config import (
 from isic_tracking.errors import IsicInputError, NonFiniteLossError
 from isic_tracking.train.fold import train_fold
 from isic_tracking.train.losses import TASKS, metric_mode
+from isic_tracking.train.reconnect import ReconnectingRDBStorage
 
 #: Exceptions that fail one trial and let the study go on (anything else stops the worker).
 CATCH: tuple[type[BaseException], ...] = (
@@ -56,6 +57,8 @@ CATCH: tuple[type[BaseException], ...] = (
     getattr(torch, "OutOfMemoryError", torch.cuda.OutOfMemoryError),
 )
 PRUNERS = ("median", "none")
+#: Seconds between checks while a worker waits for other workers' last trials.
+WAIT_POLL_S = 2.0
 #: Trial outcome -> how it is reported (MLflow status in the tracking layer).
 STATES = ("complete", "pruned", "failed")
 _HOST = socket.gethostname()
@@ -367,8 +370,10 @@ def make_storage(url: str, heartbeat: int = 60, max_retry: int = 1) -> BaseStora
         engine_kwargs: dict[str, Any] = {"pool_pre_ping": True}
         if _connect_args(url):
             engine_kwargs["connect_args"] = _connect_args(url)
+        # PostgreSQL/MySQL: retry calls across a server restart instead of killing the worker
+        rdb = ReconnectingRDBStorage if url.startswith(("postgresql", "mysql")) else RDBStorage
         try:
-            return optuna.storages.RDBStorage(
+            return rdb(
                 url,
                 engine_kwargs=engine_kwargs,
                 heartbeat_interval=heartbeat,
@@ -667,11 +672,27 @@ def run_worker(
             fail_dead_local_trials(study, max_retry=max_retry)
             left, waiting = budget_left(study, n_trials)
             if left == 0 and waiting == 0:
-                break
+                if not study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+                    break
+                # Budget used, but a trial still runs in another worker (maybe a dead one on
+                # another machine): wait, failing stale trials (heartbeat) meanwhile, so a dead
+                # worker's trial is failed and its retry is run here, and every worker's summary
+                # sees the finished study.
+                claim.release()
+                _fail_stale_trials(study)
+                time.sleep(WAIT_POLL_S)
+                continue
             study.optimize(claimed, n_trials=1, catch=catch, gc_after_trial=False)
         finally:
             claim.release()
     return ran
+
+
+def _fail_stale_trials(study: optuna.Study) -> None:
+    """Optuna's heartbeat check (what each worker runs before asking for a trial)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna.storages.fail_stale_trials(study)
 
 
 def worker_seed(seed: int, worker: int, n_existing: int) -> int:
