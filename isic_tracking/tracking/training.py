@@ -143,7 +143,8 @@ def find_resumable_run(cfg_hash: str, exclude: str | None) -> str | None:
     # runs claimed by one-fold workers (tracking/claim.py): the earliest claim is the parent
     claimed = [r for r in open_runs if tag.CLAIMED_AT in r.data.tags]
     if claimed:
-        return min(claimed, key=lambda r: (float(r.data.tags[tag.CLAIMED_AT]), r.info.run_id))
+        first = min(claimed, key=lambda r: (float(r.data.tags[tag.CLAIMED_AT]), r.info.run_id))
+        return first.info.run_id
     return open_runs[0].info.run_id if open_runs else None
 
 

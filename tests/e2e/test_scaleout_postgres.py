@@ -32,7 +32,7 @@ pytestmark = pytest.mark.slow
 #: Short, so the killed trial is noticed soon; under the restart longer than the outage plus a
 #: retry (an outage longer than a grace period fails live trials, as it would in production).
 HEARTBEAT = {"kill": 3, "restart": 10}
-DOWN_S = 3.0  # how long the database stays down in the restart scenario
+DOWN_S = 3.0  # database outage of the restart scenario: longer than a waiting worker's poll
 #: A tiny search: 3-4 epochs of 3 batches of a tiny timm net at 32 px (a few seconds a trial).
 SEARCH = {
     "arch": "timm:test_resnet",
@@ -215,6 +215,19 @@ def _mid_trial(url: str, study_name: str, workers: list[Worker]):
     return None
 
 
+def _last_trials_running(url: str, study_name: str, n_trials: int) -> bool:
+    """Every trial created, one or two of them mid-training: at least one worker is idle,
+    waiting for them (it polls the storage every couple of seconds, so an outage longer than
+    that reaches it), and the running ones report to the storage and MLflow."""
+    from optuna.trial import TrialState
+
+    study = _study(url, study_name)
+    trials = study.get_trials(deepcopy=False) if study is not None else []
+    running = [t for t in trials if t.state == TrialState.RUNNING and t.intermediate_values]
+    waiting = [t for t in trials if t.state == TrialState.WAITING]
+    return len(trials) == n_trials and not waiting and 1 <= len(running) <= 2
+
+
 # --------------------------------------------------------------------------- invariants
 def check_study_and_runs(client, url: str, study_name: str, exp: str, n_trials: int):
     """Invariants of a finished study and its MLflow runs; returns (study, trial runs)."""
@@ -341,7 +354,7 @@ def test_search_workers_ride_out_a_database_restart(
         cluster, server, exp, name, n_trials, HEARTBEAT["restart"], binary_manifest, tmp_path
     )
     try:
-        _poll("a worker is mid-trial", lambda: _mid_trial(url, name, workers), workers)
+        _poll("the last trials run", lambda: _last_trials_running(url, name, n_trials), workers)
         cluster.restart(DOWN_S)  # terminates every connection of MLflow and Optuna
         codes = [w.wait() for w in workers]
         logs = "\n".join(w.log.read_text(errors="replace") for w in workers)
