@@ -10,6 +10,7 @@ worker's trial is then failed by Optuna's RDB heartbeat, not by the same-host pr
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import signal
@@ -86,19 +87,18 @@ def client(server: str) -> Iterator[Any]:
 
 
 # --------------------------------------------------------------------------- processes
-def _can_unshare() -> bool:
+@functools.cache
+def separate_hosts() -> bool:
+    """Whether each worker can get its own host name (``unshare -u`` needs root/CAP_SYS_ADMIN)."""
     if not shutil.which("unshare"):
         return False
     probe = subprocess.run(["unshare", "-u", "true"], capture_output=True, timeout=30)
     return probe.returncode == 0
 
 
-SEPARATE_HOSTS = _can_unshare()
-
-
 def _on_host(name: str, cmd: list[str]) -> list[str]:
     """``cmd`` run under host name ``name`` (own UTS namespace) when possible."""
-    if not SEPARATE_HOSTS:
+    if not separate_hosts():
         return cmd
     return ["unshare", "-u", "sh", "-c", 'hostname "$0" && exec "$@"', name, *cmd]
 
@@ -339,7 +339,7 @@ def test_search_workers_survive_a_killed_worker(
     assert retries[0].state != TrialState.FAIL and retries[0].params == killed.params
     assert [t.number for t in study.get_trials(states=(TrialState.FAIL,))] == [trial.number]
     assert by_number[trial.number][0].info.run_id == killed.user_attrs["mlflow_run_id"]
-    if SEPARATE_HOSTS:  # another "machine" failed it by the heartbeat, not by its pid
+    if separate_hosts():  # another "machine" failed it by the heartbeat, not by its pid
         assert f"isic.dead_trial.{trial.number}" not in study.user_attrs
 
 
