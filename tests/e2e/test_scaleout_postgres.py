@@ -19,6 +19,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -174,27 +175,33 @@ def _study(url: str, name: str):
         return None
 
 
-def _start_workers(
+@contextmanager
+def _workers(
     cluster: Cluster,
     server: str,
     exp: str,
     study_name: str,
     n_trials: int,
-    heartbeat: int,
+    scenario: str,
     manifest: Path,
     tmp: Path,
-) -> list[Worker]:
-    """The same command started at the same moment on three "machines"."""
+) -> Iterator[list[Worker]]:
+    """The same command started at the same moment on three "machines"; all stopped after."""
     params = {
         **SEARCH,
         "manifest": str(manifest),
         "n_trials": str(n_trials),
         "storage": cluster.url("optuna"),
         "study_name": study_name,
-        "heartbeat": str(heartbeat),
+        "heartbeat": str(HEARTBEAT[scenario]),
     }
     env = env_for(server, MLFLOW_EXPERIMENT_ID=exp, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
-    return [Worker(f"{study_name}-{h}", params, env, tmp / f"{h}.log") for h in "abc"]
+    workers = [Worker(f"{study_name}-{h}", params, env, tmp / f"{h}.log") for h in "abc"]
+    try:
+        yield workers
+    finally:
+        for w in workers:
+            w.stop()
 
 
 def _mid_trial(url: str, study_name: str, workers: list[Worker]):
@@ -312,20 +319,12 @@ def test_search_workers_survive_a_killed_worker(
 
     n_trials, name, url = 6, "scaleout-kill", cluster.url("optuna")
     exp = client.create_experiment(name)
-    workers = _start_workers(
-        cluster, server, exp, name, n_trials, HEARTBEAT["kill"], binary_manifest, tmp_path
-    )
-    try:
-        trial, victim = _poll(
-            "a worker is mid-trial", lambda: _mid_trial(url, name, workers), workers
-        )
+    with _workers(cluster, server, exp, name, n_trials, "kill", binary_manifest, tmp_path) as ws:
+        trial, victim = _poll("a worker is mid-trial", lambda: _mid_trial(url, name, ws), ws)
         victim.kill()  # the machine is gone: no tell(), no MLflow end of run
-        others = [w for w in workers if w is not victim]
+        others = [w for w in ws if w is not victim]
         codes = [w.wait() for w in others]
         assert codes == [0, 0], "\n".join(w.tail() for w in others)
-    finally:
-        for w in workers:
-            w.stop()
 
     study, by_number = check_study_and_runs(client, url, name, exp, n_trials)
     killed = study.get_trials(deepcopy=False)[trial.number]
@@ -350,18 +349,12 @@ def test_search_workers_ride_out_a_database_restart(
 
     n_trials, name, url = 5, "scaleout-restart", cluster.url("optuna")
     exp = client.create_experiment(name)
-    workers = _start_workers(
-        cluster, server, exp, name, n_trials, HEARTBEAT["restart"], binary_manifest, tmp_path
-    )
-    try:
-        _poll("the last trials run", lambda: _last_trials_running(url, name, n_trials), workers)
+    with _workers(cluster, server, exp, name, n_trials, "restart", binary_manifest, tmp_path) as ws:
+        _poll("the last trials run", lambda: _last_trials_running(url, name, n_trials), ws)
         cluster.restart(DOWN_S)  # terminates every connection of MLflow and Optuna
-        codes = [w.wait() for w in workers]
-        logs = "\n".join(w.log.read_text(errors="replace") for w in workers)
-        assert codes == [0, 0, 0], "\n".join(w.tail() for w in workers)
-    finally:
-        for w in workers:
-            w.stop()
+        codes = [w.wait() for w in ws]
+        logs = "\n".join(w.log.read_text(errors="replace") for w in ws)
+        assert codes == [0, 0, 0], "\n".join(w.tail() for w in ws)
     assert "connection lost, retrying" in logs  # the outage did hit the workers
     study, _ = check_study_and_runs(client, url, name, exp, n_trials)
     assert not study.get_trials(states=(TrialState.FAIL,)), "a trial failed across the restart"
