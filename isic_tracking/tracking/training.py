@@ -415,6 +415,17 @@ def _finish(
             )
         print(f"{len(finished)}/{cfg.folds} folds finished; summary and registry when all are done")
         return TrainingOutcome(parent_id, None, None, list(finals.values()), {}, failed)
+    if cfg.fold is not None and results:
+        # one-fold workers finishing together all see every fold done: the earliest claim
+        # (tracking/claim.py) logs the summary and registers, once
+        mine = runs[min(results)].info.run_id
+        folds_of_parent = (
+            f"tags.mlflow.parentRunId = '{parent_id}' and tags.`{tag.STAGE}` = '{FOLD_STAGE}'"
+        )
+        first = elect_parent(mine, experiment_id(), folds_of_parent)
+        if first != mine:
+            print(f"every fold finished; the worker of fold run {first} logs the summary")
+            return TrainingOutcome(parent_id, None, None, list(finals.values()), {}, failed)
     # folds finished in earlier processes: reload their predictions and metrics from MLflow
     for k, r in finished.items():
         if k not in results:
