@@ -28,7 +28,10 @@ import pytest
 from tests.e2e.helpers import ROOT, env_for, free_port, mlflow_server
 from tests.e2e.postgres import Cluster, find_bindir, postgres_cluster
 
-pytestmark = pytest.mark.slow
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning"),
+]
 
 #: RDB heartbeat (seconds): a trial silent for 2 x this is failed by the next worker that checks.
 #: Short, so the killed trial is noticed soon; under the restart longer than the outage plus a
