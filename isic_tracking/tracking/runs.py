@@ -190,7 +190,15 @@ def log_manifest_input(df: pd.DataFrame, name: str, context: str, source: str | 
         dataset = mlflow.data.from_pandas(
             table, source=source, targets="label", name=name, digest=digest
         )
-        mlflow.log_input(dataset, context=context)  # the schema is inferred here, lazily
+        try:  # the schema is inferred here, lazily: inside the warnings filter
+            mlflow.log_input(dataset, context=context)
+        except MlflowException as err:
+            # two workers logging the same new dataset at once (server on PostgreSQL/MySQL):
+            # the later insert hits the unique key; the dataset exists now, so logging again
+            # links it
+            if not any(w in str(err).lower() for w in ("unique", "duplicate")):
+                raise
+            mlflow.log_input(dataset, context=context)
     mlflow.set_tag(tag.dataset_digest(context), digest)
     return digest
 

@@ -33,6 +33,7 @@ from mlflow.tracking import MlflowClient
 from isic_tracking.errors import IsicInputError
 from isic_tracking.log import get_logger
 from isic_tracking.tracking import tag
+from isic_tracking.tracking.claim import elect_parent
 from isic_tracking.tracking.runs import (
     experiment_id,
     log_dataframe,
@@ -99,23 +100,29 @@ def _search_run(run_id: str | None, study_name: str) -> str | None:
     return run_id if ok and run.data.tags.get(tag.STUDY_NAME) == study_name else None
 
 
+def _parent_filter(study_name: str) -> str:
+    return f"tags.`{tag.STAGE}` = '{SEARCH_STAGE}' and tags.`{tag.STUDY_NAME}` = '{study_name}'"
+
+
 def find_parent_run(study: optuna.Study, study_name: str) -> str | None:
-    """The parent run of a study: the id it recorded, else the newest run tagged with it."""
+    """The parent run of a study: the id it recorded, else the newest run tagged with it
+    that is not a claim of :func:`elect_parent` (claims settle by election, not here)."""
     recorded = _search_run(study.user_attrs.get(PARENT_ATTR), study_name)
     if recorded:
         return recorded
     runs = MlflowClient().search_runs(
         [experiment_id()],
-        filter_string=f"tags.`{tag.STAGE}` = '{SEARCH_STAGE}' and tags.`{tag.STUDY_NAME}` = '{study_name}'",
+        filter_string=_parent_filter(study_name),
         order_by=["attributes.start_time DESC"],
-        max_results=1,
+        max_results=50,
     )
-    return runs[0].info.run_id if runs else None
+    unclaimed = [r for r in runs if tag.CLAIMED_AT not in r.data.tags]
+    return unclaimed[0].info.run_id if unclaimed else None
 
 
 def _claim_parent(study: optuna.Study, study_name: str) -> str:
     """The parent run id: the study's existing one, else this run (``mlflow run``) or a new
-    one. Two machines starting a fresh study together agree on the last one recorded."""
+    one. Machines starting a fresh study together agree on one (:func:`elect_parent`)."""
     client = MlflowClient()
     own = os.environ.get("MLFLOW_RUN_ID")
     parent = find_parent_run(study, study_name)
@@ -130,9 +137,9 @@ def _claim_parent(study: optuna.Study, study_name: str) -> str:
                 run_name=f"search-{study_name}",
                 tags={tag.STAGE: SEARCH_STAGE, tag.STUDY_NAME: study_name},
             ).info.run_id
-        study.set_user_attr(PARENT_ATTR, mine)
-        time.sleep(0.5)  # let a racing machine record its own, then keep the last one
-        parent = study.user_attrs.get(PARENT_ATTR, mine)
+        # every machine that found no parent claims; all of them pick the earliest claim
+        parent = elect_parent(mine, experiment_id(), _parent_filter(study_name))
+        study.set_user_attr(PARENT_ATTR, parent)
         if parent != mine:
             client.set_tag(mine, tag.STAGE, "search-worker")
             client.set_tag(mine, tag.RESUMED_INTO, parent)

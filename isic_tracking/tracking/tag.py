@@ -9,6 +9,7 @@ PROFILE = "isic.profile"
 COMPLETE = "isic.complete"  # "true" once a stage's run has every result it promises
 ERROR = "isic.error"
 RESUMED_INTO = "isic.resumed_into"  # a resumed run points at the run it continued
+CLAIMED_AT = "isic.claimed_at"  # a worker's claim to be the stage's parent run (tracking/claim.py)
 
 CONFIG_HASH = "isic.config_hash"
 GROUPING = "isic.grouping"  # "grouped" (patient/lesion) or "stratified"

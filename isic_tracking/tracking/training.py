@@ -26,6 +26,7 @@ from isic_tracking.errors import IsicInputError, NonFiniteLossError
 from isic_tracking.log import get_logger
 from isic_tracking.models import check_arch
 from isic_tracking.tracking import tag
+from isic_tracking.tracking.claim import elect_parent
 from isic_tracking.tracking.registry import register_checkpoints
 from isic_tracking.tracking.runs import (
     child_runs,
@@ -78,11 +79,44 @@ def find_resumable_run(cfg_hash: str, exclude: str | None) -> str | None:
         order_by=["attributes.start_time DESC"],
         max_results=20,
     )
-    for r in runs:
-        if r.info.run_id != exclude and r.data.tags.get(tag.COMPLETE) != "true":
-            if r.info.status != "FINISHED" or r.data.tags.get(tag.COMPLETE) == "false":
-                return r.info.run_id
-    return None
+    open_runs = [
+        r
+        for r in runs
+        if r.info.run_id != exclude
+        and r.data.tags.get(tag.COMPLETE) != "true"
+        and (r.info.status != "FINISHED" or r.data.tags.get(tag.COMPLETE) == "false")
+    ]
+    # runs claimed by one-fold workers (tracking/claim.py): the earliest claim is the parent
+    claimed = [r for r in open_runs if tag.CLAIMED_AT in r.data.tags]
+    if claimed:
+        first = min(claimed, key=lambda r: (float(r.data.tags[tag.CLAIMED_AT]), r.info.run_id))
+        return first.info.run_id
+    return open_runs[0].info.run_id if open_runs else None
+
+
+def _claim_fold_parent(cfg: TrainConfig, cfg_hash: str, own_run: str | None) -> str:
+    """One-fold workers (``fold=k``) started together: each claims a parent run and all
+    agree on the earliest claim (:func:`elect_parent`); the losers point at it."""
+    client = MlflowClient()
+    tags = {tag.STAGE: "train", tag.CONFIG_HASH: cfg_hash, tag.COMPLETE: "false"}
+    if own_run:
+        for k, v in tags.items():
+            client.set_tag(own_run, k, v)
+        mine = own_run
+    else:
+        mine = client.create_run(experiment_id(), run_name=f"train-{cfg.arch}", tags=tags)
+        mine = mine.info.run_id
+    parent = elect_parent(
+        mine,
+        experiment_id(),
+        f"tags.`{tag.STAGE}` = 'train' and tags.`{tag.CONFIG_HASH}` = '{cfg_hash}'",
+        eligible=lambda r: r.data.tags.get(tag.COMPLETE) != "true",
+    )
+    if parent != mine and mine != own_run:  # own_run is re-tagged as a resume below
+        client.set_tag(mine, tag.STAGE, "train-resume")
+        client.set_tag(mine, tag.RESUMED_INTO, parent)
+        client.set_terminated(mine)
+    return parent
 
 
 def _resume_target(cfg: TrainConfig, cfg_hash: str) -> str | None:
@@ -90,6 +124,8 @@ def _resume_target(cfg: TrainConfig, cfg_hash: str) -> str | None:
     ``mlflow run`` of its own then points at it."""
     own_run = os.environ.get("MLFLOW_RUN_ID")
     parent_id = cfg.resume or find_resumable_run(cfg_hash, exclude=own_run)
+    if parent_id is None and cfg.fold is not None:
+        parent_id = _claim_fold_parent(cfg, cfg_hash, own_run)
     if parent_id:
         get_stage_run(parent_id, "train")
         if own_run and own_run != parent_id:
@@ -265,6 +301,17 @@ def _finish(
             f"{len(finished)}/{cfg.folds} folds finished; summary and registry when all are done"
         )
         return TrainingOutcome(parent_id, None, None, list(finals.values()), {}, failed)
+    if cfg.fold is not None and results:
+        # one-fold workers finishing together all see every fold done: the earliest claim
+        # (tracking/claim.py) logs the summary and registers, once
+        mine = runs[min(results)].info.run_id
+        folds_of_parent = (
+            f"tags.mlflow.parentRunId = '{parent_id}' and tags.`{tag.STAGE}` = '{FOLD_STAGE}'"
+        )
+        first = elect_parent(mine, experiment_id(), folds_of_parent)
+        if first != mine:
+            log.info(f"every fold finished; the worker of fold run {first} logs the summary")
+            return TrainingOutcome(parent_id, None, None, list(finals.values()), {}, failed)
     # folds finished in earlier processes: reload their predictions and metrics from MLflow
     for k, r in finished.items():
         if k not in results:

@@ -56,8 +56,9 @@ def wait_until_up(url: str, proc: subprocess.Popen, log: Path, timeout: float = 
 
 
 @contextmanager
-def mlflow_server(tmp: Path):
-    """A real ``mlflow server`` on 127.0.0.1 with a sqlite store and proxied artifacts."""
+def mlflow_server(tmp: Path, backend_uri: str | None = None, workers: int = 1):
+    """A real ``mlflow server`` on 127.0.0.1 with proxied artifacts and a sqlite store
+    (or ``backend_uri``, e.g. ``postgresql+psycopg://...``) served by ``workers`` processes."""
     port = free_port()
     proc = subprocess.Popen(
         [
@@ -70,11 +71,11 @@ def mlflow_server(tmp: Path):
             "--port",
             str(port),
             "--backend-store-uri",
-            f"sqlite:///{tmp / 'server.db'}",
+            backend_uri or f"sqlite:///{tmp / 'server.db'}",
             "--artifacts-destination",
             str(tmp / "server-artifacts"),
             "--workers",
-            "1",
+            str(workers),
         ],
         stdout=open(tmp / "server.log", "w"),
         stderr=subprocess.STDOUT,

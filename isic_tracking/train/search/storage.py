@@ -13,9 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import optuna
-from optuna.storages import BaseStorage, RetryHeartbeatStaleTrialCallback
+from optuna.storages import BaseStorage, RDBStorage, RetryHeartbeatStaleTrialCallback
 
 from isic_tracking.errors import IsicInputError
+from isic_tracking.train.reconnect import ReconnectingRDBStorage
 
 _SQLITE_SUFFIXES = (".db", ".sqlite", ".sqlite3")
 
@@ -101,7 +102,9 @@ def _open_rdb(url: str, heartbeat: int, max_retry: int) -> BaseStorage:
     if _connect_args(url):
         engine_kwargs["connect_args"] = _connect_args(url)
     try:
-        return optuna.storages.RDBStorage(
+        # PostgreSQL/MySQL: retry calls across a server restart instead of killing the worker
+        rdb = ReconnectingRDBStorage if url.startswith(("postgresql", "mysql")) else RDBStorage
+        return rdb(
             url,
             engine_kwargs=engine_kwargs,
             heartbeat_interval=heartbeat,

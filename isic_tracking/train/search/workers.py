@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import tempfile
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -27,6 +28,8 @@ CATCH: tuple[type[BaseException], ...] = (
     NonFiniteLossError,
     getattr(torch, "OutOfMemoryError", torch.cuda.OutOfMemoryError),
 )
+#: Seconds between checks while a worker waits for other workers' last trials.
+WAIT_POLL_S = 2.0
 
 
 def retried_numbers(trials: Sequence[FrozenTrial]) -> set[int]:
@@ -101,7 +104,16 @@ def run_worker(
             fail_dead_local_trials(study, max_retry=max_retry)
             left, waiting = budget_left(study, n_trials)
             if left == 0 and waiting == 0:
-                break
+                if not study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+                    break
+                # Budget used, but a trial still runs in another worker (maybe a dead one on
+                # another machine): wait, failing stale trials (heartbeat) meanwhile, so a dead
+                # worker's trial is failed and its retry is run here, and every worker's summary
+                # sees the finished study.
+                claim.release()
+                _fail_stale_trials(study)
+                time.sleep(WAIT_POLL_S)
+                continue
             study.optimize(claimed, n_trials=1, catch=catch, gc_after_trial=False)
         finally:
             claim.release()
@@ -113,3 +125,10 @@ def worker_seed(seed: int, worker: int, n_existing: int) -> int:
     for other workers and for resumed studies (the sampler state is not stored, so a
     resumed sampler with the same seed would propose the same points again)."""
     return (seed + 10_007 * worker + 1_000_003 * n_existing) % (2**31)
+
+
+def _fail_stale_trials(study: optuna.Study) -> None:
+    """Optuna's heartbeat check (what each worker runs before asking for a trial)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna.storages.fail_stale_trials(study)
