@@ -31,7 +31,7 @@ from matplotlib.figure import Figure
 from torch import Tensor, nn
 
 from isic_tracking.errors import IsicInputError
-from isic_tracking.interpret.sanity import to_model_input
+from isic_tracking.interpret.inputs import to_model_input
 from isic_tracking.interpret.similarity import similarity, ssim
 from isic_tracking.models import conv_layers
 from isic_tracking.utils import progress

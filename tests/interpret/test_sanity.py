@@ -10,6 +10,7 @@ from matplotlib.figure import Figure
 from torch import nn
 
 from isic_tracking.errors import IsicInputError
+from isic_tracking.interpret.inputs import load_images, noise_images, sample_per_class
 from isic_tracking.interpret.randomization import (
     TRAINED,
     cascade_levels,
@@ -26,17 +27,13 @@ from isic_tracking.interpret.sanity import (
     channel_classes,
     class_selective_channels,
     layer_correlation,
-    load_images,
     natural_baselines,
-    noise_images,
     paired_similarity,
     path_similarity,
     path_similarity_analysis,
-    plot_layer_correlation,
-    plot_path_similarity,
-    sample_per_class,
     select_top,
 )
+from isic_tracking.interpret.sanity_plots import plot_layer_correlation, plot_path_similarity
 
 MEAN, STD = (0.5, 0.5, 0.5), (0.25, 0.25, 0.25)
 
