@@ -63,6 +63,24 @@ def cascade_levels(model: nn.Module, n_levels: int = 4) -> list[str]:
     return list(dict.fromkeys(picks))
 
 
+def resolve_levels(model: nn.Module, spec: str) -> list[str]:
+    """Randomization cut points: ``auto`` (:func:`cascade_levels`), ``none`` or layer names
+    (checked to exist)."""
+    if spec == "none":
+        return []
+    if spec == "auto":
+        return cascade_levels(model)
+    names = [s.strip() for s in spec.split(",") if s.strip()]
+    known = {n for n, _ in model.named_modules()}
+    bad = [n for n in names if n not in known]
+    if bad:
+        raise IsicInputError(
+            f"randomize: layer(s) {bad} do not exist in {type(model).__name__}; use auto, none "
+            f"or names among its parametrized layers: {', '.join(parametrized_layers(model))}"
+        )
+    return names
+
+
 @torch.no_grad()
 def randomize_from(model: nn.Module, down_to: str, seed: int = 0) -> nn.Module:
     """A copy of ``model`` with every parametrized layer from ``down_to`` to the head re-initialized.

@@ -34,7 +34,6 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from isic_tracking.errors import IsicInputError
@@ -217,35 +216,6 @@ def layer_correlation(acts: Mapping[str, Tensor], metric: str = "spearman") -> T
     return corr
 
 
-# --------------------------------------------------------------------------- channel classes
-
-
-def _class_profile(acts: Tensor, labels: Tensor, n_classes: int) -> Tensor:
-    """``[K, C]`` per-class channel means, standardized per channel over all images."""
-    labels = labels.to(acts.device)
-    onehot = F.one_hot(labels, n_classes).to(acts.dtype)  # [N, K]
-    counts = onehot.sum(dim=0).clamp_min(1)[:, None]
-    means = onehot.T @ acts / counts
-    z = (means - acts.mean(dim=0)) / acts.std(dim=0).clamp_min(1e-8)
-    return z
-
-
-def class_selective_channels(acts: Tensor, labels: Tensor, k: int, n_classes: int) -> Tensor:
-    """The ``k`` channels most selective for each class: ``[K, k]`` channel indices.
-
-    Selectivity of channel ``c`` for class ``y``: the class's mean activation minus the
-    mean over all images, in units of the channel's standard deviation.
-    """
-    z = _class_profile(acts, labels, n_classes)
-    return z.topk(min(k, z.shape[1]), dim=1).indices
-
-
-def channel_classes(acts: Tensor, labels: Tensor, channels: Tensor, n_classes: int) -> Tensor:
-    """The class each channel is most selective for (target class of its visualization)."""
-    z = _class_profile(acts, labels, n_classes)
-    return z[:, channels.to(z.device)].argmax(dim=0)
-
-
 # --------------------------------------------------------------------------- analysis
 
 
@@ -291,6 +261,28 @@ def summarize(scores: pd.DataFrame) -> pd.DataFrame:
     order = {c: i for i, c in enumerate(COMPARISONS)}
     out["_o"] = out["comparison"].map(order).fillna(len(order))
     return out.sort_values(["_o", "depth"]).drop(columns="_o").reset_index(drop=True)
+
+
+#: metric name prefix of each comparison (``similarity/<layer>``, ``baseline_noise_mean``...)
+METRIC_PREFIX = {
+    "visualization": "similarity",
+    "natural_same_class": "baseline_same_class",
+    "natural_other_classes": "baseline_other_classes",
+    "noise": "baseline_noise",
+    "unregularized": "baseline_unregularized",
+    "unregularized_vs_regularized": "unregularized_vs_regularized",
+    "class_logit": "similarity_class_logit",
+}
+
+
+def summary_metrics(summary: pd.DataFrame) -> dict[str, float]:
+    """Per comparison and layer its mean (``<prefix>/<layer>``), and over layers (``_mean``)."""
+    metrics = {}
+    for r in summary.itertuples():
+        metrics[f"{METRIC_PREFIX.get(r.comparison, r.comparison)}/{r.layer}"] = r.mean
+    for comp, part in summary.groupby("comparison"):
+        metrics[f"{METRIC_PREFIX.get(comp, comp)}_mean"] = part["mean"].mean()
+    return metrics
 
 
 def path_similarity_analysis(
@@ -402,15 +394,3 @@ def path_similarity_analysis(
     scores = pd.concat(frames, ignore_index=True)
     corr = layer_correlation(vis, metric) if len(visualizations) >= 3 else None
     return PathSimilarityResult(scores, summarize(scores), corr, layers, metric)
-
-
-def select_top(table: pd.DataFrame, k: int = 5, by: str = "activation_reached") -> pd.DataFrame:
-    """The ``k`` rows with the highest ``by`` per ``target`` class (all rows without ``by``)."""
-    if by not in table.columns:
-        return table.groupby("target", sort=True).head(k)
-    return (
-        table.sort_values(by, ascending=False, kind="stable")
-        .groupby("target", sort=True)
-        .head(k)
-        .sort_values(["target", by], ascending=[True, False])
-    )
