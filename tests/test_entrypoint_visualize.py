@@ -76,10 +76,10 @@ def test_logs_grids_images_table_settings_and_tags(mlflow_tracking):
     assert f"figures/{LAST}/comparison.png" in figures
     assert f"activation_mean/{LAST}/model/isic/thesis" in run.data.metrics
     # the contract with `sanity --fv_run`: it reads this table and finds the images it names
-    from entrypoints import sanity
+    from isic_tracking.tracking.sanity import read_visualize_run
 
     with tempfile.TemporaryDirectory() as tmp:
-        read, pictures = sanity._from_visualize_run(run.info.run_id, ["benign", "malignant"], tmp)
+        read, pictures = read_visualize_run(run.info.run_id, ["benign", "malignant"], tmp)
     assert 0 < len(read) == pictures.shape[0] and pictures.shape[1:] == (3, 32, 32)
     assert set(read["file"]) <= set(table["file"])
 
