@@ -24,16 +24,18 @@ from isic_tracking.interpret.randomization import (
 from isic_tracking.interpret.sanity import (
     COMPARISONS,
     activation_vectors,
-    channel_classes,
-    class_selective_channels,
     layer_correlation,
     natural_baselines,
     paired_similarity,
     path_similarity,
     path_similarity_analysis,
-    select_top,
 )
 from isic_tracking.interpret.sanity_plots import plot_layer_correlation, plot_path_similarity
+from isic_tracking.interpret.sanity_sets import (
+    channel_classes,
+    class_selective_channels,
+    select_top,
+)
 
 MEAN, STD = (0.5, 0.5, 0.5), (0.25, 0.25, 0.25)
 

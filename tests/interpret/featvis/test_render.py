@@ -55,9 +55,15 @@ def test_no_hook_remains_when_the_render_raises(tiny_cnn):
     def boom(acts):
         raise RuntimeError("objective failed")
 
+    tiny_cnn.train()
     with pytest.raises(RuntimeError, match="objective failed"):
         render(tiny_cnn, Objective(boom, "boom", ["3"]), size=32, steps=3)
-    assert _no_hooks(tiny_cnn) and tiny_cnn.training is False or _no_hooks(tiny_cnn)
+    assert _no_hooks(tiny_cnn)
+    assert tiny_cnn.training  # the mode it had before the render, restored despite the error
+    tiny_cnn.eval()
+    with pytest.raises(RuntimeError, match="objective failed"):
+        render(tiny_cnn, Objective(boom, "boom", ["3"]), size=32, steps=3)
+    assert _no_hooks(tiny_cnn) and not tiny_cnn.training
     with pytest.raises(IsicInputError):
         render(tiny_cnn, channel("3", 99), size=32, steps=3)
     assert _no_hooks(tiny_cnn)
