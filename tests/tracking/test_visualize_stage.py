@@ -165,3 +165,24 @@ def test_image_too_small_says_the_minimum(mlflow_tracking, capsys):
     assert visualize.main(argv) == 2
     err = capsys.readouterr().err
     assert "image size 16 is too small" in err and "smallest size that runs is" in err
+
+
+def test_runner_returns_the_rows_of_the_table_it_logged(mlflow_tracking):
+    from isic_tracking.interpret.fv_table import read_activations
+    from isic_tracking.interpret.stage_config import VisualizeConfig
+    from isic_tracking.tracking.visualize import run_visualize
+
+    model_run = checkpoint_run()
+    cfg = VisualizeConfig(
+        model_uri=f"runs:/{model_run}/checkpoint", channels="5", layers="first", steps=1,
+        image_size=32, device="cpu",
+    )  # fmt: skip
+    out = run_visualize(cfg)
+    assert out.layers == [FIRST]
+    with tempfile.TemporaryDirectory() as tmp:
+        path = mlflow.artifacts.download_artifacts(
+            run_id=out.run_id, artifact_path="tables/activations.csv", dst_path=tmp
+        )
+        table = read_activations(path)
+    assert table.to_dict("records") == out.rows
+    assert out.rows[0]["objective"] == f"channel({FIRST}, 5)"
