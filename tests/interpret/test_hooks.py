@@ -17,20 +17,9 @@ from isic_tracking.interpret.featvis.render import layer_channels, probe
 from isic_tracking.interpret.hooks import LayerRecorder, StopForward, eval_mode, frozen_eval
 from isic_tracking.interpret.sanity import activation_vectors, path_similarity_analysis
 from tests.interpret.featvis.conftest import make_tiny_cnn
+from tests.interpret.nets import Counter, no_hooks
 
 MEAN, STD = (0.5, 0.5, 0.5), (0.25, 0.25, 0.25)
-
-
-class Counter(nn.Module):
-    """Identity that counts its calls (did the forward get this far?)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.calls = 0
-
-    def forward(self, x):
-        self.calls += 1
-        return x
 
 
 def net() -> nn.Sequential:
@@ -44,10 +33,6 @@ def net() -> nn.Sequential:
         nn.Flatten(),
         nn.Linear(6, 2),  # "6"
     )
-
-
-def no_hooks(model: nn.Module) -> bool:
-    return all(not m._forward_hooks and not m._forward_pre_hooks for m in model.modules())
 
 
 def test_records_each_layer_and_stops_after_the_deepest():

@@ -36,20 +36,9 @@ from isic_tracking.interpret.sanity_sets import (
     class_selective_channels,
     select_top,
 )
+from tests.interpret.nets import Counter, no_hooks
 
 MEAN, STD = (0.5, 0.5, 0.5), (0.25, 0.25, 0.25)
-
-
-class Counter(nn.Module):
-    """Identity that counts its calls (did the forward reach the head?)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.calls = 0
-
-    def forward(self, x):
-        self.calls += 1
-        return x
 
 
 def tiny_net(seed: int = 0) -> nn.Sequential:
@@ -64,10 +53,6 @@ def tiny_net(seed: int = 0) -> nn.Sequential:
         Counter(),  # "6"
         nn.Linear(16, 2),  # "7"
     )
-
-
-def no_hooks(model: nn.Module) -> bool:
-    return all(not m._forward_hooks for m in model.modules())
 
 
 def images(n: int, size: int = 16, seed: int = 0) -> torch.Tensor:
