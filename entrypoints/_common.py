@@ -5,12 +5,15 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Sequence
 
+from isic_tracking import log
 from isic_tracking.config import parse_bool, parse_int
 from isic_tracking.errors import IsicInputError
 
 
 def run_main(main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | None = None) -> int:
-    """Call ``main``; an :class:`IsicInputError` prints ``error: <message>`` and returns 2."""
+    """Set up the stage messages (:func:`isic_tracking.log.setup`) and call ``main``; an
+    :class:`IsicInputError` prints ``error: <message>`` and returns 2."""
+    log.setup()
     try:
         return main(argv)
     except IsicInputError as err:

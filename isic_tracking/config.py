@@ -68,6 +68,7 @@ def add_config_args(parser: argparse.ArgumentParser, cls: type) -> argparse.Argu
             f"--{f.name}",
             type=_arg_type(hints[f.name]),
             default=argparse.SUPPRESS,
+            choices=f.metadata.get("choices"),
             help=f"{help_text.get(f.name, f.metadata.get('help', ''))} (default: {default!r})".strip(),
         )
     parser.add_argument("--config", default=None, help="YAML file of defaults (CLI wins)")

@@ -16,6 +16,7 @@ import torch
 from matplotlib.figure import Figure
 from torch import Tensor
 
+from isic_tracking.data.transforms import normalize
 from isic_tracking.errors import IsicInputError
 
 OVERLAY_COLOR = (1.0, 0.0, 0.0)
@@ -62,9 +63,7 @@ def zscore_maps(
     images: Tensor, mean: Sequence[float] | Tensor, std: Sequence[float] | Tensor
 ) -> Tensor:
     """Per-channel z-scores ``(x - mean) / std`` of ``[B, C, H, W]`` images."""
-    m = torch.as_tensor(mean, dtype=images.dtype, device=images.device).view(1, -1, 1, 1)
-    s = torch.as_tensor(std, dtype=images.dtype, device=images.device).view(1, -1, 1, 1)
-    return (images - m) / s.clamp_min(1e-12)
+    return normalize(images, mean, std)
 
 
 def outlier_mask(

@@ -264,3 +264,14 @@ def denormalize(
     m = torch.as_tensor(mean, dtype=images.dtype, device=images.device)[:, None, None]
     s = torch.as_tensor(std, dtype=images.dtype, device=images.device)[:, None, None]
     return (images * s + m).clamp(0, 1)
+
+
+def normalize(
+    images: Tensor, mean: Sequence[float] | Tensor, std: Sequence[float] | Tensor
+) -> Tensor:
+    """Per-channel ``(x - mean) / std`` of ``[B, C, H, W]`` images: the model-input normalization
+    (and the z-scores of the artifact detector). ``std`` is floored at 1e-12 so that a constant
+    channel gives large values instead of inf; the inverse is :func:`denormalize`."""
+    m = torch.as_tensor(mean, dtype=images.dtype, device=images.device).view(1, -1, 1, 1)
+    s = torch.as_tensor(std, dtype=images.dtype, device=images.device).view(1, -1, 1, 1)
+    return (images - m) / s.clamp_min(1e-12)

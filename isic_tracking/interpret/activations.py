@@ -20,7 +20,8 @@ import torch
 from torch import Tensor, nn
 
 from isic_tracking.errors import IsicInputError
-from isic_tracking.models import conv_layers, get_layer
+from isic_tracking.interpret.hooks import LayerRecorder, eval_mode
+from isic_tracking.models import conv_layers
 from isic_tracking.utils import progress
 
 REDUCTIONS: tuple[str, ...] = ("max", "mean", "argmax")
@@ -69,13 +70,9 @@ class LayerStats:
         return divmod(flat, self.fmap_size[1])
 
 
-class _StopForward(Exception):
-    """Raised by the last hook to fire: the rest of the network (the head) is not needed."""
-
-
 @dataclass
 class _Collector:
-    """Hook state for one layer: reduced chunks of every batch."""
+    """Reduced chunks of one layer, batch after batch (the recorder's ``keep`` for the layer)."""
 
     name: str
     reduce: tuple[str, ...]
@@ -83,13 +80,9 @@ class _Collector:
     mean: list[Tensor] = field(default_factory=list)
     argmax: list[Tensor] = field(default_factory=list)
     fmap_size: tuple[int, int] | None = None
-    fired: bool = False
 
-    def add(self, out: Tensor) -> None:
-        if isinstance(out, (tuple, list)):
-            out = out[0]
-        if not isinstance(out, Tensor):
-            raise IsicInputError(f"layer {self.name!r} does not output a tensor")
+    def reduce_output(self, out: Tensor) -> dict[str, Tensor]:
+        """``[B, C]`` max / argmax / mean of a feature map, computed inside the hook."""
         if out.dim() == 2:  # Linear-like [B, C]: a 1x1 "feature map"
             out = out[:, :, None, None]
         if out.dim() != 4:
@@ -106,13 +99,19 @@ class _Collector:
                 "feed images of one size (use the eval transforms)"
             )
         flat = out.detach().flatten(2)  # [B, C, H*W], a view
+        kept: dict[str, Tensor] = {}
         if "max" in self.reduce or "argmax" in self.reduce:
             values, where = flat.max(dim=2)
-            self.max.append(values.float().cpu())
+            kept["max"] = values.float().cpu()
             if "argmax" in self.reduce:
-                self.argmax.append(where.to(torch.int32).cpu())
+                kept["argmax"] = where.to(torch.int32).cpu()
         if "mean" in self.reduce:
-            self.mean.append(flat.float().mean(dim=2).cpu())
+            kept["mean"] = flat.float().mean(dim=2).cpu()
+        return kept
+
+    def add(self, kept: dict[str, Tensor]) -> None:
+        for key, value in kept.items():
+            getattr(self, key).append(value)
 
 
 def _unpack(batch) -> tuple[Tensor, Tensor | None, Tensor | None]:
@@ -153,7 +152,8 @@ def activation_stats(
 
     Forward hooks on ``layers`` reduce each feature map inside the forward (max over space,
     its location, mean) and keep only those ``[B, C]`` numbers on the CPU. Once every hooked
-    layer has fired the forward is stopped (the head is never computed). Runs under
+    layer has fired the forward is stopped (the head is never computed); a layer that runs
+    twice per forward is refused (the rules of :mod:`.hooks`). Runs under
     :func:`torch.inference_mode` with the model in eval mode; the model's training flag is
     restored and every hook removed afterwards, also when the forward raises.
 
@@ -176,57 +176,26 @@ def activation_stats(
     names = list(dict.fromkeys(layers)) if layers else conv_layers(model)
     if not names:
         raise IsicInputError(f"{type(model).__name__} has no conv layer to hook; pass layers")
-    modules = {n: get_layer(model, n) for n in names}
     device = torch.device(device)
     collectors = {n: _Collector(n, reduce) for n in names}
-
-    def make_hook(col: _Collector):
-        def hook(_module, _inputs, output):
-            if col.fired:
-                raise IsicInputError(
-                    f"layer {col.name!r} runs more than once per forward (a shared module); "
-                    "hook a module that runs once"
-                )
-            col.add(output)
-            col.fired = True
-            if all(c.fired for c in collectors.values()):
-                raise _StopForward
-
-        return hook
-
-    was_training = model.training
-    handles = []
     labels: list[Tensor] = []
     indices: list[Tensor] = []
     input_size: tuple[int, int] | None = None
     seen = 0
-    try:
-        model.to(device).eval()
-        for n, m in modules.items():
-            handles.append(m.register_forward_hook(make_hook(collectors[n])))
-        with torch.inference_mode():
-            for batch in progress(loader, desc="activations"):
-                x, y, idx = _unpack(batch)
-                b = int(x.shape[0])
-                input_size = input_size or (int(x.shape[-2]), int(x.shape[-1]))
-                for c in collectors.values():
-                    c.fired = False
-                try:
-                    model(x.to(device, non_blocking=True))
-                except _StopForward:
-                    pass
-                missing = [c.name for c in collectors.values() if not c.fired]
-                if missing:
-                    raise IsicInputError(f"layers {missing} did not run in the forward pass")
-                if y is not None:
-                    labels.append(_as_long(y, b, "labels"))
-                idx_t = torch.arange(seen, seen + b) if idx is None else _as_long(idx, b, "ids")
-                indices.append(idx_t)
-                seen += b
-    finally:
-        for h in handles:
-            h.remove()
-        model.train(was_training)
+    model.to(device)
+    recorder = LayerRecorder(model, names, lambda n, out: collectors[n].reduce_output(out))
+    with eval_mode(model), recorder, torch.inference_mode():
+        for batch in progress(loader, desc="activations"):
+            x, y, idx = _unpack(batch)
+            b = int(x.shape[0])
+            input_size = input_size or (int(x.shape[-2]), int(x.shape[-1]))
+            for n, kept in recorder(x.to(device, non_blocking=True)).items():
+                collectors[n].add(kept)
+            if y is not None:
+                labels.append(_as_long(y, b, "labels"))
+            idx_t = torch.arange(seen, seen + b) if idx is None else _as_long(idx, b, "ids")
+            indices.append(idx_t)
+            seen += b
 
     if seen == 0:
         raise IsicInputError("the loader yielded no images: is the split empty?")

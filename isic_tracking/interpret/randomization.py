@@ -31,7 +31,7 @@ from matplotlib.figure import Figure
 from torch import Tensor, nn
 
 from isic_tracking.errors import IsicInputError
-from isic_tracking.interpret.sanity import to_model_input
+from isic_tracking.interpret.inputs import to_model_input
 from isic_tracking.interpret.similarity import similarity, ssim
 from isic_tracking.models import conv_layers
 from isic_tracking.utils import progress
@@ -61,6 +61,24 @@ def cascade_levels(model: nn.Module, n_levels: int = 4) -> list[str]:
         idx = np.linspace(len(convs) - 1, 0, n_levels - 1).round().astype(int)
         picks += [convs[i] for i in idx]
     return list(dict.fromkeys(picks))
+
+
+def resolve_levels(model: nn.Module, spec: str) -> list[str]:
+    """Randomization cut points: ``auto`` (:func:`cascade_levels`), ``none`` or layer names
+    (checked to exist)."""
+    if spec == "none":
+        return []
+    if spec == "auto":
+        return cascade_levels(model)
+    names = [s.strip() for s in spec.split(",") if s.strip()]
+    known = {n for n, _ in model.named_modules()}
+    bad = [n for n in names if n not in known]
+    if bad:
+        raise IsicInputError(
+            f"randomize: layer(s) {bad} do not exist in {type(model).__name__}; use auto, none "
+            f"or names among its parametrized layers: {', '.join(parametrized_layers(model))}"
+        )
+    return names
 
 
 @torch.no_grad()

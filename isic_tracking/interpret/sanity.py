@@ -34,13 +34,12 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 import torch
-import torch.nn.functional as F
-from matplotlib.figure import Figure
 from torch import Tensor, nn
 
 from isic_tracking.errors import IsicInputError
+from isic_tracking.interpret.hooks import LayerRecorder, eval_mode
+from isic_tracking.interpret.inputs import to_model_input
 from isic_tracking.interpret.similarity import METRICS, similarity
-from isic_tracking.models import get_layer
 from isic_tracking.utils import progress
 
 POOLINGS: tuple[str, ...] = ("mean", "max", "flatten")
@@ -55,92 +54,13 @@ COMPARISONS: tuple[str, ...] = (
 )
 
 
-# --------------------------------------------------------------------------- images
-
-
-def to_model_input(
-    images: Tensor,
-    mean: Sequence[float],
-    std: Sequence[float],
-    image_size: int | None = None,
-) -> Tensor:
-    """``[B, 3, H, W]`` images in ``[0, 1]`` -> normalized model input (resized if asked)."""
-    x = images.float()
-    if image_size and tuple(x.shape[-2:]) != (image_size, image_size):
-        x = F.interpolate(
-            x, size=(image_size, image_size), mode="bilinear", align_corners=False, antialias=True
-        )
-    m = torch.as_tensor(mean, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
-    s = torch.as_tensor(std, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
-    return (x - m) / s
-
-
-def load_images(df: pd.DataFrame, image_size: int) -> Tensor:
-    """A manifest's images as ``[N, 3, S, S]`` floats in ``[0, 1]``, via the eval transform.
-
-    The same decoding and resize + centre crop as evaluation
-    (:func:`isic_tracking.data.transforms.build_transforms` with ``train=False``), without
-    the normalization, which :func:`to_model_input` applies.
-    """
-    from isic_tracking.data.dataset import ManifestDataset
-    from isic_tracking.data.transforms import build_transforms
-
-    ds = ManifestDataset(df, build_transforms(image_size, train=False, mean=None))
-    if len(ds) == 0:
-        return torch.empty(0, 3, image_size, image_size)
-    return torch.stack([ds[i][0] for i in progress(range(len(ds)), desc="images")])
-
-
-def noise_images(n: int, image_size: int, seed: int = 0) -> Tensor:
-    """``n`` uniform-noise images ``[n, 3, S, S]`` in ``[0, 1]``: the noise baseline."""
-    g = torch.Generator().manual_seed(seed)
-    return torch.rand(n, 3, image_size, image_size, generator=g)
-
-
-def sample_per_class(
-    df: pd.DataFrame,
-    n_images: int,
-    classes: Sequence[str],
-    seed: int = 0,
-    where: str = "the manifest",
-) -> pd.DataFrame:
-    """``n_images`` random rows of each class (by ``label_name``), in class order.
-
-    Raises:
-        IsicInputError: a class has fewer than ``n_images`` rows (or fewer than 2: the
-            same-class baseline needs pairs); the message gives every class's count.
-    """
-    if n_images < 2:
-        raise IsicInputError(f"n_images must be >= 2 (same-class pairs), got {n_images}")
-    counts = df["label_name"].astype(str).value_counts()
-    short = {c: int(counts.get(c, 0)) for c in classes if counts.get(c, 0) < n_images}
-    if short:
-        have = ", ".join(f"{c}: {int(counts.get(c, 0))}" for c in classes)
-        raise IsicInputError(
-            f"too few natural images in {where}: "
-            + ", ".join(f"class {c!r} has {k}" for c, k in short.items())
-            + f", {n_images} needed per class (n_images). Available: {have}. "
-            "Lower n_images or choose another split."
-        )
-    parts = [
-        df[df["label_name"].astype(str) == c].sample(n=n_images, random_state=seed) for c in classes
-    ]
-    return pd.concat(parts).reset_index(drop=True)
-
-
 # --------------------------------------------------------------------------- activations
 
 
-class _StopForward(Exception):
-    """Raised once every hooked layer has fired: the rest of the network is not needed."""
-
-
-def _pool(out, pooling: str) -> Tensor:
-    if isinstance(out, (tuple, list)):
-        out = out[0]
+def _pool(out: Tensor, pooling: str) -> Tensor:
     out = out.detach().float()
-    if out.dim() == 2 or pooling == "flatten":  # copy: an inplace ReLU may follow
-        return out.flatten(1).clone()
+    if out.dim() == 2 or pooling == "flatten":  # a view: the recorder copies it when needed
+        return out.flatten(1)
     dims = (1,) if out.dim() == 3 else tuple(range(2, out.dim()))  # [B, T, C] tokens
     return out.mean(dims) if pooling == "mean" else out.amax(dims)
 
@@ -171,51 +91,25 @@ def activation_vectors(
         device: where the forward runs (default: the model's device).
 
     Returns:
-        ``{layer: [N, D] float32}`` on ``device``, in the order of ``layers``. A module that
-        runs several times per forward (ResNet's shared ReLU) contributes its first call.
+        ``{layer: [N, D] float32}`` on ``device``, in the order of ``layers``. The forward
+        stops after the deepest layer; a module that runs twice before that (ResNet's shared
+        ReLU) is refused (the rules of :mod:`.hooks`).
     """
     if pooling not in POOLINGS:
         raise IsicInputError(f"unknown pooling {pooling!r}; choose one of {POOLINGS}")
     names = list(dict.fromkeys(layers))
     if not names:
         raise IsicInputError("no layer to compare: pass at least one layer name")
-    modules = {n: get_layer(model, n) for n in names}
     if device is None:
         device = next(model.parameters()).device
     device = torch.device(device)
-    current: dict[str, Tensor] = {}
     chunks: dict[str, list[Tensor]] = {n: [] for n in names}
-
-    def make_hook(name: str):
-        def hook(_module, _inputs, output):
-            if name not in current:
-                current[name] = _pool(output, pooling)
-            if len(current) == len(modules):
-                raise _StopForward
-
-        return hook
-
-    handles = [m.register_forward_hook(make_hook(n)) for n, m in modules.items()]
-    was_training = model.training
-    try:
-        model.eval()
-        with torch.no_grad():
-            for start in progress(range(0, images.shape[0], batch_size), desc="activations"):
-                x = images[start : start + batch_size].to(device)
-                current.clear()
-                try:
-                    model(to_model_input(x, mean, std, image_size))
-                except _StopForward:
-                    pass
-                missing = [n for n in names if n not in current]
-                if missing:
-                    raise IsicInputError(f"layers {missing} did not run in the forward pass")
-                for n in names:
-                    chunks[n].append(current[n])
-    finally:
-        for h in handles:
-            h.remove()
-        model.train(was_training)
+    recorder = LayerRecorder(model, names, lambda _n, out: _pool(out, pooling))
+    with eval_mode(model), recorder, torch.no_grad():
+        for start in progress(range(0, images.shape[0], batch_size), desc="activations"):
+            x = images[start : start + batch_size].to(device)
+            for n, v in recorder(to_model_input(x, mean, std, image_size)).items():
+                chunks[n].append(v)
     return {n: torch.cat(c) for n, c in chunks.items()}
 
 
@@ -322,35 +216,6 @@ def layer_correlation(acts: Mapping[str, Tensor], metric: str = "spearman") -> T
     return corr
 
 
-# --------------------------------------------------------------------------- channel classes
-
-
-def _class_profile(acts: Tensor, labels: Tensor, n_classes: int) -> Tensor:
-    """``[K, C]`` per-class channel means, standardized per channel over all images."""
-    labels = labels.to(acts.device)
-    onehot = F.one_hot(labels, n_classes).to(acts.dtype)  # [N, K]
-    counts = onehot.sum(dim=0).clamp_min(1)[:, None]
-    means = onehot.T @ acts / counts
-    z = (means - acts.mean(dim=0)) / acts.std(dim=0).clamp_min(1e-8)
-    return z
-
-
-def class_selective_channels(acts: Tensor, labels: Tensor, k: int, n_classes: int) -> Tensor:
-    """The ``k`` channels most selective for each class: ``[K, k]`` channel indices.
-
-    Selectivity of channel ``c`` for class ``y``: the class's mean activation minus the
-    mean over all images, in units of the channel's standard deviation.
-    """
-    z = _class_profile(acts, labels, n_classes)
-    return z.topk(min(k, z.shape[1]), dim=1).indices
-
-
-def channel_classes(acts: Tensor, labels: Tensor, channels: Tensor, n_classes: int) -> Tensor:
-    """The class each channel is most selective for (target class of its visualization)."""
-    z = _class_profile(acts, labels, n_classes)
-    return z[:, channels.to(z.device)].argmax(dim=0)
-
-
 # --------------------------------------------------------------------------- analysis
 
 
@@ -396,6 +261,28 @@ def summarize(scores: pd.DataFrame) -> pd.DataFrame:
     order = {c: i for i, c in enumerate(COMPARISONS)}
     out["_o"] = out["comparison"].map(order).fillna(len(order))
     return out.sort_values(["_o", "depth"]).drop(columns="_o").reset_index(drop=True)
+
+
+#: metric name prefix of each comparison (``similarity/<layer>``, ``baseline_noise_mean``...)
+METRIC_PREFIX = {
+    "visualization": "similarity",
+    "natural_same_class": "baseline_same_class",
+    "natural_other_classes": "baseline_other_classes",
+    "noise": "baseline_noise",
+    "unregularized": "baseline_unregularized",
+    "unregularized_vs_regularized": "unregularized_vs_regularized",
+    "class_logit": "similarity_class_logit",
+}
+
+
+def summary_metrics(summary: pd.DataFrame) -> dict[str, float]:
+    """Per comparison and layer its mean (``<prefix>/<layer>``), and over layers (``_mean``)."""
+    metrics = {}
+    for r in summary.itertuples():
+        metrics[f"{METRIC_PREFIX.get(r.comparison, r.comparison)}/{r.layer}"] = r.mean
+    for comp, part in summary.groupby("comparison"):
+        metrics[f"{METRIC_PREFIX.get(comp, comp)}_mean"] = part["mean"].mean()
+    return metrics
 
 
 def path_similarity_analysis(
@@ -507,86 +394,3 @@ def path_similarity_analysis(
     scores = pd.concat(frames, ignore_index=True)
     corr = layer_correlation(vis, metric) if len(visualizations) >= 3 else None
     return PathSimilarityResult(scores, summarize(scores), corr, layers, metric)
-
-
-def select_top(table: pd.DataFrame, k: int = 5, by: str = "activation_reached") -> pd.DataFrame:
-    """The ``k`` rows with the highest ``by`` per ``target`` class (all rows without ``by``)."""
-    if by not in table.columns:
-        return table.groupby("target", sort=True).head(k)
-    return (
-        table.sort_values(by, ascending=False, kind="stable")
-        .groupby("target", sort=True)
-        .head(k)
-        .sort_values(["target", by], ascending=[True, False])
-    )
-
-
-# --------------------------------------------------------------------------- figures
-
-_STYLE = {
-    "visualization": dict(color="C3", lw=2.5, label="visualization vs natural (same class)"),
-    "natural_same_class": dict(color="C0", lw=1.5, label="natural vs natural, same class"),
-    "natural_other_classes": dict(color="C2", lw=1.5, label="natural vs natural, other classes"),
-    "noise": dict(color="0.4", lw=1.5, ls="--", label="noise vs natural"),
-    "unregularized": dict(color="C1", lw=1.5, label="unregularized visualization vs natural"),
-    "unregularized_vs_regularized": dict(
-        color="C4", lw=1.5, ls=":", label="unregularized vs regularized visualization"
-    ),
-    "class_logit": dict(color="C5", lw=2, label="class-logit visualization vs natural"),
-}
-
-
-def plot_path_similarity(
-    summary: pd.DataFrame, metric: str = "spearman", title: str | None = None
-) -> Figure:
-    """Mean similarity (band: ± one standard deviation) across depth, one line per comparison."""
-    layers = summary.drop_duplicates("depth").sort_values("depth")["layer"].tolist()
-    fig = Figure(figsize=(max(6.0, 0.35 * len(layers) + 3), 4.5), layout="constrained")
-    ax = fig.add_subplot()
-    for comp, part in summary.groupby("comparison", sort=False):
-        part = part.sort_values("depth")
-        style = dict(_STYLE.get(comp, dict(label=comp)))
-        x, m, s = part["depth"].to_numpy(), part["mean"].to_numpy(), part["std"].fillna(0)
-        ax.plot(x, m, marker="o", ms=3, **style)
-        ax.fill_between(x, m - s.to_numpy(), m + s.to_numpy(), color=style.get("color"), alpha=0.12)
-    ax.set_xticks(range(len(layers)), layers, rotation=60, ha="right", fontsize=7)
-    ax.set_xlabel("layer (shallow → deep)")
-    ax.set_ylabel(f"{metric} similarity")
-    ax.axhline(0, color="k", lw=0.5)
-    ax.set_title(title or "Path similarity of feature visualizations")
-    ax.legend(fontsize=7, loc="best")
-    return fig
-
-
-def plot_layer_correlation(corr: Tensor, layers: Sequence[str], title: str | None = None) -> Figure:
-    """Heatmap of :func:`layer_correlation`."""
-    n = len(layers)
-    size = max(4.5, 0.3 * n + 2)
-    fig = Figure(figsize=(size + 1, size), layout="constrained")
-    ax = fig.add_subplot()
-    im = ax.imshow(corr.detach().cpu().numpy(), cmap="RdBu_r", vmin=-1, vmax=1)
-    ax.set_xticks(range(n), layers, rotation=90, fontsize=7)
-    ax.set_yticks(range(n), layers, fontsize=7)
-    fig.colorbar(im, ax=ax, label="Spearman of the visualizations' similarity matrices")
-    ax.set_title(title or "Layer x layer correlation of visualization activations")
-    return fig
-
-
-def plot_image_grid(
-    images: Tensor, labels: Sequence[str] | None = None, ncols: int = 6, title: str | None = None
-) -> Figure:
-    """The visualizations used, one labelled tile each (``[B, 3, H, W]`` in ``[0, 1]``)."""
-    n = images.shape[0]
-    ncols = max(1, min(ncols, n))
-    nrows = max(1, -(-n // ncols))
-    fig = Figure(figsize=(1.8 * ncols, 1.9 * nrows + 0.4), layout="constrained")
-    axes = fig.subplots(nrows, ncols, squeeze=False)
-    for i, ax in enumerate(axes.flat):
-        ax.set_axis_off()
-        if i < n:
-            ax.imshow(images[i].detach().cpu().permute(1, 2, 0).clamp(0, 1).numpy())
-            if labels is not None:
-                ax.set_title(labels[i], fontsize=7)
-    if title:
-        fig.suptitle(title)
-    return fig

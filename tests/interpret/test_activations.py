@@ -9,18 +9,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from isic_tracking.errors import IsicInputError
 from isic_tracking.interpret.activations import activation_stats
-
-
-class Counter(nn.Module):
-    """Identity that counts its forward calls (to see whether the head ran)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.calls = 0
-
-    def forward(self, x):
-        self.calls += 1
-        return x
+from tests.interpret.nets import Counter, no_hooks
 
 
 def tiny_net() -> nn.Sequential:
@@ -45,10 +34,6 @@ def make_loader(n: int = 10, size: int = 16, batch_size: int = 4, with_idx: bool
     idx = torch.arange(100, 100 + n)
     ds = TensorDataset(x, y, idx) if with_idx else TensorDataset(x, y)
     return DataLoader(ds, batch_size=batch_size, shuffle=False), x, y, idx
-
-
-def no_hooks(model: nn.Module) -> bool:
-    return all(not m._forward_hooks for m in model.modules())
 
 
 def test_stats_match_full_feature_maps():

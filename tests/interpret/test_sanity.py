@@ -10,6 +10,7 @@ from matplotlib.figure import Figure
 from torch import nn
 
 from isic_tracking.errors import IsicInputError
+from isic_tracking.interpret.inputs import load_images, noise_images, sample_per_class
 from isic_tracking.interpret.randomization import (
     TRAINED,
     cascade_levels,
@@ -23,34 +24,21 @@ from isic_tracking.interpret.randomization import (
 from isic_tracking.interpret.sanity import (
     COMPARISONS,
     activation_vectors,
-    channel_classes,
-    class_selective_channels,
     layer_correlation,
-    load_images,
     natural_baselines,
-    noise_images,
     paired_similarity,
     path_similarity,
     path_similarity_analysis,
-    plot_layer_correlation,
-    plot_path_similarity,
-    sample_per_class,
+)
+from isic_tracking.interpret.sanity_plots import plot_layer_correlation, plot_path_similarity
+from isic_tracking.interpret.sanity_sets import (
+    channel_classes,
+    class_selective_channels,
     select_top,
 )
+from tests.interpret.nets import Counter, no_hooks
 
 MEAN, STD = (0.5, 0.5, 0.5), (0.25, 0.25, 0.25)
-
-
-class Counter(nn.Module):
-    """Identity that counts its calls (did the forward reach the head?)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.calls = 0
-
-    def forward(self, x):
-        self.calls += 1
-        return x
 
 
 def tiny_net(seed: int = 0) -> nn.Sequential:
@@ -65,10 +53,6 @@ def tiny_net(seed: int = 0) -> nn.Sequential:
         Counter(),  # "6"
         nn.Linear(16, 2),  # "7"
     )
-
-
-def no_hooks(model: nn.Module) -> bool:
-    return all(not m._forward_hooks for m in model.modules())
 
 
 def images(n: int, size: int = 16, seed: int = 0) -> torch.Tensor:

@@ -21,18 +21,17 @@ import numpy as np
 import torch
 from torch import nn
 
+from isic_tracking.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from isic_tracking.errors import IsicInputError
 from isic_tracking.interpret.featvis.objectives import LOGITS, channel
 from isic_tracking.interpret.featvis.render import (
-    IMAGENET_MEAN,
-    IMAGENET_STD,
     RenderResult,
     check_request,
     evaluate,
-    frozen_eval,
     model_normalization,
     probe,
 )
+from isic_tracking.interpret.hooks import frozen_eval
 from isic_tracking.models import get_layer
 from isic_tracking.utils import progress
 

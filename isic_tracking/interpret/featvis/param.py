@@ -244,10 +244,3 @@ def maco_image(
     phase = _randn((batch, *expected), sd, generator, device).requires_grad_(True)
     image = MacoImage(phase, mag.to(device), size)
     return image.params, image
-
-
-PARAMETERIZATIONS: dict[str, ParamFn] = {
-    "pixel": pixel_image,
-    "fourier": fourier_image,
-    "maco": maco_image,
-}

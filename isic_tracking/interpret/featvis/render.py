@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
@@ -22,16 +22,14 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from isic_tracking.data.transforms import IMAGENET_MEAN, IMAGENET_STD, normalize
 from isic_tracking.errors import IsicInputError
 from isic_tracking.interpret.featvis.objectives import Activations, Objective
 from isic_tracking.interpret.featvis.param import ParamFn, fourier_image
 from isic_tracking.interpret.featvis.regularizers import Regularizer
 from isic_tracking.interpret.featvis.transforms import Transform, compose, thesis_transforms
-from isic_tracking.models import get_layer
+from isic_tracking.interpret.hooks import LayerRecorder, frozen_eval
 from isic_tracking.utils import progress
-
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 @dataclass
@@ -60,69 +58,6 @@ class RenderResult:
     settings: dict[str, Any] = field(default_factory=dict)
 
 
-class _StopForward(Exception):
-    """Raised by the last hook to fire: the rest of the network is not needed."""
-
-
-class _Recorder:
-    """Forward hooks that keep the outputs of ``layers`` and stop the forward once all fired.
-
-    A module that runs several times in one forward keeps its first output. The outputs of
-    every layer but the last to fire are cloned, so that a later in-place op (``ReLU(inplace)``)
-    cannot change them. Use as a context manager: the hooks are removed on exit, also on error.
-    """
-
-    def __init__(self, model: nn.Module, layers: Sequence[str]) -> None:
-        self.model = model
-        self.layers = tuple(layers)
-        self.modules = [get_layer(model, name) for name in self.layers]  # IsicInputError if unknown
-        self.acts: Activations = {}
-        self.handles: list[torch.utils.hooks.RemovableHandle] = []
-
-    def __enter__(self) -> _Recorder:
-        for name, module in zip(self.layers, self.modules):
-            self.handles.append(module.register_forward_hook(partial(self._hook, name)))
-        return self
-
-    def __exit__(self, *exc) -> None:
-        for h in self.handles:
-            h.remove()
-        self.handles.clear()
-
-    def _hook(self, name: str, module: nn.Module, inputs: Any, output: Any) -> None:
-        if name in self.acts:
-            return
-        out = output[0] if isinstance(output, (tuple, list)) else output
-        last = len(self.acts) == len(self.layers) - 1
-        self.acts[name] = out if last else out.clone()
-        if last:
-            raise _StopForward
-
-    def __call__(self, x: Tensor) -> Activations:
-        self.acts = {}
-        try:
-            self.model(x)
-        except _StopForward:
-            pass
-        return self.acts
-
-
-@contextlib.contextmanager
-def frozen_eval(model: nn.Module) -> Iterator[nn.Module]:
-    """Eval mode and no weight gradients inside; the previous mode and flags come back after."""
-    was_training = model.training
-    flags = [(p, p.requires_grad) for p in model.parameters()]
-    model.eval()
-    for p, _ in flags:
-        p.requires_grad_(False)
-    try:
-        yield model
-    finally:
-        for p, flag in flags:
-            p.requires_grad_(flag)
-        model.train(was_training)
-
-
 def model_normalization(model: nn.Module) -> tuple[tuple[float, ...], tuple[float, ...]]:
     """(mean, std) of the model's input normalization: from ``model.isic_config``, else ImageNet."""
     cfg = getattr(model, "isic_config", None) or {}
@@ -134,12 +69,6 @@ def _model_device(model: nn.Module) -> torch.device:
     return p.device if p is not None else torch.device("cpu")
 
 
-def _normalizer(mean: Sequence[float], std: Sequence[float], device) -> Callable[[Tensor], Tensor]:
-    m = torch.tensor(mean, device=device).view(1, -1, 1, 1)
-    s = torch.tensor(std, device=device).view(1, -1, 1, 1)
-    return lambda x: (x - m) / s
-
-
 def _amp_context(device: torch.device, amp: bool | None) -> contextlib.AbstractContextManager:
     """bfloat16 autocast (no loss scaling needed): by default on CUDA, on request elsewhere."""
     use = (device.type == "cuda") if amp is None else amp
@@ -148,7 +77,7 @@ def _amp_context(device: torch.device, amp: bool | None) -> contextlib.AbstractC
     return torch.autocast(device.type, dtype=torch.bfloat16)
 
 
-def _runs_at(recorder: _Recorder, size: int, device) -> bool:
+def _runs_at(recorder: LayerRecorder, size: int, device) -> bool:
     try:
         with torch.no_grad():
             recorder(torch.zeros(1, 3, size, size, device=device))
@@ -157,7 +86,7 @@ def _runs_at(recorder: _Recorder, size: int, device) -> bool:
         return False
 
 
-def _explain_size(recorder: _Recorder, size: int, device, err: RuntimeError) -> None:
+def _explain_size(recorder: LayerRecorder, size: int, device, err: RuntimeError) -> None:
     """Raise IsicInputError with the smallest working size when ``size`` is too small."""
     if _runs_at(recorder, size, device):
         return  # not a size problem: the caller re-raises the original error
@@ -182,7 +111,7 @@ def probe(model: nn.Module, layers: Sequence[str], size: int) -> Activations:
     """One no-grad forward of a single grey image at ``size``, stopped at the deepest layer;
     an unknown layer or a too-small size raises IsicInputError."""
     device = _model_device(model)
-    with frozen_eval(model), _Recorder(model, layers) as rec, torch.no_grad():
+    with frozen_eval(model), LayerRecorder(model, layers) as rec, torch.no_grad():
         try:
             return rec(torch.zeros(1, 3, size, size, device=device))
         except RuntimeError as err:
@@ -216,9 +145,8 @@ def evaluate(
     device = _model_device(model)
     if mean is None or std is None:
         mean, std = model_normalization(model)
-    norm = _normalizer(mean, std, device)
-    with frozen_eval(model), _Recorder(model, objective.layers) as rec, torch.no_grad():
-        return objective(rec(norm(images.to(device)))).float().cpu()
+    with frozen_eval(model), LayerRecorder(model, objective.layers) as rec, torch.no_grad():
+        return objective(rec(normalize(images.to(device), mean, std))).float().cpu()
 
 
 def render(
@@ -283,7 +211,10 @@ def render(
         )
     if mean is None or std is None:
         mean, std = model_normalization(model)
-    norm = _normalizer(mean, std, device)
+    # on the device once: the step loop must not copy them from the host every step
+    norm = partial(
+        normalize, mean=torch.tensor(mean, device=device), std=torch.tensor(std, device=device)
+    )
     if transforms is None:
         transforms = thesis_transforms()
     elif not callable(transforms):
@@ -298,7 +229,7 @@ def render(
     cudnn_benchmark = torch.backends.cudnn.benchmark
     with (
         frozen_eval(model),
-        _Recorder(model, objective.layers) as recorder,
+        LayerRecorder(model, objective.layers) as recorder,
         torch.random.fork_rng(devices=rng_devices, device_type="cuda"),
     ):
         torch.default_generator.manual_seed(seed)

@@ -4,14 +4,14 @@ import pytest
 import torch
 
 from isic_tracking.errors import IsicInputError
-from isic_tracking.interpret.featvis import (
+from isic_tracking.interpret.featvis import render
+from isic_tracking.interpret.featvis.objectives import (
     LOGITS,
     channel,
     channels,
     class_logit,
     layer,
     neuron,
-    render,
 )
 
 

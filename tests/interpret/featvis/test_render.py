@@ -17,10 +17,7 @@ from isic_tracking.interpret.featvis import (
 from isic_tracking.interpret.featvis.metrics import pattern_correlation
 from isic_tracking.interpret.featvis.presets import preset
 from tests.interpret.featvis.conftest import make_tiny_cnn
-
-
-def _no_hooks(model: nn.Module) -> bool:
-    return all(not m._forward_hooks and not m._forward_pre_hooks for m in model.modules())
+from tests.interpret.nets import no_hooks
 
 
 def test_result_shapes_and_labels(tiny_cnn):
@@ -44,7 +41,7 @@ def test_no_hook_remains_and_model_state_is_restored(tiny_cnn):
     tiny_cnn[0].weight.requires_grad_(False)  # a mix of flags, restored as they were
     before = {k: v.clone() for k, v in tiny_cnn.state_dict().items()}
     render(tiny_cnn, channel("3", 0), size=32, steps=3)
-    assert _no_hooks(tiny_cnn)
+    assert no_hooks(tiny_cnn)
     assert tiny_cnn.training
     assert [p.requires_grad for p in tiny_cnn.parameters()] == [False] + [True] * 7
     assert all(torch.equal(v, tiny_cnn.state_dict()[k]) for k, v in before.items())
@@ -55,12 +52,18 @@ def test_no_hook_remains_when_the_render_raises(tiny_cnn):
     def boom(acts):
         raise RuntimeError("objective failed")
 
+    tiny_cnn.train()
     with pytest.raises(RuntimeError, match="objective failed"):
         render(tiny_cnn, Objective(boom, "boom", ["3"]), size=32, steps=3)
-    assert _no_hooks(tiny_cnn) and tiny_cnn.training is False or _no_hooks(tiny_cnn)
+    assert no_hooks(tiny_cnn)
+    assert tiny_cnn.training  # the mode it had before the render, restored despite the error
+    tiny_cnn.eval()
+    with pytest.raises(RuntimeError, match="objective failed"):
+        render(tiny_cnn, Objective(boom, "boom", ["3"]), size=32, steps=3)
+    assert no_hooks(tiny_cnn) and not tiny_cnn.training
     with pytest.raises(IsicInputError):
         render(tiny_cnn, channel("3", 99), size=32, steps=3)
-    assert _no_hooks(tiny_cnn)
+    assert no_hooks(tiny_cnn)
     assert all(p.requires_grad for p in tiny_cnn.parameters())
 
 
@@ -94,7 +97,7 @@ def test_forward_stops_at_the_deepest_hooked_layer(tiny_cnn):
 def test_unknown_layer_lists_the_conv_layers(tiny_cnn):
     with pytest.raises(IsicInputError, match=r"'features\.99'.* conv layers are: 0, 3, 6"):
         render(tiny_cnn, channel("features.99", 0), size=32, steps=1)
-    assert _no_hooks(tiny_cnn)
+    assert no_hooks(tiny_cnn)
 
 
 def test_image_too_small_says_the_minimum():
@@ -105,7 +108,7 @@ def test_image_too_small_says_the_minimum():
     # 3x3 conv -2, pool /2, conv -2, pool /2, conv -2: needs ((3 * 2) + 2) * 2 + 2 = 18 px
     with pytest.raises(IsicInputError, match=r"image size 12 is too small .* 18 px"):
         render(model, channel("4", 0), size=12, steps=2)
-    assert _no_hooks(model)
+    assert no_hooks(model)
 
 
 def test_periodic_regularizer_smooths_the_image(tiny_cnn):

@@ -76,10 +76,10 @@ def test_logs_grids_images_table_settings_and_tags(mlflow_tracking):
     assert f"figures/{LAST}/comparison.png" in figures
     assert f"activation_mean/{LAST}/model/isic/thesis" in run.data.metrics
     # the contract with `sanity --fv_run`: it reads this table and finds the images it names
-    from entrypoints import sanity
+    from isic_tracking.tracking.sanity import read_visualize_run
 
     with tempfile.TemporaryDirectory() as tmp:
-        read, pictures = sanity._from_visualize_run(run.info.run_id, ["benign", "malignant"], tmp)
+        read, pictures = read_visualize_run(run.info.run_id, ["benign", "malignant"], tmp)
     assert 0 < len(read) == pictures.shape[0] and pictures.shape[1:] == (3, 32, 32)
     assert set(read["file"]) <= set(table["file"])
 
@@ -165,3 +165,24 @@ def test_image_too_small_says_the_minimum(mlflow_tracking, capsys):
     assert visualize.main(argv) == 2
     err = capsys.readouterr().err
     assert "image size 16 is too small" in err and "smallest size that runs is" in err
+
+
+def test_runner_returns_the_rows_of_the_table_it_logged(mlflow_tracking):
+    from isic_tracking.interpret.fv_table import read_activations
+    from isic_tracking.interpret.stage_config import VisualizeConfig
+    from isic_tracking.tracking.visualize import run_visualize
+
+    model_run = checkpoint_run()
+    cfg = VisualizeConfig(
+        model_uri=f"runs:/{model_run}/checkpoint", channels="5", layers="first", steps=1,
+        image_size=32, device="cpu",
+    )  # fmt: skip
+    out = run_visualize(cfg)
+    assert out.layers == [FIRST]
+    with tempfile.TemporaryDirectory() as tmp:
+        path = mlflow.artifacts.download_artifacts(
+            run_id=out.run_id, artifact_path="tables/activations.csv", dst_path=tmp
+        )
+        table = read_activations(path)
+    assert table.to_dict("records") == out.rows
+    assert out.rows[0]["objective"] == f"channel({FIRST}, 5)"

@@ -129,3 +129,25 @@ def test_class_without_images_and_zscore_groups_on_an_imagenet_base(
     files = _artifacts(MlflowClient(), run_id)
     assert "tables/group_filters.csv" in files and not any("exemplars" in f for f in files)
     assert "recovery_auc/zscore_outlier" in run.data.metrics
+
+
+def test_runner_returns_the_report_it_logged(mlflow_tracking: str, binary_manifest: Path):
+    from isic_tracking.interpret.stage_config import FiltersConfig
+    from isic_tracking.tracking.filters import run_filters
+
+    cfg = FiltersConfig(
+        model_uri=f"pretrained:{BASE}", manifest=str(binary_manifest), split="train",
+        groups="none", exemplars=0, image_size=48, top_n=2, device="cpu", allow_random=True,
+    )  # fmt: skip
+    out = run_filters(cfg)
+    assert (
+        out.n_grids == 0
+        and out.n_images == (read_manifest(binary_manifest)["split"] == "train").sum()
+    )
+    logged = pd.read_csv(
+        mlflow.artifacts.download_artifacts(
+            run_id=out.run_id, artifact_path="tables/class_filters.csv"
+        )
+    )
+    assert logged["filter"].tolist() == out.report.class_top["filter"].tolist()
+    assert set(logged["layer"]) == set(out.layers) and out.report.group_top.empty

@@ -1,0 +1,141 @@
+"""Configs of the analysis stages (``filters``, ``visualize``, ``sanity``), like ``TrainConfig``:
+defaults in code, an optional YAML file, CLI overrides (:func:`isic_tracking.config.add_config_args`
+makes one ``--name`` option per field, the names of the MLproject parameters); logged as params.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from isic_tracking.config import _f
+from isic_tracking.errors import IsicInputError
+from isic_tracking.interpret.featvis.presets import PRESETS
+from isic_tracking.interpret.fv_targets import ENGINES
+from isic_tracking.interpret.sanity import POOLINGS
+from isic_tracking.interpret.similarity import METRICS
+
+MODEL_URI_HELP = (
+    "models:/name@alias, models:/name/version, runs:/<id>/checkpoint or pretrained:<arch>"
+)
+ALLOW_RANDOM_HELP = (
+    "pretrained:<arch> URIs only: random init when no weights are cached (demos, tests)"
+)
+DEFAULT_MODEL_URI = "models:/isic-binary-alexnet@champion"
+
+
+def _choice(default: str, choices: Sequence[str], help: str) -> Any:
+    """A field whose value must be one of ``choices`` (argparse checks the CLI, the config
+    checks YAML values)."""
+    return dataclasses.field(default=default, metadata={"help": help, "choices": list(choices)})
+
+
+def _check_choices(cfg: Any) -> None:
+    for f in dataclasses.fields(cfg):
+        allowed = f.metadata.get("choices")
+        if allowed is not None and getattr(cfg, f.name) not in allowed:
+            raise IsicInputError(
+                f"{f.name}={getattr(cfg, f.name)!r} is not one of {', '.join(allowed)}"
+            )
+
+
+@dataclass
+class FiltersConfig:
+    """Everything the ``filters`` stage needs (thesis §5.4.1, §5.5)."""
+
+    model_uri: str = _f(DEFAULT_MODEL_URI, MODEL_URI_HELP)
+    manifest: str | None = _f(None, "default: the training run's manifest")
+    split: str = _f(
+        "val0", "valK (validation images of fold K of the training run), train, test or all"
+    )
+    layers: str = _f("last", "last, first, all (every conv) or names")
+    quantile: float = _f(0.95, "per-filter threshold quantile")
+    top_n: int = _f(5, "top filters per class and group")
+    groups: str = _f(
+        "artifact",
+        "image groups beside the classes: a manifest column (default `artifact`, skipped "
+        "when absent), `zscore` (the z-score artifact detector), a comma list, or `none`",
+    )
+    exemplars: int = _f(8, "exemplars per top filter (0: off)")
+    exemplar_layers: str = _f("last", "layers with exemplar grids: last or all")
+    image_size: int = _f(0, "input size (0: the model's config)")
+    zscore_threshold: float = _f(2.0, "pixel |z| of an outlier")
+    batch_size: int = _f(32, "")
+    workers: int = _f(0, "DataLoader worker processes")
+    device: str = _f("auto", "")
+    seed: int = _f(0, "")
+    allow_random: bool = _f(False, ALLOW_RANDOM_HELP)
+
+
+@dataclass
+class VisualizeConfig:
+    """Everything the ``visualize`` stage needs (thesis §4.4, §5.4.1)."""
+
+    model_uri: str = _f(DEFAULT_MODEL_URI, MODEL_URI_HELP)
+    compare_pretrained: bool = _f(
+        False, "also render the ImageNet base (pretrained:<arch>) with the same channels"
+    )
+    layers: str = _f("first,last", "first, last, all or layer names")
+    channels: str = _f(
+        "top_n", "top_n (most activated filters), all, classes (class logits) or indices '3,17,42'"
+    )
+    top_n: int = _f(5, "filters per layer for top_n")
+    filters_run: str | None = _f(None, "a filters run: its top filters")
+    steps: int = _f(200, "")
+    image_size: int = _f(0, "render size (0: the model's input size)")
+    regularization: str = _f("thesis", f"preset(s), comma-separated: {', '.join(PRESETS)}")
+    engine: str = _f("isic", f"engine(s), comma-separated: {ENGINES}")
+    seed: int = _f(0, "")
+    batch_size: int = _f(16, "images rendered per forward")
+    device: str = _f("auto", "")
+    manifest: str | None = _f(
+        None, "images for top_n without filters_run (default: the training run's manifest)"
+    )
+    n_images: int = _f(32, "images of the top_n pass (no filters_run)")
+    allow_random: bool = _f(False, ALLOW_RANDOM_HELP)
+
+
+@dataclass
+class SanityConfig:
+    """Everything the ``sanity`` stage needs (thesis §4.4.4, §5.4.2)."""
+
+    model_uri: str = _f(DEFAULT_MODEL_URI, "")
+    fv_run: str | None = _f(None, "id of a `visualize` run; empty: render the visualizations here")
+    manifest: str | None = _f(None, "default: the training run's manifest")
+    split: str = _f(
+        "val0",
+        "natural images: valK (validation rows of fold K of the training run), train, "
+        "test or all (the manifest's split column)",
+    )
+    layers: str = _f(
+        "all", "all (every conv layer), named (every named leaf layer), first, last or names"
+    )
+    metric: str = _choice("spearman", METRICS, "")
+    n_images: int = _f(20, "natural images per class")
+    reference_model_uri: str | None = _f(
+        None, "another model (fold or arch) for transferability of class-logit visualizations"
+    )
+    steps: int = _f(48, "render steps (no fv_run)")
+    image_size: int = _f(0, "render size (0: the model's input size)")
+    top_k: int = _f(5, "visualizations per class")
+    regularization: str = _choice(
+        "thesis",
+        [k for k in PRESETS if k != "none"],
+        "featvis preset of the rendered visualizations; their twins use `none`",
+    )
+    pooling: str = _choice("mean", POOLINGS, "")
+    standardize: bool = _f(
+        False, "z-score each unit over the natural images before comparing (see sanity.py)"
+    )
+    randomize: str = _f(
+        "auto", "cascading randomization cut points: auto (head + 3 conv layers), none, or names"
+    )
+    batch_size: int = _f(32, "")
+    device: str = _f("auto", "")
+    seed: int = _f(0, "")
+    allow_random: bool = _f(False, ALLOW_RANDOM_HELP)
+
+    def __post_init__(self) -> None:
+        _check_choices(self)

@@ -1,0 +1,328 @@
+"""The ``sanity`` stage: how much do feature visualizations resemble what the model sees in
+real images? Logged as one run.
+
+Path similarity of feature visualizations vs natural images of their class across the
+model's layers, next to baselines (natural vs natural, noise vs natural, unregularized vs
+regularized), a layer x layer correlation heatmap, cascading model randomization
+(Adebayo et al. 2018) and, with ``reference_model_uri``, transferability (Fel et al.
+2023). Visualizations come from a ``visualize`` run (``fv_run``) or are rendered here
+with the featvis engine: the ``top_k`` most class-selective channels of each class in the
+last conv layer, with and without regularization, and the class logits (few steps by
+default, for speed).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tempfile
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch import Tensor, nn
+
+from isic_tracking.errors import IsicInputError
+from isic_tracking.interpret import sanity as S
+from isic_tracking.interpret.fv_table import ARTIFACT, read_activations
+from isic_tracking.interpret.inputs import load_images, noise_images, sample_per_class
+from isic_tracking.interpret.randomization import (
+    cascading_randomization,
+    plot_randomization,
+    plot_randomization_images,
+    resolve_levels,
+    transferability,
+)
+from isic_tracking.interpret.sanity_plots import (
+    plot_image_grid,
+    plot_layer_correlation,
+    plot_path_similarity,
+)
+from isic_tracking.interpret.sanity_sets import (
+    Visuals,
+    channel_classes,
+    class_selective_channels,
+    objective_table,
+    ordered,
+    render_table,
+    run_visualizations,
+    select_top,
+    twins,
+)
+from isic_tracking.interpret.stage_config import SanityConfig
+from isic_tracking.models import conv_layers, resolve_layers
+from isic_tracking.tracking import tag
+from isic_tracking.tracking.analysis import split_rows
+from isic_tracking.tracking.registry import LoadedModel, load_model
+from isic_tracking.tracking.runs import (
+    download_artifacts,
+    get_stage_run,
+    log_dataframe,
+    log_figure,
+    log_manifest_input,
+    log_metrics,
+    stage_run,
+)
+from isic_tracking.utils import resolve_device, seed_everything
+
+STAGE = "sanity"
+
+
+@dataclass
+class ModelInputs:
+    """The analysed model and how images are fed to it (what the helpers below share)."""
+
+    model: nn.Module
+    classes: list[str]
+    num_outputs: int
+    mean: list[float]
+    std: list[float]
+    image_size: int  # the model's input size: natural images and comparisons
+    render_size: int  # size of the visualizations rendered here
+    batch_size: int
+    device: torch.device
+
+    @property
+    def forward_kw(self) -> dict[str, Any]:
+        """Keyword arguments of the activation passes (:func:`.sanity.activation_vectors`)."""
+        return dict(
+            mean=self.mean, std=self.std, image_size=self.image_size,
+            batch_size=self.batch_size, device=self.device,
+        )  # fmt: skip
+
+
+@dataclass
+class SanityOutcome:
+    run_id: str
+    result: S.PathSimilarityResult
+    visuals: Visuals
+
+
+def read_visualize_run(run_id: str, classes: list[str], tmp: str) -> tuple[pd.DataFrame, Tensor]:
+    """The visualizations of a ``visualize`` run: (table with kind/layer/channel/target/label,
+    images ``[N, 3, S, S]`` in [0, 1]), from its ``tables/activations.csv`` and the PNGs it
+    names (see :func:`.sanity_sets.run_visualizations` for which rows are kept)."""
+    path = download_artifacts(run_id, ARTIFACT, tmp)
+    table = read_activations(path, source=f"visualize run {run_id}: {ARTIFACT}")
+    table = run_visualizations(table, classes, source=f"visualize run {run_id}")
+    root = download_artifacts(run_id, "images", tmp).parent  # "file" is relative to the run
+    imgs = []
+    for f in table["file"].astype(str):
+        with Image.open(root / f) as im:
+            imgs.append(np.asarray(im.convert("RGB"), dtype=np.float32) / 255.0)
+    size = max(i.shape[0] for i in imgs)
+    images = torch.stack(
+        [
+            F.interpolate(
+                torch.tensor(i).permute(2, 0, 1)[None], size=(size, size), mode="bilinear"
+            )[0]
+            for i in imgs
+        ]
+    )
+    return table, images
+
+
+def _render(m: ModelInputs, cfg: SanityConfig, table, regularization: str, seed: int, model=None):
+    return render_table(
+        model if model is not None else m.model, table, steps=cfg.steps, size=m.render_size,
+        mean=m.mean, std=m.std, regularization=regularization, seed=seed,
+    )  # fmt: skip
+
+
+def _render_logits(m: ModelInputs, cfg: SanityConfig) -> tuple[pd.DataFrame, Tensor]:
+    table = objective_table(m.classes, m.num_outputs, None, None)
+    images, reached = _render(m, cfg, table, cfg.regularization, cfg.seed)
+    table["activation_reached"] = reached.numpy()
+    table["regularization"] = cfg.regularization
+    return table, images
+
+
+def _rendered_visuals(m: ModelInputs, cfg: SanityConfig, natural, nat_class) -> Visuals:
+    """Class-selective channels of the last conv layer (top_k per class) and class logits."""
+    deepest = conv_layers(m.model)[-1]
+    acts = S.activation_vectors(m.model, natural, [deepest], pooling="mean", **m.forward_kw)
+    chans = class_selective_channels(acts[deepest], nat_class, cfg.top_k, len(m.classes))
+    table = objective_table(m.classes, m.num_outputs, deepest, chans)
+    table = table[table["kind"] == "channel"].reset_index(drop=True)
+    images, reached = _render(m, cfg, table, cfg.regularization, cfg.seed)
+    table["activation_reached"] = reached.numpy()
+    table["regularization"] = cfg.regularization
+    unregularized, _ = _render(m, cfg, table, "none", cfg.seed)
+    logits, logit_images = _render_logits(m, cfg)
+    return Visuals(table, images, unregularized, logits, logit_images, rendered_logits=True)
+
+
+def _run_visuals(m: ModelInputs, cfg: SanityConfig, natural, nat_class, tmp: str) -> Visuals:
+    """A visualize run's channel pictures of its deepest layer (top_k per class) and logits."""
+    table, images = read_visualize_run(cfg.fv_run, m.classes, tmp)
+    table, images, unregularized = twins(table, images)
+    channel = (table["kind"] == "channel").to_numpy()
+    logit = ~channel
+    if logit.any():
+        logits, logit_images = table[logit].reset_index(drop=True), images[torch.tensor(logit)]
+        rendered = False
+    else:
+        (logits, logit_images), rendered = _render_logits(m, cfg), True
+    if not channel.any():  # class-logit pictures only: they are the compared set
+        return Visuals(logits, logit_images, unregularized, logits, logit_images, rendered)
+    deepest = ordered(m.model, table.loc[channel, "layer"].unique().tolist())[-1]
+    keep = channel & (table["layer"] == deepest).to_numpy()
+    main = table[keep].reset_index(drop=True)
+    acts = S.activation_vectors(m.model, natural, [deepest], pooling="mean", **m.forward_kw)
+    chans = torch.tensor(main["channel"].to_numpy(dtype="int64"))
+    main["target"] = channel_classes(acts[deepest], nat_class, chans, len(m.classes)).numpy()
+    main["label"] = [f"{r.label} ({m.classes[r.target]})" for r in main.itertuples()]
+    top = select_top(main, k=cfg.top_k).index.to_numpy()
+    sel = torch.tensor(np.flatnonzero(keep)[top])
+    return Visuals(
+        main.loc[top].reset_index(drop=True),
+        images[sel],
+        None if unregularized is None else unregularized[sel],
+        logits,
+        logit_images,
+        rendered,
+    )
+
+
+def _log_path_similarity(res: S.PathSimilarityResult) -> None:
+    log_metrics(S.summary_metrics(res.summary))
+    log_dataframe(res.summary, "tables/path_similarity.csv")
+    log_dataframe(res.scores, "tables/path_similarity_items.csv")
+    log_figure(plot_path_similarity(res.summary, res.metric), "figures/path_similarity.png")
+    if res.layer_corr is not None:
+        corr = pd.DataFrame(res.layer_corr.cpu().numpy(), index=res.layers, columns=res.layers)
+        log_dataframe(corr.reset_index(names="layer"), "tables/layer_correlation.csv")
+        log_figure(
+            plot_layer_correlation(res.layer_corr, res.layers), "figures/layer_correlation.png"
+        )
+
+
+def _randomization(m: ModelInputs, cfg: SanityConfig, vis: Visuals, levels: list[str]) -> None:
+    """Cascading randomization of the class-logit visualizations (Adebayo et al. 2018)."""
+    table = objective_table(m.classes, m.num_outputs, None, None)
+
+    def render_fn(model, seed):
+        if model is m.model and seed == cfg.seed and vis.rendered_logits:
+            return vis.logit_images  # already rendered with these settings
+        return _render(m, cfg, table, cfg.regularization, seed, model=model)[0]
+
+    rand = cascading_randomization(m.model, render_fn, levels, seed=cfg.seed)
+    agg = rand.table.groupby("level", sort=False)[["spearman", "ssim"]].mean()
+    log_metrics({f"randomization_spearman/{lv}": v for lv, v in agg["spearman"].items()})
+    log_metrics({f"randomization_ssim/{lv}": v for lv, v in agg["ssim"].items()})
+    log_dataframe(rand.table, "tables/randomization.csv")
+    log_figure(plot_randomization(rand.table), "figures/randomization.png")
+    log_figure(
+        plot_randomization_images(rand.images, table["label"].tolist()),
+        "figures/randomization_images.png",
+    )
+
+
+def _transferability(reference: LoadedModel, m: ModelInputs, vis: Visuals, logit_target) -> None:
+    """Share of class-logit visualizations the reference model assigns to their class."""
+    rcfg = reference.config
+    t = transferability(
+        reference.model,
+        vis.logit_images,
+        logit_target,
+        mean=rcfg["mean"],
+        std=rcfg["std"],
+        image_size=int(rcfg.get("image_size", 224)),
+        batch_size=m.batch_size,
+        device=m.device,
+    )
+    t.insert(1, "label", vis.logits["label"].to_numpy())
+    log_metrics({"transferability": float(t["transferred"].mean())})
+    log_dataframe(t, "tables/transferability.csv")
+
+
+def _reference(cfg: SanityConfig, classes: list[str], device) -> LoadedModel | None:
+    if not cfg.reference_model_uri:
+        return None
+    reference = load_model(cfg.reference_model_uri, device, allow_random=cfg.allow_random)
+    if [str(c) for c in reference.config["classes"]] != classes:
+        raise IsicInputError(
+            f"reference model {cfg.reference_model_uri} predicts "
+            f"{reference.config['classes']}, not {classes}: compare models of one task"
+        )
+    return reference
+
+
+def run_sanity(cfg: SanityConfig) -> SanityOutcome:
+    """Path similarity, baselines, randomization and transferability of ``cfg.model_uri``'s
+    visualizations (rendered here or read from ``cfg.fv_run``); one run."""
+    seed_everything(cfg.seed)
+    device = resolve_device(cfg.device)
+    if cfg.fv_run:  # bad input first, before any heavy work
+        get_stage_run(cfg.fv_run, "visualize")
+    loaded = load_model(cfg.model_uri, device, allow_random=cfg.allow_random)
+    model, mc = loaded.model.eval(), loaded.config
+    classes = [str(c) for c in mc["classes"]]
+    size = int(mc.get("image_size", 224))
+    layers = ordered(model, resolve_layers(model, cfg.layers, default="all"))
+    levels = resolve_levels(model, cfg.randomize)
+    reference = _reference(cfg, classes, device)
+    rows, manifest_path = split_rows(loaded, cfg.manifest, cfg.split)
+    where = f"split {cfg.split!r} of {manifest_path}"
+    sample = sample_per_class(rows, cfg.n_images, classes, seed=cfg.seed, where=where)
+    natural = load_images(sample, size)
+    nat_class = torch.tensor(sample["label"].to_numpy(dtype="int64"))
+    m = ModelInputs(
+        model, classes, int(mc["num_outputs"]), mc["mean"], mc["std"], size,
+        cfg.image_size or size, cfg.batch_size, device,
+    )  # fmt: skip
+
+    if cfg.fv_run:
+        with tempfile.TemporaryDirectory() as tmp:
+            vis = _run_visuals(m, cfg, natural, nat_class, tmp)
+    else:
+        vis = _rendered_visuals(m, cfg, natural, nat_class)
+    target = torch.tensor(vis.main["target"].to_numpy(dtype="int64"))
+    logit_target = torch.tensor(vis.logits["target"].to_numpy(dtype="int64"))
+    compared = vis.main["kind"].iloc[0]
+    extra = {"class_logit": (vis.logit_images, logit_target)} if compared == "channel" else None
+
+    params = dataclasses.asdict(cfg)
+    params.update(
+        layers_resolved=layers, manifest_resolved=manifest_path, render_size=m.render_size
+    )
+    tags = dict(loaded.tags)
+    tags[tag.SANITY_VISUALIZATIONS] = compared
+    if cfg.fv_run:
+        tags[tag.FV_RUN] = cfg.fv_run
+    with stage_run(STAGE, params=params, tags=tags) as run:
+        log_manifest_input(sample, name="sanity-natural-images", context="natural")
+        shown = pd.concat([vis.main, vis.logits]) if extra else vis.main
+        log_dataframe(shown, "tables/visualizations.csv")
+        log_figure(
+            plot_image_grid(
+                torch.cat([vis.images, vis.logit_images]) if extra else vis.images,
+                shown["label"].tolist(),
+                title="Visualizations compared",
+            ),
+            "figures/visualizations.png",
+        )
+        res = S.path_similarity_analysis(
+            model,
+            layers,
+            natural,
+            nat_class,
+            vis.images,
+            target,
+            unregularized=vis.twins,
+            noise=noise_images(len(target), m.render_size, seed=cfg.seed),
+            extra=extra,
+            metric=cfg.metric,
+            pooling=cfg.pooling,
+            standardize=cfg.standardize,
+            **m.forward_kw,
+        )
+        _log_path_similarity(res)
+        if levels:
+            _randomization(m, cfg, vis, levels)
+        if reference is not None:
+            _transferability(reference, m, vis, logit_target)
+    return SanityOutcome(run.info.run_id, res, vis)

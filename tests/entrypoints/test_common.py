@@ -1,0 +1,37 @@
+"""Entry-point plumbing: a user error is one line on stderr and exit code 2; messages print."""
+
+from __future__ import annotations
+
+import logging
+
+from entrypoints._common import count, optional, run_main, str2bool
+from isic_tracking.errors import IsicInputError
+from isic_tracking.log import get_logger
+
+
+def test_user_error_is_one_line_and_exit_code_2(capsys):
+    def main(argv):
+        raise IsicInputError(f"layer {argv[0]!r} does not exist")
+
+    assert run_main(main, ["x"]) == 2
+    assert capsys.readouterr().err == "error: layer 'x' does not exist\n"
+    assert run_main(lambda argv: 0, []) == 0
+
+
+def test_run_main_sets_up_the_stage_messages():
+    root = logging.getLogger("isic_tracking")
+    saved = list(root.handlers), root.level, root.propagate
+    root.handlers = [h for h in root.handlers if not getattr(h, "_isic", False)]
+    try:
+        run_main(lambda argv: 0, [])
+        run_main(lambda argv: 0, [])
+        assert sum(getattr(h, "_isic", False) for h in root.handlers) == 1  # once
+        assert get_logger("entrypoints.filters").isEnabledFor(logging.INFO)
+    finally:
+        root.handlers, root.level, root.propagate = saved
+
+
+def test_mlproject_argument_types():
+    assert str2bool("true") is True and str2bool("false") is False
+    assert optional("") is None and optional("none") is None and optional("abc") == "abc"
+    assert count("5.0") == 5

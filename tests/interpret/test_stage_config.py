@@ -1,0 +1,46 @@
+"""The analysis stages' configs: built by add_config_args like TrainConfig, MLproject values."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from isic_tracking.config import add_config_args, config_from_args
+from isic_tracking.errors import IsicInputError
+from isic_tracking.interpret.stage_config import FiltersConfig, SanityConfig, VisualizeConfig
+
+
+def _parse(cls, argv):
+    return config_from_args(cls, add_config_args(argparse.ArgumentParser(), cls).parse_args(argv))
+
+
+@pytest.mark.parametrize("cls", [FiltersConfig, VisualizeConfig, SanityConfig])
+def test_defaults_without_arguments(cls):
+    assert _parse(cls, []) == cls()
+
+
+def test_mlproject_values_floats_empty_strings_and_booleans():
+    cfg = _parse(FiltersConfig, ["--top_n", "5.0", "--manifest", "", "--allow_random", "true"])
+    assert cfg.top_n == 5 and cfg.manifest is None and cfg.allow_random is True
+    vis = _parse(VisualizeConfig, ["--filters_run", "", "--steps", "200.0", "--image_size", "128"])
+    assert vis.filters_run is None and vis.steps == 200 and vis.image_size == 128
+    san = _parse(SanityConfig, ["--fv_run", "abc", "--reference_model_uri", "none"])
+    assert san.fv_run == "abc" and san.reference_model_uri is None
+    assert list(dataclasses.asdict(san))[:3] == ["model_uri", "fv_run", "manifest"]
+
+
+def test_choices_are_checked_on_the_command_line_and_in_yaml(tmp_path: Path, capsys):
+    with pytest.raises(SystemExit):
+        _parse(SanityConfig, ["--metric", "euclid"])
+    assert "invalid choice: 'euclid'" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        _parse(SanityConfig, ["--regularization", "none"])  # the twins' preset, not a choice
+    yaml = tmp_path / "sanity.yaml"
+    yaml.write_text("pooling: median\nn_images: 4\n")
+    with pytest.raises(IsicInputError, match="pooling='median' is not one of mean, max, flatten"):
+        _parse(SanityConfig, ["--config", str(yaml)])
+    yaml.write_text("n_images: 4\n")
+    assert _parse(SanityConfig, ["--config", str(yaml), "--n_images", "6"]).n_images == 6
