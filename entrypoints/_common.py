@@ -1,13 +1,39 @@
-"""Shared entry-point plumbing: user errors become one clear line and exit code 2."""
+"""Shared entry-point plumbing: one help layout, user errors as one clear line and exit code 2.
+
+Entry points import only this, argparse and their config dataclass at module level; the
+runner (torch, MLflow) is imported inside ``_main``, so ``--help`` answers at once.
+"""
 
 from __future__ import annotations
 
+import argparse
 import sys
 from collections.abc import Callable, Sequence
 
 from isic_tracking import log
 from isic_tracking.config import parse_bool, parse_int
 from isic_tracking.errors import IsicInputError
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Keeps the module docstring's line breaks and shows each option's default once."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if (
+            "(default" in text
+            or action.default is argparse.SUPPRESS
+            or action.required
+            or not action.option_strings
+            or action.nargs == 0  # --help, flags
+        ):
+            return text
+        return f"{text} (default: %(default)r)".strip()
+
+
+def parser(prog: str, doc: str | None) -> argparse.ArgumentParser:
+    """The ArgumentParser of one stage, with :class:`HelpFormatter`."""
+    return argparse.ArgumentParser(prog=prog, description=doc, formatter_class=HelpFormatter)
 
 
 def run_main(main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | None = None) -> int:

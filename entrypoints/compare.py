@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
-from entrypoints._common import run_main
+from entrypoints._common import parser, run_main
 
 
 def _csv(v: str) -> list[str]:
@@ -14,11 +14,7 @@ def _csv(v: str) -> list[str]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="compare",
-        description=__doc__,
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
+    p = parser("compare", __doc__)
     p.add_argument("--runs", type=_csv, default="", help="comma-separated train run ids")
     p.add_argument(
         "--models",

@@ -5,18 +5,14 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
-from entrypoints._common import optional, run_main
-from isic_tracking.data.defaults import default_manifest
-from isic_tracking.data.eda import eda_figures
-from isic_tracking.data.manifest import read_manifest
+from entrypoints._common import optional, parser, run_main
 from isic_tracking.log import get_logger, setup
-from isic_tracking.tracking import log_figure, log_manifest_input, stage_run
 
 log = get_logger(__name__)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="eda", description=__doc__)
+    p = parser("eda", __doc__)
     p.add_argument(
         "--manifest", type=optional, default=None, help="manifest CSV (default: the synthetic data)"
     )
@@ -25,6 +21,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    # heavy imports after parsing: `--help` stays instant
+    from isic_tracking.data.defaults import default_manifest
+    from isic_tracking.data.eda import eda_figures
+    from isic_tracking.data.manifest import read_manifest
+    from isic_tracking.tracking import log_figure, log_manifest_input, stage_run
+
     path = args.manifest or str(default_manifest("binary"))
     df = read_manifest(path)
     with stage_run("eda", {"manifest": path}, run_name="eda"):

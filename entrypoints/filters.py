@@ -8,18 +8,20 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
-from entrypoints._common import run_main
+from entrypoints._common import parser, run_main
 from isic_tracking.config import add_config_args, config_from_args
 from isic_tracking.interpret.stage_config import FiltersConfig
-from isic_tracking.tracking.filters import STAGE, run_filters
 
 
 def build_parser() -> argparse.ArgumentParser:
-    return add_config_args(argparse.ArgumentParser(prog=STAGE, description=__doc__), FiltersConfig)
+    return add_config_args(parser("filters", __doc__), FiltersConfig)
 
 
 def _main(argv: Sequence[str] | None = None) -> int:
-    run_filters(config_from_args(FiltersConfig, build_parser().parse_args(argv)))
+    cfg = config_from_args(FiltersConfig, build_parser().parse_args(argv))
+    from isic_tracking.tracking.filters import run_filters  # heavy: after parsing
+
+    run_filters(cfg)
     return 0
 
 

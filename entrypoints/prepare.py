@@ -6,20 +6,20 @@ import argparse
 from collections.abc import Sequence
 from pathlib import Path
 
-from entrypoints._common import optional, run_main
+from entrypoints._common import optional, parser, run_main
 from isic_tracking.data.defaults import data_dir
 from isic_tracking.data.sources import READERS, get_reader
 from isic_tracking.log import setup
-from isic_tracking.tracking.prepare import run_prepare
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="prepare", description=__doc__)
+    p = parser("prepare", __doc__)
     p.add_argument(
         "--dataset",
         default="synthetic",
         choices=list(READERS),
-        help="; ".join(f"{r.name}: {r.description}" for r in READERS.values()),
+        help="; ".join(f"{r.name}: {r.description}" for r in READERS.values())
+        + " (default: synthetic)",
     )
     p.add_argument(
         "--root",
@@ -31,19 +31,36 @@ def build_parser() -> argparse.ArgumentParser:
         "--out",
         type=optional,
         default=None,
-        help="cache folder (default data/<dataset>/prepared-<task>)",
+        help="cache folder (default: data/<dataset>/prepared-<task>)",
     )
-    p.add_argument("--task", type=optional, default=None, help="binary | multiclass")
+    p.add_argument(
+        "--task",
+        type=optional,
+        default=None,
+        help="binary | multiclass (default: the dataset's own task)",
+    )
     p.add_argument(
         "--extra_malignant",
         type=optional,
         default=None,
         help="root of a second source whose malignant (MEL) images are merged in",
     )
-    p.add_argument("--extra_dataset", default="isic2019", choices=list(READERS))
+    p.add_argument(
+        "--extra_dataset",
+        default="isic2019",
+        choices=list(READERS),
+        help="layout of --extra_malignant",
+    )
     p.add_argument("--image_size", type=int, default=256, help="short side of cached images")
-    p.add_argument("--max_bad_fraction", type=float, default=0.05)
-    p.add_argument("--workers", type=int, default=None)
+    p.add_argument(
+        "--max_bad_fraction",
+        type=float,
+        default=0.05,
+        help="fail when more than this fraction of the images is unreadable",
+    )
+    p.add_argument(
+        "--workers", type=int, default=None, help="decoding processes (default: all cores)"
+    )
     return p
 
 
@@ -59,6 +76,8 @@ def _main(argv: Sequence[str] | None = None) -> int:
         raise SystemExit("error: --root is required for dataset " + args.dataset)
     task = args.task or get_reader(args.dataset).default_task
     out = str(Path(args.out or data_dir() / args.dataset / f"prepared-{task}").resolve())
+    from isic_tracking.tracking.prepare import run_prepare  # heavy: after parsing
+
     run_prepare({**vars(args), "task": task, "out": out})
     return 0
 

@@ -9,18 +9,20 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
-from entrypoints._common import run_main
+from entrypoints._common import parser, run_main
 from isic_tracking.config import add_config_args, config_from_args
 from isic_tracking.interpret.stage_config import SanityConfig
-from isic_tracking.tracking.sanity import STAGE, run_sanity
 
 
 def build_parser() -> argparse.ArgumentParser:
-    return add_config_args(argparse.ArgumentParser(prog=STAGE, description=__doc__), SanityConfig)
+    return add_config_args(parser("sanity", __doc__), SanityConfig)
 
 
 def _main(argv: Sequence[str] | None = None) -> int:
-    run_sanity(config_from_args(SanityConfig, build_parser().parse_args(argv)))
+    cfg = config_from_args(SanityConfig, build_parser().parse_args(argv))
+    from isic_tracking.tracking.sanity import run_sanity  # heavy: after parsing
+
+    run_sanity(cfg)
     return 0
 
 

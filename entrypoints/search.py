@@ -8,22 +8,20 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
-from entrypoints._common import run_main
+from entrypoints._common import parser, run_main
 from isic_tracking import log
 from isic_tracking.config import add_config_args, config_from_args
-from isic_tracking.tracking.search import run_search
 from isic_tracking.train.search import SearchConfig
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="search", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    return add_config_args(parser, SearchConfig)
+    return add_config_args(parser("search", __doc__), SearchConfig)
 
 
 def _main(argv: Sequence[str] | None = None) -> int:
     cfg = config_from_args(SearchConfig, build_parser().parse_args(argv))
+    from isic_tracking.tracking.search import run_search  # heavy: after parsing
+
     run_search(cfg)
     return 0
 

@@ -5,10 +5,9 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
-from entrypoints._common import run_main
-from isic_tracking.data.synthetic import ARTIFACTS, make_synthetic, read_shortcut
+from entrypoints._common import parser, run_main
+from isic_tracking.data.synthetic import ARTIFACTS
 from isic_tracking.log import get_logger, setup
-from isic_tracking.tracking import log_metrics, stage_run
 
 log = get_logger(__name__)
 
@@ -22,10 +21,10 @@ def fraction(v: str) -> float:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="synth", description=__doc__)
+    p = parser("synth", __doc__)
     p.add_argument("--out", default="data/synthetic/raw", help="output folder")
     p.add_argument("--n_images", type=int, default=240, help="images of the ISIC 2020 layout")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="random seed of the whole data set")
     p.add_argument("--image_size", type=int, default=128, help="side of the written JPEGs")
     p.add_argument(
         "--shortcut_artifact",
@@ -37,13 +36,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--shortcut_rate",
         type=fraction,
         default=0.9,
-        help="fraction of malignant images carrying the shortcut artifact (default 0.9)",
+        help="fraction of malignant images carrying the shortcut artifact",
     )
     return p
 
 
 def _main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from isic_tracking.data.synthetic import make_synthetic, read_shortcut
+    from isic_tracking.tracking import log_metrics, stage_run  # heavy: after parsing
+
     with stage_run("synth", vars(args), run_name="synth"):
         paths = make_synthetic(
             args.out,

@@ -6,18 +6,19 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
-from entrypoints._common import run_main
+from entrypoints._common import parser, run_main
 from isic_tracking import log
 from isic_tracking.config import TrainConfig, add_config_args, config_from_args
-from isic_tracking.tracking.training import run_training
 
 
 def build_parser() -> argparse.ArgumentParser:
-    return add_config_args(argparse.ArgumentParser(prog="train", description=__doc__), TrainConfig)
+    return add_config_args(parser("train", __doc__), TrainConfig)
 
 
 def _main(argv: Sequence[str] | None = None) -> int:
     cfg = config_from_args(TrainConfig, build_parser().parse_args(argv))
+    from isic_tracking.tracking.training import run_training  # heavy: after parsing
+
     run_training(cfg)
     return 0
 

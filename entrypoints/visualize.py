@@ -8,19 +8,20 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
-from entrypoints._common import run_main
+from entrypoints._common import parser, run_main
 from isic_tracking.config import add_config_args, config_from_args
 from isic_tracking.interpret.stage_config import VisualizeConfig
-from isic_tracking.tracking.visualize import STAGE, run_visualize
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=STAGE, description=__doc__)
-    return add_config_args(parser, VisualizeConfig)
+    return add_config_args(parser("visualize", __doc__), VisualizeConfig)
 
 
 def _main(argv: Sequence[str] | None = None) -> int:
-    run_visualize(config_from_args(VisualizeConfig, build_parser().parse_args(argv)))
+    cfg = config_from_args(VisualizeConfig, build_parser().parse_args(argv))
+    from isic_tracking.tracking.visualize import run_visualize  # heavy: after parsing
+
+    run_visualize(cfg)
     return 0
 
 

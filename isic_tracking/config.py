@@ -58,8 +58,15 @@ def _arg_type(tp: Any) -> Any:
     return str
 
 
+def _with_default(help: str, default: Any) -> str:
+    """The help text with its default appended, unless the text already says it."""
+    if "(default" in help:
+        return help
+    return f"{help} (default: {default!r})".strip()
+
+
 def add_config_args(parser: argparse.ArgumentParser, cls: type) -> argparse.ArgumentParser:
-    """One ``--name`` option per dataclass field (default: not given, so YAML can fill it)."""
+    """One ``--<field>`` option per dataclass field (default: not given, so YAML can fill it)."""
     hints = typing.get_type_hints(cls)
     help_text = getattr(cls, "field_help", {})
     for f in fields(cls):
@@ -69,7 +76,7 @@ def add_config_args(parser: argparse.ArgumentParser, cls: type) -> argparse.Argu
             type=_arg_type(hints[f.name]),
             default=argparse.SUPPRESS,
             choices=f.metadata.get("choices"),
-            help=f"{help_text.get(f.name, f.metadata.get('help', ''))} (default: {default!r})".strip(),
+            help=_with_default(help_text.get(f.name, f.metadata.get("help", "")), default),
         )
     parser.add_argument("--config", default=None, help="YAML file of defaults (CLI wins)")
     return parser

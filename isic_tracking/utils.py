@@ -6,17 +6,21 @@ import os
 import random
 import sys
 from collections.abc import Iterable
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
-import numpy as np
-import torch
 from tqdm.auto import tqdm
+
+if TYPE_CHECKING:  # torch and numpy load when seeding or choosing a device, not on import
+    import torch
 
 T = TypeVar("T")
 
 
 def seed_everything(seed: int, deterministic: bool = False) -> None:
     """Seed python, numpy and torch; optionally force deterministic kernels (CPU resume tests)."""
+    import numpy as np
+    import torch
+
     random.seed(seed)
     np.random.seed(seed % (2**32))
     torch.manual_seed(seed)
@@ -27,6 +31,8 @@ def seed_everything(seed: int, deterministic: bool = False) -> None:
 
 def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
     """'auto' picks cuda, then mps, then cpu; anything else is passed to torch.device."""
+    import torch
+
     if isinstance(device, torch.device):
         return device
     if device in (None, "", "auto"):

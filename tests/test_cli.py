@@ -82,8 +82,19 @@ def _user_strings() -> list[tuple[str, int, str]]:
     out = []
     for pkg in ("isic_tracking", "entrypoints"):
         for path in (ROOT / pkg).rglob("*.py"):
-            for node in ast.walk(ast.parse(path.read_text())):
-                if isinstance(node, ast.Constant) and isinstance(node.value, str):
+            tree = ast.parse(path.read_text())
+            parts = set()  # an f-string is read whole: its pieces share one context
+            for node in ast.walk(tree):
+                if isinstance(node, ast.JoinedStr):
+                    pieces = [v.value if isinstance(v, ast.Constant) else "{}" for v in node.values]
+                    parts |= {id(v) for v in node.values}
+                    out.append((str(path.relative_to(ROOT)), node.lineno, "".join(pieces)))
+            for node in ast.walk(tree):
+                if (
+                    isinstance(node, ast.Constant)
+                    and isinstance(node.value, str)
+                    and id(node) not in parts
+                ):
                     out.append((str(path.relative_to(ROOT)), node.lineno, node.value))
     return out
 

@@ -373,7 +373,7 @@ def build_cache(
             f"{n_bad} of {n_total} images ({n_bad / n_total:.1%}) could not be read, more than "
             f"max_bad_fraction={max_bad_fraction:g}; the reasons are listed in "
             f"{out / 'skipped.csv'}. Fix or remove those files, or raise the threshold "
-            f"(-P max_bad_fraction=0.2 / --max-bad-fraction 0.2)."
+            f"(-P max_bad_fraction=0.2 / --max_bad_fraction 0.2)."
         )
 
     ok = df[df["image_id"].isin(done)].copy()

@@ -13,12 +13,12 @@ import torch
 from torch import Tensor
 
 from isic_tracking.errors import IsicInputError
+from isic_tracking.interpret.choices import ENGINES  # noqa: F401 (re-exported)
 from isic_tracking.interpret.featvis import LOGITS, Objective, channel, class_logit
 from isic_tracking.interpret.featvis.render import RenderResult
 from isic_tracking.interpret.fv_table import LOGITS_LAYER, objective_name
 from isic_tracking.interpret.names import safe_name
 
-ENGINES = ("isic", "torch_dreams")
 #: ``channels=all`` refuses a layer wider than this (one picture per channel).
 MAX_ALL_CHANNELS = 512
 

@@ -37,12 +37,12 @@ import torch
 from torch import Tensor, nn
 
 from isic_tracking.errors import IsicInputError
+from isic_tracking.interpret.choices import POOLINGS  # noqa: F401 (re-exported)
 from isic_tracking.interpret.hooks import LayerRecorder, eval_mode
 from isic_tracking.interpret.inputs import to_model_input
 from isic_tracking.interpret.similarity import METRICS, similarity
 from isic_tracking.utils import progress
 
-POOLINGS: tuple[str, ...] = ("mean", "max", "flatten")
 #: Curve names, in plotting order; ``visualization`` is the quantity of interest.
 COMPARISONS: tuple[str, ...] = (
     "visualization",

@@ -18,8 +18,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from isic_tracking.errors import IsicInputError
-
-METRICS: tuple[str, ...] = ("spearman", "pearson", "cosine")
+from isic_tracking.interpret.choices import METRICS  # noqa: F401 (re-exported)
 
 
 def rank(x: Tensor) -> Tensor:

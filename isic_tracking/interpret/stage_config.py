@@ -1,6 +1,6 @@
 """Configs of the analysis stages (``filters``, ``visualize``, ``sanity``), like ``TrainConfig``:
 defaults in code, an optional YAML file, CLI overrides (:func:`isic_tracking.config.add_config_args`
-makes one ``--name`` option per field, the names of the MLproject parameters); logged as params.
+makes one ``--<field>`` option per field, the names of the MLproject parameters); logged as params.
 """
 
 from __future__ import annotations
@@ -12,10 +12,7 @@ from typing import Any
 
 from isic_tracking.config import _f
 from isic_tracking.errors import IsicInputError
-from isic_tracking.interpret.featvis.presets import PRESETS
-from isic_tracking.interpret.fv_targets import ENGINES
-from isic_tracking.interpret.sanity import POOLINGS
-from isic_tracking.interpret.similarity import METRICS
+from isic_tracking.interpret.choices import ENGINES, METRICS, POOLINGS, PRESET_NAMES
 
 MODEL_URI_HELP = (
     "models:/name@alias, models:/name/version, runs:/<id>/checkpoint or pretrained:<arch>"
@@ -62,10 +59,10 @@ class FiltersConfig:
     exemplar_layers: str = _f("last", "layers with exemplar grids: last or all")
     image_size: int = _f(0, "input size (0: the model's config)")
     zscore_threshold: float = _f(2.0, "pixel |z| of an outlier")
-    batch_size: int = _f(32, "")
+    batch_size: int = _f(32, "images per forward pass")
     workers: int = _f(0, "DataLoader worker processes")
-    device: str = _f("auto", "")
-    seed: int = _f(0, "")
+    device: str = _f("auto", "auto (cuda, then mps, then cpu), cpu, cuda, cuda:1, ...")
+    seed: int = _f(0, "random seed (image choice, initial images)")
     allow_random: bool = _f(False, ALLOW_RANDOM_HELP)
 
 
@@ -83,13 +80,13 @@ class VisualizeConfig:
     )
     top_n: int = _f(5, "filters per layer for top_n")
     filters_run: str | None = _f(None, "a filters run: its top filters")
-    steps: int = _f(200, "")
+    steps: int = _f(200, "optimization steps per visualization")
     image_size: int = _f(0, "render size (0: the model's input size)")
-    regularization: str = _f("thesis", f"preset(s), comma-separated: {', '.join(PRESETS)}")
-    engine: str = _f("isic", f"engine(s), comma-separated: {ENGINES}")
-    seed: int = _f(0, "")
+    regularization: str = _f("thesis", f"preset(s), comma-separated: {', '.join(PRESET_NAMES)}")
+    engine: str = _f("isic", f"engine(s), comma-separated: {', '.join(ENGINES)}")
+    seed: int = _f(0, "random seed (image choice, initial images)")
     batch_size: int = _f(16, "images rendered per forward")
-    device: str = _f("auto", "")
+    device: str = _f("auto", "auto (cuda, then mps, then cpu), cpu, cuda, cuda:1, ...")
     manifest: str | None = _f(
         None, "images for top_n without filters_run (default: the training run's manifest)"
     )
@@ -101,7 +98,7 @@ class VisualizeConfig:
 class SanityConfig:
     """Everything the ``sanity`` stage needs (thesis §4.4.4, §5.4.2)."""
 
-    model_uri: str = _f(DEFAULT_MODEL_URI, "")
+    model_uri: str = _f(DEFAULT_MODEL_URI, MODEL_URI_HELP)
     fv_run: str | None = _f(None, "id of a `visualize` run; empty: render the visualizations here")
     manifest: str | None = _f(None, "default: the training run's manifest")
     split: str = _f(
@@ -112,7 +109,7 @@ class SanityConfig:
     layers: str = _f(
         "all", "all (every conv layer), named (every named leaf layer), first, last or names"
     )
-    metric: str = _choice("spearman", METRICS, "")
+    metric: str = _choice("spearman", METRICS, "similarity of activation vectors")
     n_images: int = _f(20, "natural images per class")
     reference_model_uri: str | None = _f(
         None, "another model (fold or arch) for transferability of class-logit visualizations"
@@ -122,19 +119,19 @@ class SanityConfig:
     top_k: int = _f(5, "visualizations per class")
     regularization: str = _choice(
         "thesis",
-        [k for k in PRESETS if k != "none"],
+        [k for k in PRESET_NAMES if k != "none"],
         "featvis preset of the rendered visualizations; their twins use `none`",
     )
-    pooling: str = _choice("mean", POOLINGS, "")
+    pooling: str = _choice("mean", POOLINGS, "how an activation map becomes one vector")
     standardize: bool = _f(
         False, "z-score each unit over the natural images before comparing (see sanity.py)"
     )
     randomize: str = _f(
         "auto", "cascading randomization cut points: auto (head + 3 conv layers), none, or names"
     )
-    batch_size: int = _f(32, "")
-    device: str = _f("auto", "")
-    seed: int = _f(0, "")
+    batch_size: int = _f(32, "images per forward pass")
+    device: str = _f("auto", "auto (cuda, then mps, then cpu), cpu, cuda, cuda:1, ...")
+    seed: int = _f(0, "random seed (image choice, initial images)")
     allow_random: bool = _f(False, ALLOW_RANDOM_HELP)
 
     def __post_init__(self) -> None:

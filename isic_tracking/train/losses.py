@@ -15,21 +15,10 @@ import torch
 from torch import nn
 
 from isic_tracking.errors import IsicInputError
+from isic_tracking.train.tasks import TASKS, check_task, metric_mode  # noqa: F401 (re-exported)
 
-TASKS = ("binary", "multiclass")
 #: ReduceLROnPlateau settings per task (thesis: binary factor 0.4 / patience 1, multiclass 0.2 / 2).
 PLATEAU = {"binary": {"factor": 0.4, "patience": 1}, "multiclass": {"factor": 0.2, "patience": 2}}
-
-
-def check_task(task: str) -> None:
-    """Raise a clear error for a task other than binary / multiclass."""
-    if task not in TASKS:
-        raise IsicInputError(f"unknown task {task!r}; choose one of {list(TASKS)}")
-
-
-def metric_mode(metric: str) -> str:
-    """``"min"`` for loss-like metric names (``val_loss``), ``"max"`` for the rest (AUC, F1...)."""
-    return "min" if "loss" in metric.lower() else "max"
 
 
 def class_weights_for(

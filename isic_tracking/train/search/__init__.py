@@ -10,67 +10,59 @@ searched), :mod:`.data` (the holdout split), :mod:`.storage` (Optuna storage URL
 :mod:`.study` (sampler, pruner, opening a study), :mod:`.objective` (one trial),
 :mod:`.workers` (the worker loop and the budget), :mod:`.liveness` and :mod:`.recovery`
 (trials of dead workers), :mod:`.report` (counts, table, figures). The names below are
-re-exported so ``from isic_tracking.train.search import ...`` keeps working.
+re-exported, lazily (PEP 562), so ``from isic_tracking.train.search import ...`` keeps working
+and importing :mod:`.config` alone (the command-line help) does not load torch or Optuna.
 """
 
-from isic_tracking.train.search.config import (
-    PRUNERS,
-    RUN_CONTROL_FIELDS,
-    SearchConfig,
-    default_study_name,
-)
-from isic_tracking.train.search.data import SearchData, load_search_data
-from isic_tracking.train.search.objective import SearchObjective, TrialHooks, TrialOutcome
-from isic_tracking.train.search.recovery import fail_dead_local_trials, retry_of_trial
-from isic_tracking.train.search.report import (
-    best_trial,
-    epochs_spent,
-    state_counts,
-    study_figures,
-    trials_table,
-)
-from isic_tracking.train.search.space import SearchSpace, parse_batch_sizes
-from isic_tracking.train.search.storage import is_sqlite, journal_path, make_storage, mask_url
-from isic_tracking.train.search.study import make_pruner, make_sampler, open_study
-from isic_tracking.train.search.workers import (
-    CATCH,
-    budget_left,
-    claim_lock_path,
-    retried_numbers,
-    run_worker,
-    worker_seed,
-)
+from __future__ import annotations
 
-__all__ = [
-    "CATCH",
-    "PRUNERS",
-    "RUN_CONTROL_FIELDS",
-    "SearchConfig",
-    "SearchData",
-    "SearchObjective",
-    "SearchSpace",
-    "TrialHooks",
-    "TrialOutcome",
-    "best_trial",
-    "budget_left",
-    "claim_lock_path",
-    "default_study_name",
-    "epochs_spent",
-    "fail_dead_local_trials",
-    "is_sqlite",
-    "journal_path",
-    "load_search_data",
-    "make_pruner",
-    "make_sampler",
-    "make_storage",
-    "mask_url",
-    "open_study",
-    "parse_batch_sizes",
-    "retried_numbers",
-    "retry_of_trial",
-    "run_worker",
-    "state_counts",
-    "study_figures",
-    "trials_table",
-    "worker_seed",
-]
+import importlib
+from typing import Any
+
+#: public name -> the module that defines it
+_WHERE = {
+    "CATCH": "isic_tracking.train.search.workers",
+    "PRUNERS": "isic_tracking.train.search.config",
+    "RUN_CONTROL_FIELDS": "isic_tracking.train.search.config",
+    "SearchConfig": "isic_tracking.train.search.config",
+    "SearchData": "isic_tracking.train.search.data",
+    "SearchObjective": "isic_tracking.train.search.objective",
+    "SearchSpace": "isic_tracking.train.search.space",
+    "TrialHooks": "isic_tracking.train.search.objective",
+    "TrialOutcome": "isic_tracking.train.search.objective",
+    "best_trial": "isic_tracking.train.search.report",
+    "budget_left": "isic_tracking.train.search.workers",
+    "claim_lock_path": "isic_tracking.train.search.workers",
+    "default_study_name": "isic_tracking.train.search.config",
+    "epochs_spent": "isic_tracking.train.search.report",
+    "fail_dead_local_trials": "isic_tracking.train.search.recovery",
+    "is_sqlite": "isic_tracking.train.search.storage",
+    "journal_path": "isic_tracking.train.search.storage",
+    "load_search_data": "isic_tracking.train.search.data",
+    "make_pruner": "isic_tracking.train.search.study",
+    "make_sampler": "isic_tracking.train.search.study",
+    "make_storage": "isic_tracking.train.search.storage",
+    "mask_url": "isic_tracking.train.search.storage",
+    "open_study": "isic_tracking.train.search.study",
+    "parse_batch_sizes": "isic_tracking.train.search.space",
+    "retried_numbers": "isic_tracking.train.search.workers",
+    "retry_of_trial": "isic_tracking.train.search.recovery",
+    "run_worker": "isic_tracking.train.search.workers",
+    "state_counts": "isic_tracking.train.search.report",
+    "study_figures": "isic_tracking.train.search.report",
+    "trials_table": "isic_tracking.train.search.report",
+    "worker_seed": "isic_tracking.train.search.workers",
+}
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _WHERE:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(_WHERE[name]), name)
+    globals()[name] = value  # looked up once
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_WHERE])

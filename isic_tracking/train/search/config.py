@@ -15,8 +15,8 @@ from isic_tracking.config import (
     non_result_fields,
 )
 from isic_tracking.errors import IsicInputError
-from isic_tracking.train.losses import TASKS, metric_mode
 from isic_tracking.train.search.space import SearchSpace, parse_batch_sizes
+from isic_tracking.train.tasks import TASKS, metric_mode
 
 PRUNERS = ("median", "none")
 

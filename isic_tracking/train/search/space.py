@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import optuna
+if TYPE_CHECKING:  # optuna is imported when a space is used, not by the CLI help
+    import optuna
 
 from isic_tracking.errors import IsicInputError
 
@@ -46,6 +47,8 @@ class SearchSpace:
             )
 
     def distributions(self) -> dict[str, optuna.distributions.BaseDistribution]:
+        import optuna
+
         d = optuna.distributions
         return {
             "lr": d.FloatDistribution(self.lr_min, self.lr_max, log=True),

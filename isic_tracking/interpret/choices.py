@@ -1,0 +1,14 @@
+"""The names a user can choose between in the analysis stages (presets, engines, poolings,
+similarity metrics): light constants, so building the command line needs no torch. The
+modules that implement them import these names, and a test checks both agree."""
+
+from __future__ import annotations
+
+#: feature-visualization presets (:data:`isic_tracking.interpret.featvis.presets.PRESETS`)
+PRESET_NAMES: tuple[str, ...] = ("thesis", "none", "fourier", "maco")
+#: feature-visualization engines: this project's renderer, or torch-dreams
+ENGINES: tuple[str, ...] = ("isic", "torch_dreams")
+#: how a layer's activation map becomes one vector (sanity metrics)
+POOLINGS: tuple[str, ...] = ("mean", "max", "flatten")
+#: similarity between activation vectors (sanity metrics)
+METRICS: tuple[str, ...] = ("spearman", "pearson", "cosine")
