@@ -14,52 +14,33 @@ from isic_tracking.log import setup
 
 def build_parser() -> argparse.ArgumentParser:
     p = parser("prepare", __doc__)
-    p.add_argument(
-        "--dataset",
-        default="synthetic",
-        choices=list(READERS),
-        help="; ".join(f"{r.name}: {r.description}" for r in READERS.values())
-        + " (default: synthetic)",
-    )
-    p.add_argument(
-        "--root",
-        type=optional,
-        default=None,
-        help="data folder (default for synthetic: data/synthetic/raw, made if missing)",
-    )
-    p.add_argument(
-        "--out",
-        type=optional,
-        default=None,
-        help="cache folder (default: data/<dataset>/prepared-<task>)",
-    )
-    p.add_argument(
-        "--task",
-        type=optional,
-        default=None,
-        help="binary | multiclass (default: the dataset's own task)",
-    )
-    p.add_argument(
-        "--extra_malignant",
-        type=optional,
-        default=None,
-        help="root of a second source whose malignant (MEL) images are merged in",
-    )
+    layouts = "; ".join(f"{r.name}: {r.description}" for r in READERS.values())
+    p.add_argument("--dataset", default="synthetic", choices=list(READERS), help=layouts)
+    for flag, kind, default, text in (
+        (
+            "root",
+            optional,
+            None,
+            "data folder (default for synthetic: data/synthetic/raw, made if missing)",
+        ),
+        ("out", optional, None, "cache folder (default: data/<dataset>/prepared-<task>)"),
+        ("task", optional, None, "binary | multiclass (default: the dataset's own task)"),
+        (
+            "extra_malignant",
+            optional,
+            None,
+            "root of a second source whose MEL images are merged in",
+        ),
+        ("image_size", int, 256, "short side of cached images"),
+        ("max_bad_fraction", float, 0.05, "fail when more than this fraction is unreadable"),
+        ("workers", int, None, "decoding processes (default: all cores)"),
+    ):
+        p.add_argument(f"--{flag}", type=kind, default=default, help=text)
     p.add_argument(
         "--extra_dataset",
         default="isic2019",
         choices=list(READERS),
         help="layout of --extra_malignant",
-    )
-    p.add_argument("--image_size", type=int, default=256, help="short side of cached images")
-    p.add_argument(
-        "--max_bad_fraction",
-        type=float,
-        default=0.05,
-        help="fail when more than this fraction of the images is unreadable",
-    )
-    p.add_argument(
-        "--workers", type=int, default=None, help="decoding processes (default: all cores)"
     )
     return p
 

@@ -30,4 +30,3 @@ def setup(level: str | None = None) -> None:
         handler.setFormatter(logging.Formatter("%(message)s"))
         handler._isic = True  # type: ignore[attr-defined]
         root.addHandler(handler)
-    root.propagate = False

@@ -12,10 +12,10 @@ from isic_tracking.log import get_logger, setup
 @pytest.fixture
 def clean_root():
     root = logging.getLogger("isic_tracking")
-    saved = (list(root.handlers), root.level, root.propagate)
+    saved = (list(root.handlers), root.level)
     root.handlers = [h for h in root.handlers if not getattr(h, "_isic", False)]
     yield root
-    root.handlers, root.level, root.propagate = saved[0], saved[1], saved[2]
+    root.handlers, root.level = saved
 
 
 def test_messages_print_as_plain_lines_once(clean_root, capsys, monkeypatch) -> None:
@@ -39,3 +39,11 @@ def test_level_from_environment(clean_root, capsys, monkeypatch) -> None:
 def test_get_logger_puts_every_module_under_the_project() -> None:
     assert get_logger("entrypoints.sanity").name == "isic_tracking.entrypoints.sanity"
     assert get_logger("isic_tracking.data.cache").name == "isic_tracking.data.cache"
+
+
+def test_messages_still_reach_standard_handlers(clean_root, caplog) -> None:
+    """After setup, pytest's caplog (a root handler) and a user's logging config still see them."""
+    setup()
+    with caplog.at_level("INFO"):
+        get_logger("isic_tracking.tracking.registry").warning("old-style version")
+    assert "old-style version" in caplog.text

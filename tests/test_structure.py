@@ -38,8 +38,11 @@ def _imports(path: Path, *, top_level_only: bool) -> set[str]:
         if isinstance(node, ast.Import):
             found.update(a.name for a in node.names)
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            found.add(node.module)
-            found.update(f"{node.module}.{a.name}" for a in node.names)
+            # `from pkg import mod` imports the submodule; `from pkg import name` the package
+            subs = {f"{node.module}.{a.name}" for a in node.names}
+            found |= {s for s in subs if s in MODULES}
+            if not subs <= MODULES.keys():
+                found.add(node.module)
     return found
 
 
