@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable, Sequence
 
@@ -10,12 +11,34 @@ from isic_tracking.errors import IsicInputError
 
 
 def run_main(main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | None = None) -> int:
-    """Call ``main``; an :class:`IsicInputError` prints ``error: <message>`` and returns 2."""
+    """Call ``main``; an :class:`IsicInputError` prints ``error: <message>`` and returns 2.
+
+    Under ``mlflow run`` (``MLFLOW_RUN_ID`` set) any error is also recorded on the stage's run
+    as tag ``isic.error``, so the ``main`` pipeline can name it in its one-line failure.
+    """
     try:
         return main(argv)
     except IsicInputError as err:
+        _record_error(str(err))
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except Exception as err:
+        _record_error(f"{type(err).__name__}: {err}")
+        raise
+
+
+def _record_error(message: str) -> None:
+    run_id = os.environ.get("MLFLOW_RUN_ID")
+    if not run_id:
+        return
+    try:
+        from mlflow.tracking import MlflowClient
+
+        from isic_tracking.tracking import tag
+
+        MlflowClient().set_tag(run_id, tag.ERROR, message[:4000])
+    except Exception:  # the store itself may be what failed: the message is printed anyway
+        pass
 
 
 def str2bool(v: str | bool) -> bool:

@@ -20,29 +20,43 @@ from isic_tracking.tracking.runs import experiment_id
 
 PROJECT = str(Path(__file__).resolve().parents[1])
 
-#: Stage settings per profile. ``demo``: synthetic data, minutes on 2 CPU cores.
-#: ``full``: the thesis's real-data scale (5 folds, 10 % search subset), for a GPU.
+#: Stage settings per profile. ``demo``: synthetic data, minutes on 2 CPU cores, a model that
+#: learns the planted cues (README, "The demo model"). ``full``: the thesis's real-data scale
+#: (5 folds, 10 % search subset), for a GPU. ``main.arch`` is the default of ``-P arch``.
 PROFILES: dict[str, dict[str, dict[str, Any]]] = {
     "demo": {
+        "main": {"arch": "smallcnn"},
         "synth": {"n_images": 240, "image_size": 128},
         "prepare": {"image_size": 128},
         "search": {
-            "n_trials": 3,
-            "subset": 0.4,
-            "epochs_min": 3,
-            "epochs_max": 4,
-            "lr_min": 1e-4,
-            "lr_max": 1e-3,
+            "n_trials": 6,
+            "subset": 0.5,
+            "epochs_min": 8,
+            "epochs_max": 12,
+            "lr_min": 1e-3,
+            "lr_max": 5e-3,
             "batch_sizes": "16,32",
             "image_size": 64,
+            "augment": "flips",
+            "metric": "val_loss",
+            "pruner_startup_trials": 2,
+            "pruner_warmup_epochs": 2,
         },
-        "train": {"folds": 3, "epochs": 4, "image_size": 96},
+        "train": {
+            "folds": 3,
+            "epochs": 10,
+            "image_size": 64,
+            "augment": "flips",
+            "min_best_epoch": 4,
+            "best_decimals": 2,
+        },
         "filters": {"layers": "last", "top_n": 5},
         "visualize": {"layers": "first,last", "top_n": 3, "steps": 64, "image_size": 96},
         "sanity": {"n_images": 12, "steps": 32, "layers": "all"},
     },
-    # end-to-end tests: every stage, seconds each (use with -P arch=timm:test_resnet)
+    # end-to-end tests: every stage, seconds each
     "tiny": {
+        "main": {"arch": "timm:test_resnet"},
         "synth": {"n_images": 64, "image_size": 48},
         "prepare": {"image_size": 48},
         "search": {
@@ -61,6 +75,7 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
         "sanity": {"n_images": 4, "steps": 6, "layers": "all", "image_size": 48},
     },
     "full": {
+        "main": {"arch": "alexnet"},
         "synth": {},
         "prepare": {"image_size": 256},
         "search": {"n_trials": 30, "subset": 0.1},
@@ -79,7 +94,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--root", type=optional, default=None, help="data folder for real data")
     p.add_argument("--extra_malignant", type=optional, default=None)
-    p.add_argument("--arch", default="alexnet")
+    p.add_argument(
+        "--arch", type=optional, default=None, help="model (default: the profile's, demo smallcnn)"
+    )
     p.add_argument("--task", default="binary")
     p.add_argument("--weights", type=optional, default=None, help="local ImageNet weights file")
     p.add_argument("--profile", default="demo", choices=sorted(PROFILES))
@@ -90,6 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     prof = PROFILES[args.profile]
+    args.arch = args.arch or prof["main"]["arch"]
     t0 = time.time()
     with mlflow.start_run(run_name=f"pipeline-{args.arch}") as run:
         mlflow.set_tags({tag.STAGE: "main", tag.PROFILE: args.profile})

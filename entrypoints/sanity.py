@@ -428,7 +428,13 @@ def _main(argv: Sequence[str] | None = None) -> int:
                 f"{reference.config['classes']}, not {classes}: compare models of one task"
             )
     rows, manifest_path, where = _natural_rows(args, loaded)
-    sample = S.sample_per_class(rows, args.n_images, classes, seed=args.seed, where=where)
+    n_used = S.images_per_class(rows, args.n_images, classes)
+    adapted = ""
+    if n_used < args.n_images:
+        adapted = f"{where} holds fewer than n_images={args.n_images} images of some class"
+        adapted += f": {n_used} per class used"
+        print(f"sanity: {adapted}")
+    sample = S.sample_per_class(rows, n_used, classes, seed=args.seed, where=where)
     natural = S.load_images(sample, size)
     nat_class = torch.tensor(sample["label"].to_numpy(dtype="int64"))
     ctx = SimpleNamespace(
@@ -456,10 +462,15 @@ def _main(argv: Sequence[str] | None = None) -> int:
 
     params = dict(vars(args))
     params.update(
-        layers_resolved=layers, manifest_resolved=manifest_path, render_size=ctx.render_size
+        n_images_used=n_used,
+        layers_resolved=layers,
+        manifest_resolved=manifest_path,
+        render_size=ctx.render_size,
     )
     tags = dict(loaded.tags)
     tags[tag.SANITY_VISUALIZATIONS] = compared
+    if adapted:
+        tags[tag.ADAPTED] = adapted
     if args.fv_run:
         tags[tag.FV_RUN] = args.fv_run
     with stage_run(STAGE, params=params, tags=tags):

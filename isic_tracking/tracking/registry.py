@@ -53,6 +53,8 @@ def register_checkpoints(
     monitor: str,
     mode: str = "max",
     train_run_id: str | None = None,
+    champion: int | None = None,
+    description: str | None = None,
 ) -> list[ModelVersion]:
     """Register each fold run's checkpoint as a version; alias ``champion`` on the best.
 
@@ -62,6 +64,9 @@ def register_checkpoints(
         monitor: metric key that picks the champion.
         mode: ``max`` or ``min`` for ``monitor``.
         train_run_id: the parent training run, stored as a version tag.
+        champion: index into ``fold_runs`` of the champion (chosen by the caller's policy);
+            None: the best ``monitor``.
+        description: the champion version's description (why it is champion).
     """
     client = MlflowClient()
     try:
@@ -84,8 +89,13 @@ def register_checkpoints(
         return v if mode == "max" else -v
 
     if versions:
-        best = max(zip(versions, fold_runs), key=key)[0]
+        if champion is None:
+            best = max(zip(versions, fold_runs), key=key)[0]
+        else:
+            best = versions[champion]
         client.set_registered_model_alias(name, CHAMPION, best.version)
+        if description:
+            client.update_model_version(name, best.version, description=description)
     return versions
 
 

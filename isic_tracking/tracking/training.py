@@ -47,6 +47,7 @@ from isic_tracking.tracking.runs import (
     log_metrics,
     log_params,
 )
+from isic_tracking.train.champion import champion_index, explain, policy_for, unprefixed
 from isic_tracking.train.checkpoint import save_model_checkpoint
 from isic_tracking.train.engine import evaluate
 from isic_tracking.train.fold import FoldResult, build_model, resolve_amp, train_fold
@@ -388,13 +389,19 @@ def _finish(
             results[k] = _reload_result(r.info.run_id, k)
     summary = _log_summary(cfg, train, results, finals)
     monitor = f"best_{cfg.resolved_monitor()}"
+    policy = policy_for(cfg)
+    rows = [unprefixed(finals[k]) for k in sorted(finished)]
+    why = explain(policy, rows, [f"fold {k}" for k in sorted(finished)])
     versions = register_checkpoints(
         model_name,
         [(finished[k].info.run_id, finals[k]) for k in sorted(finished)],
         monitor=monitor,
         mode=metric_mode(monitor),
         train_run_id=parent_id,
+        champion=champion_index(rows, policy),
+        description=why,
     )
+    print(why)
     champion = (
         MlflowClient().get_model_version_by_alias(model_name, "champion").version
         if versions

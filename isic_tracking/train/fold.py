@@ -25,6 +25,7 @@ from isic_tracking.data.manifest import task_classes
 from isic_tracking.data.transforms import build_transforms
 from isic_tracking.errors import IsicInputError
 from isic_tracking.models import create_model
+from isic_tracking.train.champion import policy_for
 from isic_tracking.train.checkpoint import load_state, save_state, unwrap
 from isic_tracking.train.engine import Predictions, evaluate, train_one_epoch
 from isic_tracking.train.losses import (
@@ -137,7 +138,8 @@ def train_fold(
     on_epoch: EpochCallback | None = None,
 ) -> FoldResult:
     """Train ``cfg.epochs`` epochs (early stopping on ``cfg.resolved_monitor()``) and return
-    the best epoch's weights and validation predictions.
+    the best epoch's weights and validation predictions (best under the champion policy,
+    :mod:`isic_tracking.train.champion`).
 
     Resumes from ``state_path`` when it holds a state of this fold; writes it after every
     epoch (rank 0). Under ``torch.distributed`` the model is wrapped in DDP and the training
@@ -162,10 +164,11 @@ def train_fold(
     optimizer = make_optimizer(model, cfg.lr)
     scheduler = make_scheduler(optimizer, cfg.task, monitor=monitor)
     stopper = EarlyStopping(cfg.patience, mode=mode)
+    policy = policy_for(cfg)
     amp = resolve_amp(cfg.amp, device)
     scaler = torch.amp.GradScaler(device.type) if amp == "fp16" else None
 
-    train_tf = build_transforms(cfg.image_size, train=cfg.augment != "none")
+    train_tf = build_transforms(cfg.image_size, train=True, augment=cfg.augment)
     eval_tf = build_transforms(cfg.image_size, train=False)
     val_loader = make_loader(val_df, eval_tf, cfg.batch_size, shuffle=False, workers=cfg.workers)
     mean, std = _normalization(eval_tf)
@@ -237,7 +240,7 @@ def train_fold(
         value = row.get(monitor, float("nan"))
         scheduler.step(value)
         stopped = stopper.step(value, epoch)
-        if stopper.improved or best_epoch < 0:
+        if policy.improves(row, epoch, best_metrics or None, best_epoch):
             best_epoch, best_metrics, best_pred = epoch, dict(row), pred
             best_state = {
                 k: v.detach().cpu().clone() for k, v in unwrap(model).state_dict().items()
