@@ -52,7 +52,7 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
         },
         "filters": {"layers": "last", "top_n": 5},
         "visualize": {"layers": "first,last", "top_n": 3, "steps": 64, "image_size": 96},
-        "sanity": {"n_images": 12, "steps": 32, "layers": "all"},
+        "sanity": {"n_images": 12, "steps": 32, "layers": "all", "fit_n_images": True},
     },
     # end-to-end tests: every stage, seconds each
     "tiny": {
@@ -72,7 +72,13 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
         "train": {"folds": 2, "epochs": 3, "image_size": 48},
         "filters": {"layers": "last", "top_n": 3, "image_size": 48},
         "visualize": {"layers": "first,last", "top_n": 2, "steps": 6, "image_size": 48},
-        "sanity": {"n_images": 4, "steps": 6, "layers": "all", "image_size": 48},
+        "sanity": {
+            "n_images": 4,
+            "steps": 6,
+            "layers": "all",
+            "image_size": 48,
+            "fit_n_images": True,
+        },
     },
     "full": {
         "main": {"arch": "alexnet"},
@@ -82,7 +88,7 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
         "train": {"folds": 5, "epochs": 30, "image_size": 224},
         "filters": {"layers": "all", "top_n": 5},
         "visualize": {"layers": "first,last", "top_n": 5, "steps": 200, "image_size": 224},
-        "sanity": {"n_images": 200, "steps": 200, "layers": "all"},
+        "sanity": {"n_images": 200, "steps": 200, "layers": "all", "fit_n_images": True},
     },
 }
 

@@ -82,6 +82,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--metric", default="spearman", choices=METRICS)
     p.add_argument("--n_images", type=count, default=20, help="natural images per class")
     p.add_argument(
+        "--fit_n_images",
+        type=str2bool,
+        default=False,
+        help="a split with fewer images of a class: use what it holds (logged) instead of failing",
+    )
+    p.add_argument(
         "--reference_model_uri",
         type=optional,
         default=None,
@@ -428,7 +434,9 @@ def _main(argv: Sequence[str] | None = None) -> int:
                 f"{reference.config['classes']}, not {classes}: compare models of one task"
             )
     rows, manifest_path, where = _natural_rows(args, loaded)
-    n_used = S.images_per_class(rows, args.n_images, classes)
+    n_used = (
+        S.images_per_class(rows, args.n_images, classes) if args.fit_n_images else args.n_images
+    )
     adapted = ""
     if n_used < args.n_images:
         adapted = f"{where} holds fewer than n_images={args.n_images} images of some class"
