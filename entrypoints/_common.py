@@ -16,19 +16,19 @@ def run_main(main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | 
     Under ``mlflow run`` (``MLFLOW_RUN_ID`` set) any error is also recorded on the stage's run
     as tag ``isic.error``, so the ``main`` pipeline can name it in its one-line failure.
     """
+    run_id = os.environ.get("MLFLOW_RUN_ID")  # read now: mlflow.end_run() unsets it
     try:
         return main(argv)
     except IsicInputError as err:
-        _record_error(str(err))
+        _record_error(run_id, str(err))
         print(f"error: {err}", file=sys.stderr)
         return 2
     except Exception as err:
-        _record_error(f"{type(err).__name__}: {err}")
+        _record_error(run_id, f"{type(err).__name__}: {err}")
         raise
 
 
-def _record_error(message: str) -> None:
-    run_id = os.environ.get("MLFLOW_RUN_ID")
+def _record_error(run_id: str | None, message: str) -> None:
     if not run_id:
         return
     try:

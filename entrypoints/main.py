@@ -52,7 +52,14 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
         },
         "filters": {"layers": "last", "top_n": 5},
         "visualize": {"layers": "first,last", "top_n": 3, "steps": 64, "image_size": 96},
-        "sanity": {"n_images": 12, "steps": 32, "layers": "all", "fit_n_images": True},
+        # rendered at visualize's size, so its pictures and sanity's class-logit ones stack
+        "sanity": {
+            "n_images": 12,
+            "steps": 32,
+            "layers": "all",
+            "image_size": 96,
+            "fit_n_images": True,
+        },
     },
     # end-to-end tests: every stage, seconds each
     "tiny": {

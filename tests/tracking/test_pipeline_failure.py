@@ -67,7 +67,8 @@ def test_run_main_records_the_error_on_the_stage_run(
     assert capsys.readouterr().err == "error: n_images=0 must be >= 2\n"
 
     def crash(argv):
-        raise ZeroDivisionError("division by zero")
+        with mlflow.start_run():  # ending the run unsets MLFLOW_RUN_ID, as in every stage
+            raise ZeroDivisionError("division by zero")
 
     with pytest.raises(ZeroDivisionError):
         run_main(crash, [])
