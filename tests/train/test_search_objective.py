@@ -9,7 +9,7 @@ from pathlib import Path
 import optuna
 import pytest
 
-from entrypoints.main import PROFILES
+from isic_tracking.profiles import PROFILES
 from isic_tracking.train.search import (
     SearchConfig,
     SearchObjective,
