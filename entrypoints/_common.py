@@ -7,6 +7,7 @@ runner (torch, MLflow) is imported inside ``_main``, so ``--help`` answers at on
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Sequence
 
@@ -38,13 +39,35 @@ def parser(prog: str, doc: str | None) -> argparse.ArgumentParser:
 
 def run_main(main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | None = None) -> int:
     """Set up the stage messages (:func:`isic_tracking.log.setup`) and call ``main``; an
-    :class:`IsicInputError` prints ``error: <message>`` and returns 2."""
+    :class:`IsicInputError` prints ``error: <message>`` and returns 2.
+
+    Under ``mlflow run`` (``MLFLOW_RUN_ID`` set) any error is also recorded on the stage's run
+    as tag ``isic.error``, so the ``main`` pipeline can name it in its one-line failure.
+    """
     log.setup()
+    run_id = os.environ.get("MLFLOW_RUN_ID")  # read now: mlflow.end_run() unsets it
     try:
         return main(argv)
     except IsicInputError as err:
+        _record_error(run_id, str(err))
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except Exception as err:
+        _record_error(run_id, f"{type(err).__name__}: {err}")
+        raise
+
+
+def _record_error(run_id: str | None, message: str) -> None:
+    if not run_id:
+        return
+    try:
+        from mlflow.tracking import MlflowClient
+
+        from isic_tracking.tracking import tag
+
+        MlflowClient().set_tag(run_id, tag.ERROR, message[:4000])
+    except Exception:  # the store itself may be what failed: the message is printed anyway
+        pass
 
 
 def str2bool(v: str | bool) -> bool:

@@ -8,68 +8,17 @@ import argparse
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import mlflow
 
 from entrypoints._common import optional, run_main, str2bool
 from isic_tracking.data.defaults import data_dir
+from isic_tracking.profiles import PROFILES
 from isic_tracking.tracking import param, tag
 from isic_tracking.tracking.pipeline import Pipeline, current_git_commit
 from isic_tracking.tracking.runs import experiment_id
 
 PROJECT = str(Path(__file__).resolve().parents[1])
-
-#: Stage settings per profile. ``demo``: synthetic data, minutes on 2 CPU cores.
-#: ``full``: the thesis's real-data scale (5 folds, 10 % search subset), for a GPU.
-PROFILES: dict[str, dict[str, dict[str, Any]]] = {
-    "demo": {
-        "synth": {"n_images": 240, "image_size": 128},
-        "prepare": {"image_size": 128},
-        "search": {
-            "n_trials": 3,
-            "subset": 0.4,
-            "epochs_min": 3,
-            "epochs_max": 4,
-            "lr_min": 1e-4,
-            "lr_max": 1e-3,
-            "batch_sizes": "16,32",
-            "image_size": 64,
-        },
-        "train": {"folds": 3, "epochs": 4, "image_size": 96},
-        "filters": {"layers": "last", "top_n": 5},
-        "visualize": {"layers": "first,last", "top_n": 3, "steps": 64, "image_size": 96},
-        "sanity": {"n_images": 12, "steps": 32, "layers": "all"},
-    },
-    # end-to-end tests: every stage, seconds each (use with -P arch=timm:test_resnet)
-    "tiny": {
-        "synth": {"n_images": 64, "image_size": 48},
-        "prepare": {"image_size": 48},
-        "search": {
-            "n_trials": 2,
-            "subset": 0.6,
-            "epochs_min": 1,
-            "epochs_max": 1,
-            "lr_min": 1e-3,
-            "lr_max": 3e-3,
-            "batch_sizes": "16",
-            "image_size": 32,
-        },
-        "train": {"folds": 2, "epochs": 3, "image_size": 48},
-        "filters": {"layers": "last", "top_n": 3, "image_size": 48},
-        "visualize": {"layers": "first,last", "top_n": 2, "steps": 6, "image_size": 48},
-        "sanity": {"n_images": 4, "steps": 6, "layers": "all", "image_size": 48},
-    },
-    "full": {
-        "synth": {},
-        "prepare": {"image_size": 256},
-        "search": {"n_trials": 30, "subset": 0.1},
-        "train": {"folds": 5, "epochs": 30, "image_size": 224},
-        "filters": {"layers": "all", "top_n": 5},
-        "visualize": {"layers": "first,last", "top_n": 5, "steps": 200, "image_size": 224},
-        "sanity": {"n_images": 200, "steps": 200, "layers": "all"},
-    },
-}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -79,7 +28,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--root", type=optional, default=None, help="data folder for real data")
     p.add_argument("--extra_malignant", type=optional, default=None)
-    p.add_argument("--arch", default="alexnet")
+    p.add_argument(
+        "--arch", type=optional, default=None, help="model (default: the profile's, demo smallcnn)"
+    )
     p.add_argument("--task", default="binary")
     p.add_argument("--weights", type=optional, default=None, help="local ImageNet weights file")
     p.add_argument("--profile", default="demo", choices=sorted(PROFILES))
@@ -90,6 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     prof = PROFILES[args.profile]
+    args.arch = args.arch or prof["main"]["arch"]
     t0 = time.time()
     with mlflow.start_run(run_name=f"pipeline-{args.arch}") as run:
         mlflow.set_tags({tag.STAGE: "main", tag.PROFILE: args.profile})

@@ -142,12 +142,16 @@ class FitSettings:
     freeze: str = _f("none", "none | features | all_but_head")
     class_weights: str = _f("inverse", "inverse | none | comma-separated weights")
     grouped: bool = _f(True, "group folds by patient_id / lesion_id (StratifiedGroupKFold)")
+    min_best_epoch: int = _f(1, "first epoch that may be a fold's best checkpoint (champion)")
+    best_decimals: int | None = _f(
+        None, "compare the monitor at this many decimals, ties by val_loss (none: exact)"
+    )
     patience: int = _f(10, "early-stopping patience in epochs")
     amp: str = _f("auto", "auto | bf16 | fp16 | none (auto: bf16/fp16 on GPU, none on CPU)")
     channels_last: bool = _f(False, "channels_last memory format")
     compile: bool = _f(False, "torch.compile the model")
     workers: int = _f(0, "data-loader worker processes", result=False)
-    augment: str = _f("perez", "perez | none")
+    augment: str = _f("perez", "perez | flips | none")
     max_batches: int | None = _f(None, "cap batches per epoch (smoke tests)")
     deterministic: bool = _f(True, "deterministic kernels (exact resume on CPU)")
 

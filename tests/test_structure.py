@@ -124,6 +124,7 @@ def test_every_module_with_logic_is_imported_by_a_test() -> None:
             for n in ast.walk(tree)
             if isinstance(n, ast.Constant) and isinstance(n.value, str)
         }
+
     def mirrored(name: str) -> bool:  # isic_tracking/a/b.py -> tests/a/test_b.py
         parts = name.split(".")
         sub = parts[1:-1] if parts[0] == "isic_tracking" else parts[:-1]

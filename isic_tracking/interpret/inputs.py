@@ -55,6 +55,14 @@ def noise_images(n: int, image_size: int, seed: int = 0) -> Tensor:
     return torch.rand(n, 3, image_size, image_size, generator=g)
 
 
+def images_per_class(df: pd.DataFrame, n_images: int, classes: Sequence[str]) -> int:
+    """``n_images``, or the smallest class's count when a class has fewer (a small split of
+    the multiclass demo); never below 2, so :func:`sample_per_class` still names a class
+    too small for same-class pairs."""
+    counts = df["label_name"].astype(str).value_counts()
+    return max(2, min([int(n_images)] + [int(counts.get(c, 0)) for c in classes]))
+
+
 def sample_per_class(
     df: pd.DataFrame,
     n_images: int,

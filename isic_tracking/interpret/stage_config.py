@@ -111,6 +111,9 @@ class SanityConfig:
     )
     metric: str = _choice("spearman", METRICS, "similarity of activation vectors")
     n_images: int = _f(20, "natural images per class")
+    fit_n_images: bool = _f(
+        False, "a split with fewer images of a class: use what it holds (logged) instead of failing"
+    )
     reference_model_uri: str | None = _f(
         None, "another model (fold or arch) for transferability of class-logit visualizations"
     )

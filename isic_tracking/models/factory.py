@@ -19,6 +19,7 @@ import torchvision
 from torch import nn
 
 from isic_tracking.errors import IsicInputError
+from isic_tracking.models.small_cnn import LOCAL_ARCHS
 
 FREEZE_MODES = ("none", "features", "all_but_head")
 
@@ -36,12 +37,17 @@ def _timm_models() -> tuple[str, ...]:
 
 
 def available_archs() -> list[str]:
-    """Every name :func:`create_model` accepts (torchvision first, then timm as ``timm:<name>``)."""
-    return list(_torchvision_classifiers()) + [f"timm:{n}" for n in _timm_models()]
+    """Every name :func:`create_model` accepts: this package's own (``smallcnn``), torchvision,
+    then timm as ``timm:<name>``."""
+    return (
+        list(LOCAL_ARCHS) + list(_torchvision_classifiers()) + [f"timm:{n}" for n in _timm_models()]
+    )
 
 
 def _split_arch(arch: str) -> tuple[str, str]:
-    """('torchvision'|'timm', name); a bare name is torchvision first, then timm."""
+    """('local'|'torchvision'|'timm', name); a bare name is local, torchvision, then timm."""
+    if arch in LOCAL_ARCHS:
+        return "local", arch
     if arch.startswith("timm:"):
         name = arch[5:]
         if name in _timm_models():
@@ -172,8 +178,9 @@ def create_model(
     """Build ``arch`` with a fresh head of ``num_outputs`` logits behind dropout.
 
     Args:
-        arch: torchvision classifier name (``alexnet``, ``vgg16``, ``resnet50``...) or a timm
-            model (``timm:convnext_tiny`` or the bare timm name).
+        arch: ``smallcnn`` (:mod:`isic_tracking.models.small_cnn`, the demo's), a torchvision
+            classifier name (``alexnet``, ``vgg16``, ``resnet50``...) or a timm model
+            (``timm:convnext_tiny`` or the bare timm name).
         num_outputs: 1 for the binary task (one logit), N for N classes.
         pretrained: use ImageNet weights from the torch/timm cache (never downloaded).
         weights: a local state-dict file (``.pth``/``.pt``/``.safetensors``); implies pretrained.
@@ -186,7 +193,17 @@ def create_model(
     if num_outputs < 1:
         raise IsicInputError(f"num_outputs must be >= 1, got {num_outputs}")
     lib, name = _split_arch(arch)
-    if lib == "torchvision":
+    if lib == "local":
+        if pretrained and weights is None:
+            raise IsicInputError(
+                f"{arch!r} has no ImageNet weights: it is trained from scratch; drop "
+                "`pretrained`, or pass weights=/path/file of an earlier state dict"
+            )
+        model = LOCAL_ARCHS[name](num_outputs, dropout)
+        if weights is not None:
+            _load_weights_file(model, weights, arch)
+        head = "head"
+    elif lib == "torchvision":
         tv_weights = _torchvision_cached(name) if pretrained and weights is None else None
         model = torchvision.models.get_model(name, weights=tv_weights)
         if weights is not None:

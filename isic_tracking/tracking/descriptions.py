@@ -49,22 +49,27 @@ def version_description(
     fold_run_id: str,
     digest: str,
     source: str,
+    why: str | None = None,
 ) -> str:
     """One version's description.
 
     Args:
         champion: None when this version is the champion, else (version, fold, value) of it.
+        why: the champion's explanation by the selection policy (replaces the plain rule).
     """
     best = "highest" if mode == "max" else "lowest"
-    if champion is None:
+    if champion is None and why:
+        why = why.replace("Champion:", "**Champion**:", 1)
+    elif champion is None:
         why = (
             f"**Champion**: the {best} `{monitor}` of the {n_folds} folds of training run "
             f"`{train_run_id}`."
         )
     else:
         why = (
-            f"Not champion: version {champion[0]} (fold {champion[1]}) has the {best} "
-            f"`{monitor}` ({_value(champion[2])}) of the {n_folds} folds."
+            f"Not champion: version {champion[0]} (fold {champion[1]}, `{monitor}` "
+            f"{_value(champion[2])}) is the champion of the {n_folds} folds; its description "
+            "says why."
         )
     return "\n".join(
         [

@@ -14,9 +14,11 @@ from typing import Any
 
 import mlflow
 from mlflow.entities import Run
+from mlflow.exceptions import ExecutionException
 from mlflow.tracking import MlflowClient
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 
+from isic_tracking.errors import IsicInputError
 from isic_tracking.tracking import tag
 from isic_tracking.tracking.runs import get_run
 
@@ -62,6 +64,17 @@ def effective_run(run: Run) -> Run:
     return get_run(target) if target else run
 
 
+class StageFailed(IsicInputError):
+    """A stage's run failed; the message names the stage, its run and its error."""
+
+
+def stage_error(run_id: str) -> str:
+    """What a failed stage run says went wrong: its ``isic.error`` tag (set by the entry
+    point's error handler), else a pointer to its output."""
+    error = MlflowClient().get_run(run_id).data.tags.get(tag.ERROR)
+    return error.strip().splitlines()[-1] if error else "see its output above"
+
+
 @dataclass
 class Pipeline:
     """Runs stages as children of the active pipeline run."""
@@ -96,15 +109,22 @@ class Pipeline:
             },
         )
         print(f"[{entry_point}] running as {child.info.run_id}")
-        submitted = mlflow.projects.run(
-            self.project_uri,
-            entry_point=entry_point,
-            parameters=params,
-            experiment_id=self.experiment_id,
-            run_id=child.info.run_id,
-            env_manager=self.env_manager,
-            synchronous=True,
-        )
+        try:
+            submitted = mlflow.projects.run(
+                self.project_uri,
+                entry_point=entry_point,
+                parameters=params,
+                experiment_id=self.experiment_id,
+                run_id=child.info.run_id,
+                env_manager=self.env_manager,
+                synchronous=True,
+            )
+        except ExecutionException:
+            self._record(entry_point, child.info.run_id, reused=False)
+            raise StageFailed(
+                f"stage {entry_point!r} failed (run {child.info.run_id}): "
+                f"{stage_error(child.info.run_id)}"
+            ) from None
         self._record(entry_point, submitted.run_id, reused=False)
         return effective_run(get_run(submitted.run_id))
 
@@ -123,4 +143,11 @@ def current_git_commit(path: str) -> str | None:
         return None
 
 
-__all__ = ["Pipeline", "current_git_commit", "effective_run", "find_finished_stage"]
+__all__ = [
+    "Pipeline",
+    "StageFailed",
+    "current_git_commit",
+    "effective_run",
+    "find_finished_stage",
+    "stage_error",
+]

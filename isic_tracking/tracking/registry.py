@@ -92,6 +92,8 @@ def register_checkpoints(
     monitor: str,
     mode: str = "max",
     train_run_id: str | None = None,
+    champion: int | None = None,
+    why: str | None = None,
 ) -> list[ModelVersion]:
     """Register each fold's logged model as a version; alias ``champion`` on the best.
 
@@ -105,6 +107,9 @@ def register_checkpoints(
         monitor: metric key that picks the champion.
         mode: ``max`` or ``min`` for ``monitor``.
         train_run_id: the parent training run.
+        champion: index into ``fold_runs`` of the champion, chosen by the caller's policy
+            (:mod:`isic_tracking.train.champion`); None: the best ``monitor``.
+        why: why it is champion (the policy's explanation), for its description.
     """
     if not fold_runs:
         return []
@@ -131,7 +136,7 @@ def register_checkpoints(
             tag.dataset_digest(DATASET_CONTEXT): digest,
         }
         versions.append(_register_fold(name, run_id, tags))
-    best = _champion_index(values, mode)
+    best = _champion_index(values, mode) if champion is None else champion
     client.set_registered_model_alias(name, CHAMPION, versions[best].version)
     for i, ((run_id, _), mv) in enumerate(zip(fold_runs, versions)):
         text = version_description(
@@ -147,6 +152,7 @@ def register_checkpoints(
             fold_run_id=run_id,
             digest=digest,
             source=mv.source,
+            why=why if i == best else None,
         )
         client.update_model_version(name, mv.version, description=text)
     return versions

@@ -28,7 +28,12 @@ from torch import Tensor, nn
 from isic_tracking.errors import IsicInputError
 from isic_tracking.interpret import sanity as S
 from isic_tracking.interpret.fv_table import ARTIFACT, read_activations
-from isic_tracking.interpret.inputs import load_images, noise_images, sample_per_class
+from isic_tracking.interpret.inputs import (
+    images_per_class,
+    load_images,
+    noise_images,
+    sample_per_class,
+)
 from isic_tracking.interpret.randomization import (
     cascading_randomization,
     plot_randomization,
@@ -267,7 +272,13 @@ def run_sanity(cfg: SanityConfig) -> SanityOutcome:
     reference = _reference(cfg, classes, device)
     rows, manifest_path = split_rows(loaded, cfg.manifest, cfg.split)
     where = f"split {cfg.split!r} of {manifest_path}"
-    sample = sample_per_class(rows, cfg.n_images, classes, seed=cfg.seed, where=where)
+    n_used = images_per_class(rows, cfg.n_images, classes) if cfg.fit_n_images else cfg.n_images
+    adapted = ""
+    if n_used < cfg.n_images:
+        adapted = f"{where} holds fewer than n_images={cfg.n_images} images of some class"
+        adapted += f": {n_used} per class used"
+        log.info(f"sanity: {adapted}")
+    sample = sample_per_class(rows, n_used, classes, seed=cfg.seed, where=where)
     natural = load_images(sample, size)
     nat_class = torch.tensor(sample["label"].to_numpy(dtype="int64"))
     m = ModelInputs(
@@ -287,10 +298,15 @@ def run_sanity(cfg: SanityConfig) -> SanityOutcome:
 
     params = dataclasses.asdict(cfg)
     params.update(
-        layers_resolved=layers, manifest_resolved=manifest_path, render_size=m.render_size
+        n_images_used=n_used,
+        layers_resolved=layers,
+        manifest_resolved=manifest_path,
+        render_size=m.render_size,
     )
     tags = dict(loaded.tags)
     tags[tag.SANITY_VISUALIZATIONS] = compared
+    if adapted:
+        tags[tag.ADAPTED] = adapted
     if cfg.fv_run:
         tags[tag.FV_RUN] = cfg.fv_run
     with stage_run(STAGE, params=params, tags=tags) as run:

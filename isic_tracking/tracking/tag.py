@@ -8,6 +8,7 @@ STAGE_KEY = "isic.stage_key"  # pipeline reuse key (entry point + parameters)
 PROFILE = "isic.profile"
 COMPLETE = "isic.complete"  # "true" once a stage's run has every result it promises
 ERROR = "isic.error"
+ADAPTED = "isic.adapted"  # a stage used less than asked (e.g. images per class) and why
 RESUMED_INTO = "isic.resumed_into"  # a resumed run points at the run it continued
 CLAIMED_AT = "isic.claimed_at"  # a worker's claim to be the stage's parent run (tracking/claim.py)
 

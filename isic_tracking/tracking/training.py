@@ -37,6 +37,7 @@ from isic_tracking.tracking.runs import (
     log_params,
 )
 from isic_tracking.tracking.train_results import log_fold, log_summary, reload_result
+from isic_tracking.train.champion import champion_index, explain, policy_for, unprefixed
 from isic_tracking.train.data import load_training_data
 from isic_tracking.train.distributed import broadcast, init_distributed
 from isic_tracking.train.fold import FoldResult, train_fold
@@ -321,13 +322,19 @@ def _finish(
             results[k] = reload_result(r.info.run_id, k)
     summary = log_summary(cfg, results, finals)
     monitor = f"best_{cfg.resolved_metric()}"
+    policy = policy_for(cfg)
+    rows = [unprefixed(finals[k]) for k in sorted(finished)]
+    why = explain(policy, rows, [f"fold {k}" for k in sorted(finished)])
     versions = register_checkpoints(
         model_name,
         [(finished[k].info.run_id, finals[k]) for k in sorted(finished)],
         monitor=monitor,
         mode=metric_mode(monitor),
         train_run_id=parent_id,
+        champion=champion_index(rows, policy),
+        why=why,
     )
+    log.info(why)
     champion = (
         MlflowClient().get_model_version_by_alias(model_name, "champion").version
         if versions

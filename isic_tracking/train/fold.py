@@ -25,6 +25,7 @@ from isic_tracking.data.manifest import task_classes
 from isic_tracking.data.transforms import IMAGENET_MEAN, IMAGENET_STD, build_transforms
 from isic_tracking.errors import IsicInputError
 from isic_tracking.models import create_model
+from isic_tracking.train.champion import policy_for
 from isic_tracking.train.checkpoint import unwrap
 from isic_tracking.train.distributed import is_distributed, rank
 from isic_tracking.train.engine import evaluate, train_one_epoch
@@ -229,7 +230,8 @@ def train_fold(
     on_epoch: EpochCallback | None = None,
 ) -> FoldResult:
     """Train ``cfg.epochs`` epochs (early stopping on ``cfg.resolved_metric()``) and return
-    the best epoch's weights and validation predictions.
+    the best epoch's weights and validation predictions (best under the champion policy,
+    :mod:`isic_tracking.train.champion`).
 
     Resumes from ``state_path`` when it holds a state of this fold; writes it after every
     epoch (rank 0). Under ``torch.distributed`` the model is wrapped in DDP and the training
@@ -241,7 +243,8 @@ def train_fold(
     monitor = cfg.resolved_metric()
     fit = _build_fit(cfg, train_df, device)
     plain = unwrap(fit.model)
-    train_tf = build_transforms(cfg.image_size, train=cfg.augment != "none")
+    policy = policy_for(cfg)  # which epoch is the fold's best (train/champion.py)
+    train_tf = build_transforms(cfg.image_size, train=True, augment=cfg.augment)
     eval_tf = build_transforms(cfg.image_size, train=False)
     val_loader = make_loader(val_df, eval_tf, cfg.batch_size, shuffle=False, workers=cfg.workers)
     mean, std = _normalization(eval_tf)
@@ -257,7 +260,7 @@ def train_fold(
         value = row.get(monitor, float("nan"))
         fit.scheduler.step(value)
         stopped = fit.stopper.step(value, epoch)
-        if fit.stopper.improved or progress.best_epoch < 0:
+        if policy.improves(row, epoch, progress.best_metrics or None, progress.best_epoch):
             progress.keep_best(epoch, row, pred, plain)
         if rank() == 0:
             if on_epoch is not None:

@@ -146,3 +146,28 @@ def test_mlflow_run_pipeline_end_to_end(tmp_path: Path) -> None:
         assert third.returncode == 0, third.stdout[-3000:] + third.stderr[-3000:]
         for stage in STAGES:
             assert f"[{stage}] reusing finished run" in third.stdout + third.stderr, stage
+
+
+def test_multiclass_pipeline_runs_every_stage(tmp_path: Path) -> None:
+    """``-P task=multiclass``: every stage finishes, sanity fits its sample to the split's
+    smallest class, and the champion version says why it is champion."""
+    proj = _project_copy(tmp_path)
+    with mlflow_server(tmp_path) as url:
+        env = env_for(url)
+        cmd = [*_mlflow_run(proj, env), "-P", "task=multiclass"]
+        done = subprocess.run(cmd, cwd=proj, env=env, capture_output=True, text=True, timeout=1800)
+        assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
+        runs = _runs(url)
+        for stage in STAGES:
+            assert any(
+                _tags(r).get("isic.stage") == stage and r["info"]["status"] == "FINISHED"
+                for r in runs
+            ), f"no finished {stage} run"
+        sanity = next(r for r in runs if _tags(r).get("isic.stage") == "sanity")
+        params = {p["key"]: p["value"] for p in sanity["data"]["params"]}
+        used = int(params["n_images_used"])
+        assert 2 <= used <= int(params["n_images"])
+        assert (used < int(params["n_images"])) == ("isic.adapted" in _tags(sanity))
+        name = "isic-multiclass-timm-test_resnet"
+        alias = rest(url, "registered-models/alias", name=name, alias="champion")
+        assert alias["model_version"]["description"].startswith("Champion: fold ")

@@ -1,0 +1,87 @@
+"""The ``main`` pipeline's profiles: every stage's settings for one scale of run.
+
+``demo``: synthetic data, minutes on 2 CPU cores, a model that learns the planted cues
+(README, "The demo profile"). ``tiny``: every stage in seconds, for the end-to-end tests.
+``full``: the thesis's real-data scale (5 folds, 10 % search subset), for a GPU.
+``main.arch`` is the default of ``-P arch``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+PROFILES: dict[str, dict[str, dict[str, Any]]] = {
+    "demo": {
+        "main": {"arch": "smallcnn"},
+        "synth": {"n_images": 240, "image_size": 128},
+        "prepare": {"image_size": 128},
+        "search": {
+            "n_trials": 6,
+            "subset": 0.5,
+            "epochs_min": 8,
+            "epochs_max": 12,
+            "lr_min": 1e-3,
+            "lr_max": 5e-3,
+            "batch_sizes": "16,32",
+            "image_size": 64,
+            "augment": "flips",
+            "metric": "val_loss",
+            "pruner_startup_trials": 2,
+            "pruner_warmup_epochs": 2,
+        },
+        "train": {
+            "folds": 3,
+            "epochs": 10,
+            "image_size": 64,
+            "augment": "flips",
+            "min_best_epoch": 4,
+            "best_decimals": 2,
+        },
+        "filters": {"layers": "last", "top_n": 5},
+        "visualize": {"layers": "first,last", "top_n": 3, "steps": 64, "image_size": 96},
+        # rendered at visualize's size, so its pictures and sanity's class-logit ones stack
+        "sanity": {
+            "n_images": 12,
+            "steps": 32,
+            "layers": "all",
+            "image_size": 96,
+            "fit_n_images": True,
+        },
+    },
+    # end-to-end tests: every stage, seconds each
+    "tiny": {
+        "main": {"arch": "timm:test_resnet"},
+        "synth": {"n_images": 64, "image_size": 48},
+        "prepare": {"image_size": 48},
+        "search": {
+            "n_trials": 2,
+            "subset": 0.6,
+            "epochs_min": 1,
+            "epochs_max": 1,
+            "lr_min": 1e-3,
+            "lr_max": 3e-3,
+            "batch_sizes": "16",
+            "image_size": 32,
+        },
+        "train": {"folds": 2, "epochs": 3, "image_size": 48},
+        "filters": {"layers": "last", "top_n": 3, "image_size": 48},
+        "visualize": {"layers": "first,last", "top_n": 2, "steps": 6, "image_size": 48},
+        "sanity": {
+            "n_images": 4,
+            "steps": 6,
+            "layers": "all",
+            "image_size": 48,
+            "fit_n_images": True,
+        },
+    },
+    "full": {
+        "main": {"arch": "alexnet"},
+        "synth": {},
+        "prepare": {"image_size": 256},
+        "search": {"n_trials": 30, "subset": 0.1},
+        "train": {"folds": 5, "epochs": 30, "image_size": 224},
+        "filters": {"layers": "all", "top_n": 5},
+        "visualize": {"layers": "first,last", "top_n": 5, "steps": 200, "image_size": 224},
+        "sanity": {"n_images": 200, "steps": 200, "layers": "all", "fit_n_images": True},
+    },
+}

@@ -1,0 +1,82 @@
+"""``run_prepare``: the run's tags, params, dataset input, per-source counts and skip report."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+import pytest
+from mlflow.tracking import MlflowClient
+
+from isic_tracking.tracking import tag
+from isic_tracking.tracking.prepare import run_prepare
+from isic_tracking.tracking.runs import download_artifacts, manifest_digest
+
+
+def _params(root: Path, out: Path, **kw) -> dict:
+    base = dict(
+        dataset="isic2016-test",
+        root=str(root),
+        out=str(out),
+        task="binary",
+        extra_malignant=None,
+        extra_dataset="isic2019",
+        image_size=32,
+        max_bad_fraction=0.5,
+        workers=1,
+    )
+    base.update(kw)
+    return base
+
+
+@pytest.fixture
+def broken_layout(synthetic_root: Path, tmp_path: Path) -> tuple[Path, str]:
+    """A copy of the synthetic ISIC 2016 layout with one image truncated to 0 bytes."""
+    root = tmp_path / "isic2016"
+    shutil.copytree(synthetic_root / "isic2016", root)
+    image = sorted((root / "ISBI2016_ISIC_Part3_Test_Data").glob("*.jpg"))[0]
+    image.write_bytes(b"")
+    return root, image.stem
+
+
+def test_run_records_stage_params_input_and_source_counts(
+    mlflow_tracking: str, synthetic_root: Path, tmp_path: Path
+) -> None:
+    """Stage tag, run name, params as given, the manifest as dataset input, per-source counts."""
+    out = tmp_path / "prepared"
+    prepared = run_prepare(_params(synthetic_root / "isic2016", out))
+    (run,) = mlflow.search_runs(output_format="list")
+    assert run.data.tags[tag.STAGE] == "prepare"
+    assert run.info.run_name == "prepare-isic2016-test"
+    assert run.data.params["dataset"] == "isic2016-test"
+    assert run.data.params["image_size"] == "32" and run.data.params["task"] == "binary"
+    df = pd.read_csv(prepared.manifest_path)
+    assert prepared.manifest_path == out / "manifest.csv"
+    (ds_input,) = run.inputs.dataset_inputs
+    assert ds_input.dataset.name == "isic2016-test"
+    assert ds_input.dataset.digest == manifest_digest(prepared.cache.manifest)
+    assert {t.key: t.value for t in ds_input.tags}["mlflow.data.context"] == "prepared"
+    assert run.data.tags[tag.dataset_digest("prepared")] == ds_input.dataset.digest
+    sources = df["source"].value_counts()
+    assert {k: run.data.metrics[f"n_source/{k}"] for k in sources.index} == sources.to_dict()
+    assert run.data.metrics["n_skipped_images"] == 0
+
+
+def test_skipped_images_are_counted_and_listed(
+    mlflow_tracking: str, broken_layout: tuple[Path, str], tmp_path: Path
+) -> None:
+    """A 0-byte image: left out of the manifest, counted, and listed with its reason."""
+    root, bad_id = broken_layout
+    prepared = run_prepare(_params(root, tmp_path / "prepared"))
+    (run,) = mlflow.search_runs(output_format="list")
+    df = pd.read_csv(prepared.manifest_path)
+    assert bad_id not in set(df["image_id"])
+    assert run.data.metrics["n_skipped_images"] == 1
+    assert run.data.metrics["n_cached"] == len(df)
+    skipped = pd.read_csv(download_artifacts(run.info.run_id, "skipped.csv", tmp_path / "dl"))
+    assert list(skipped["image_id"]) == [bad_id]
+    assert "empty file" in skipped["reason"].iloc[0]
+    arts = {a.path for a in MlflowClient().list_artifacts(run.info.run_id)}
+    assert arts == {"skipped.csv"}
