@@ -58,6 +58,7 @@ from isic_tracking.interpret.sanity_sets import (
     twins,
 )
 from isic_tracking.interpret.stage_config import SanityConfig
+from isic_tracking.log import get_logger
 from isic_tracking.models import conv_layers, resolve_layers
 from isic_tracking.tracking import tag
 from isic_tracking.tracking.analysis import split_rows
@@ -72,6 +73,8 @@ from isic_tracking.tracking.runs import (
     stage_run,
 )
 from isic_tracking.utils import resolve_device, seed_everything
+
+log = get_logger(__name__)
 
 STAGE = "sanity"
 
