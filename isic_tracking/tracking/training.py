@@ -334,7 +334,6 @@ def _finish(
         champion=champion_index(rows, policy),
         why=why,
     )
-    log.info(why)
     champion = (
         MlflowClient().get_model_version_by_alias(model_name, "champion").version
         if versions
@@ -351,6 +350,7 @@ def _finish(
         f"registered {model_name} versions {[v.version for v in versions]}; "
         f"champion: models:/{model_name}@champion (version {champion})"
     )
+    log.info(why)
     return TrainingOutcome(
         parent_id, model_name, champion, [finals[k] for k in sorted(finals)], summary, failed
     )

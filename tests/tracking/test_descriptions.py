@@ -60,17 +60,31 @@ def test_champion_version_description() -> None:
 
 
 def test_non_champion_version_names_the_champion() -> None:
-    """Not champion: the champion's version, fold and value; 'lowest' for a min metric."""
+    """Not champion: the champion's version, fold and value; the plain rule is not claimed."""
     text = _version(monitor="val_loss", mode="min", value=0.5, champion=("4", "1", 0.25))
     assert (
-        "- Not champion: version 4 (fold 1) has the lowest `val_loss` (0.2500) of the 3 folds."
-        in text.splitlines()
+        "- Not champion: version 4 (fold 1, `val_loss` 0.2500) is the champion of the 3 folds; "
+        "its description says why." in text.splitlines()
     )
     assert "**Champion**" not in text and "(min): **0.5000**" in text
 
 
+def test_champion_reason_from_the_selection_policy() -> None:
+    """A policy's explanation replaces the plain rule, its leading 'Champion:' in bold."""
+    why = "Champion: the smallest train/val gap among folds within 0.01 of the best."
+    text = _version(why=why)
+    assert (
+        "- **Champion**: the smallest train/val gap among folds within 0.01 of the best."
+        in text.splitlines()
+    )
+    assert "of the 3 folds of training run" not in text
+    # the explanation is the champion's: a non-champion version keeps its own line
+    other = _version(why=why, champion=("1", "0", 0.9))
+    assert "smallest train/val gap" not in other and "Not champion: version 1" in other
+
+
 def test_nan_values_and_unknown_digest() -> None:
-    """NaN metrics print as NaN (not 'nan' formatting errors); no digest says unknown."""
+    """NaN metrics print as NaN; no digest says unknown."""
     text = _version(value=float("nan"), champion=("1", "0", float("nan")), digest="")
-    assert "**NaN**" in text and "(NaN)" in text
+    assert "**NaN**" in text and "`val_roc_auc` NaN)" in text
     assert "Training data digest `unknown`" in text

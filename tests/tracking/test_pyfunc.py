@@ -156,7 +156,7 @@ def test_versions_have_descriptions_and_few_tags(registered: Registered) -> None
     for part in (ARCH, "binary", "fold 1", "best_val_roc_auc", "0.7400", "Champion"):
         assert part in text
     assert registered.train_run_id in text and registered.digest in text
-    assert "Not champion: version 2 (fold 1)" in other.description
+    assert "Not champion: version 2 (fold 1, " in other.description
     about = client.get_registered_model(NAME).description
     assert "mlflow models serve" in about and "one version per fold" in about
 

@@ -10,6 +10,7 @@ from mlflow.tracking import MlflowClient
 
 from isic_tracking.config import TrainConfig
 from isic_tracking.errors import IsicInputError
+from isic_tracking.tracking import tag
 from isic_tracking.train.champion import (
     ChampionPolicy,
     best_epoch,
@@ -125,5 +126,5 @@ def test_training_keeps_policy_epochs_and_describes_the_champion(
         ]  # fmt: skip
         assert fold.data.metrics["best_epoch"] == best_epoch(history, policy) == 2
     champion = client.get_model_version_by_alias(out.model_name, "champion")
-    assert champion.description.startswith(f"Champion: fold {champion.tags['fold']} (")
+    assert f"**Champion**: fold {champion.tags[tag.FOLD]} (" in champion.description
     assert "from epoch 2 on" in champion.description
