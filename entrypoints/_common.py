@@ -7,12 +7,14 @@ runner (torch, MLflow) is imported inside ``_main``, so ``--help`` answers at on
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 from isic_tracking import log
-from isic_tracking.config import parse_bool, parse_int
+from isic_tracking.config import add_config_args, config_from_args, parse_bool, parse_int
 from isic_tracking.errors import IsicInputError
 
 
@@ -35,6 +37,37 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
 def parser(prog: str, doc: str | None) -> argparse.ArgumentParser:
     """The ArgumentParser of one stage, with :class:`HelpFormatter`."""
     return argparse.ArgumentParser(prog=prog, description=doc, formatter_class=HelpFormatter)
+
+
+@dataclass(frozen=True)
+class ConfigStage:
+    """A stage whose command line is one config dataclass and whose work is one runner
+    (train, search, filters, visualize, sanity): ``--<field>`` per config field, YAML via
+    ``--config``, then ``runner(config)``.
+
+    Args:
+        prog: the stage's name.
+        doc: its description (the entry point's docstring).
+        config: the config dataclass.
+        runner: ``"module:function"``, imported only after parsing (``--help`` stays instant).
+    """
+
+    prog: str
+    doc: str | None
+    config: type
+    runner: str
+
+    def build_parser(self) -> argparse.ArgumentParser:
+        return add_config_args(parser(self.prog, self.doc), self.config)
+
+    def main(self, argv: Sequence[str] | None = None) -> int:
+        return run_main(self._run, argv)
+
+    def _run(self, argv: Sequence[str] | None) -> int:
+        cfg = config_from_args(self.config, self.build_parser().parse_args(argv))
+        module, name = self.runner.split(":")
+        getattr(importlib.import_module(module), name)(cfg)
+        return 0
 
 
 def run_main(main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | None = None) -> int:

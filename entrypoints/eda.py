@@ -6,7 +6,7 @@ import argparse
 from collections.abc import Sequence
 
 from entrypoints._common import optional, parser, run_main
-from isic_tracking.log import get_logger, setup
+from isic_tracking.log import get_logger
 
 log = get_logger(__name__)
 
@@ -39,7 +39,6 @@ def _main(argv: Sequence[str] | None = None) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    setup()
     return run_main(_main, argv)
 
 

@@ -9,7 +9,6 @@ from pathlib import Path
 from entrypoints._common import optional, parser, run_main
 from isic_tracking.data.defaults import data_dir
 from isic_tracking.data.sources import READERS, get_reader
-from isic_tracking.log import setup
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -64,7 +63,6 @@ def _main(argv: Sequence[str] | None = None) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    setup()
     return run_main(_main, argv)
 
 

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 from entrypoints._common import parser, run_main
 from isic_tracking.data.synthetic import ARTIFACTS
-from isic_tracking.log import get_logger, setup
+from isic_tracking.log import get_logger
 
 log = get_logger(__name__)
 
@@ -64,7 +64,6 @@ def _main(argv: Sequence[str] | None = None) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    setup()
     return run_main(_main, argv)
 
 

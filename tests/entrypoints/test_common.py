@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 
-from entrypoints._common import count, optional, run_main, str2bool
+from entrypoints._common import ConfigStage, count, optional, run_main, str2bool
 from isic_tracking.errors import IsicInputError
 from isic_tracking.log import get_logger
 
@@ -35,3 +36,27 @@ def test_mlproject_argument_types():
     assert str2bool("true") is True and str2bool("false") is False
     assert optional("") is None and optional("none") is None and optional("abc") == "abc"
     assert count("5.0") == 5
+
+
+@dataclasses.dataclass
+class _Cfg:
+    steps: int = dataclasses.field(default=3, metadata={"help": "how many steps"})
+    name: str = dataclasses.field(default="a", metadata={"help": "a name"})
+
+
+RECEIVED: list[_Cfg] = []
+
+
+def _runner(cfg: _Cfg) -> None:
+    RECEIVED.append(cfg)
+
+
+def test_config_stage_parses_into_the_config_and_calls_its_runner(tmp_path, capsys):
+    stage = ConfigStage("demo", "A demo stage.", _Cfg, f"{__name__}:_runner")
+    yaml_file = tmp_path / "c.yaml"
+    yaml_file.write_text("steps: 7\nname: from-yaml\n")
+    RECEIVED.clear()
+    assert stage.main(["--config", str(yaml_file), "--name", "cli"]) == 0
+    assert RECEIVED == [_Cfg(steps=7, name="cli")]  # YAML, then the CLI on top
+    help_text = stage.build_parser().format_help()
+    assert "how many steps (default: 3)" in help_text and help_text.startswith("usage: demo")
