@@ -126,6 +126,19 @@ def _batches(loader: Iterable, max_batches: int | None, desc: str) -> Iterable:
     return progress(it, desc=desc, total=total)
 
 
+def _summed_over_ranks(
+    loss_sum: torch.Tensor, ys: list[torch.Tensor], loader, device: torch.device
+) -> tuple[float, float]:
+    """(summed loss, images seen) of an epoch over every rank: this rank's sums, all-reduced
+    when the loader shards the data across a process group (DDP)."""
+    n_local = sum(len(t) for t in ys)
+    total = torch.stack([loss_sum, torch.tensor(float(n_local), device=device)])
+    if distributed_sampler(loader) is not None and dist.get_world_size() > 1:
+        dist.all_reduce(total)
+    loss, n_seen = total.tolist()
+    return loss, n_seen
+
+
 def train_one_epoch(
     model: nn.Module,
     loader: Iterable,
@@ -212,11 +225,7 @@ def train_one_epoch(
     if pending is not None:
         _raise_if_non_finite(pending, optimizer, amp, epoch, sync_flags)
     y_np, s_np, _ = _collect(ys, ss, idxs, loader)
-    n_local = sum(len(t) for t in ys)
-    loss_total = torch.stack([loss_sum, torch.tensor(float(n_local), device=device)])
-    if distributed_sampler(loader) is not None and dist.get_world_size() > 1:
-        dist.all_reduce(loss_total)
-    mean_loss, n_seen = loss_total.tolist()
+    mean_loss, n_seen = _summed_over_ranks(loss_sum, ys, loader, device)
     seconds = time.perf_counter() - start
     n_classes = 2 if task == "binary" else s_np.shape[1]
     return {
@@ -224,7 +233,7 @@ def train_one_epoch(
         **classification_metrics(y_np, s_np, task, n_classes),
         "lr": float(optimizer.param_groups[0]["lr"]),
         "seconds": seconds,
-        "images_per_s": n_local / seconds,
+        "images_per_s": sum(len(t) for t in ys) / seconds,  # this rank's images
     }
 
 
@@ -312,11 +321,7 @@ def evaluate(
     finally:
         net.train(was_training)
     y_np, s_np, idx_np = _collect(ys, ss, idxs, loader)
-    n_local = sum(len(t) for t in ys)
-    loss_total = torch.stack([loss_sum, torch.tensor(float(n_local), device=device)])
-    if distributed_sampler(loader) is not None and dist.get_world_size() > 1:
-        dist.all_reduce(loss_total)
-    loss_value, n_seen = loss_total.tolist()
+    loss_value, n_seen = _summed_over_ranks(loss_sum, ys, loader, device)
     seconds = time.perf_counter() - start
     n_classes = 2 if task == "binary" else s_np.shape[1]
     pred = Predictions(y_true=y_np, scores=s_np, indices=idx_np)
@@ -324,6 +329,6 @@ def evaluate(
         "loss": loss_value / n_seen if criterion is not None else float("nan"),
         **classification_metrics(y_np, s_np, task, n_classes),
         "seconds": seconds,
-        "images_per_s": n_local / seconds,
+        "images_per_s": sum(len(t) for t in ys) / seconds,  # this rank's images
     }
     return metrics, pred
