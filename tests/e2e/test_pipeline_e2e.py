@@ -170,4 +170,4 @@ def test_multiclass_pipeline_runs_every_stage(tmp_path: Path) -> None:
         assert (used < int(params["n_images"])) == ("isic.adapted" in _tags(sanity))
         name = "isic-multiclass-timm-test_resnet"
         alias = rest(url, "registered-models/alias", name=name, alias="champion")
-        assert alias["model_version"]["description"].startswith("Champion: fold ")
+        assert "**Champion**: fold " in alias["model_version"]["description"]

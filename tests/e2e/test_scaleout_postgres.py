@@ -150,6 +150,13 @@ class Worker:
         return f"--- {self.host} ---\n" + self.log.read_text(errors="replace")[-4000:]
 
 
+RETRYING = "connection lost, retrying"  # what reconnect.py says when a call meets an outage
+
+
+def _logs(workers: list[Worker]) -> str:
+    return "\n".join(w.log.read_text(errors="replace") for w in workers)
+
+
 def _poll(what: str, cond, workers: list[Worker], timeout: float = WAIT_S) -> Any:
     """Wait for ``cond()`` to return something truthy; fail if a worker ends meanwhile."""
     deadline = time.monotonic() + timeout
@@ -211,7 +218,7 @@ def _mid_trial(url: str, study_name: str, workers: list[Worker]):
     """A running trial of one of ``workers`` past its first epoch, with its MLflow run."""
     from optuna.trial import TrialState
 
-    from isic_tracking.tracking.search import RUN_ID_ATTR
+    from isic_tracking.tracking.search_trials import RUN_ID_ATTR
 
     study = _study(url, study_name)
     if study is None:
@@ -354,11 +361,17 @@ def test_search_workers_ride_out_a_database_restart(
     exp = client.create_experiment(name)
     with _workers(cluster, server, exp, name, n_trials, "restart", binary_manifest, tmp_path) as ws:
         _poll("the last trials run", lambda: _last_trials_running(url, name, n_trials), ws)
-        cluster.restart(DOWN_S)  # terminates every connection of MLflow and Optuna
+        cluster.stop("fast")  # terminates every connection of MLflow and Optuna
+        try:
+            # down until a worker's storage call has hit the outage (and is retrying), at
+            # least DOWN_S: a quiet pool pre-ping after a short restart would test nothing
+            time.sleep(DOWN_S)
+            _poll("a worker meets the outage", lambda: RETRYING in _logs(ws), ws, timeout=90)
+        finally:
+            cluster.start()
         codes = [w.wait() for w in ws]
-        logs = "\n".join(w.log.read_text(errors="replace") for w in ws)
         assert codes == [0, 0, 0], "\n".join(w.tail() for w in ws)
-    assert "connection lost, retrying" in logs  # the outage did hit the workers
+    assert RETRYING in _logs(ws)  # the outage did hit the workers
     study, _ = check_study_and_runs(client, url, name, exp, n_trials)
     assert not study.get_trials(states=(TrialState.FAIL,)), "a trial failed across the restart"
 
