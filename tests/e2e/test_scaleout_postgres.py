@@ -38,7 +38,7 @@ pytestmark = [
 #: retry (an outage longer than a grace period fails live trials, as it would in production).
 HEARTBEAT = {"kill": 3, "restart": 10}
 DOWN_S = 3.0  # database outage of the restart scenario: longer than a waiting worker's poll
-#: A tiny search: 3-4 epochs of 3 batches of a tiny timm net at 32 px (a few seconds a trial).
+#: A tiny search: 3-4 epochs (see EPOCHS) of 3 batches of a tiny timm net at 32 px (a few seconds a trial).
 SEARCH = {
     "arch": "timm:test_resnet",
     "subset": "1.0",
@@ -54,6 +54,9 @@ SEARCH = {
     "max_retry": "1",
 }
 WAIT_S = 900
+#: Epochs per trial by scenario: the kill scenario's trials last long enough (several seconds
+#: past their first epoch) for the test to catch one mid-trial on a loaded machine.
+EPOCHS = {"kill": ("8", "10"), "restart": ("3", "4")}
 
 
 # --------------------------------------------------------------------------- servers
@@ -204,6 +207,8 @@ def _workers(
         "storage": cluster.url("optuna"),
         "study_name": study_name,
         "heartbeat": str(HEARTBEAT[scenario]),
+        "epochs_min": EPOCHS[scenario][0],
+        "epochs_max": EPOCHS[scenario][1],
     }
     env = env_for(server, MLFLOW_EXPERIMENT_ID=exp, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
     workers = [Worker(f"{study_name}-{h}", params, env, tmp / f"{h}.log") for h in "abc"]
@@ -251,7 +256,8 @@ def check_study_and_runs(client, url: str, study_name: str, exp: str, n_trials: 
     from optuna.trial import TrialState
 
     from isic_tracking.tracking import tag
-    from isic_tracking.tracking.search import PARENT_ATTR, STATE_TAG, TRIAL_STAGE, TRIAL_TAG
+    from isic_tracking.tracking.search import PARENT_ATTR
+    from isic_tracking.tracking.search_trials import STATE_TAG, TRIAL_STAGE, TRIAL_TAG
 
     study = _study(url, study_name)
     trials = study.get_trials(deepcopy=False)
