@@ -41,7 +41,7 @@ from isic_tracking.train.champion import champion_index, explain, policy_for, un
 from isic_tracking.train.data import load_training_data
 from isic_tracking.train.distributed import broadcast, init_distributed
 from isic_tracking.train.fold import FoldResult, train_fold
-from isic_tracking.train.losses import metric_mode
+from isic_tracking.train.tasks import metric_mode
 from isic_tracking.utils import resolve_device, seed_everything
 
 log = get_logger(__name__)

@@ -26,7 +26,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from isic_tracking.errors import IsicInputError
-from isic_tracking.train.losses import metric_mode
+from isic_tracking.train.tasks import metric_mode
 
 Row = Mapping[str, float]
 

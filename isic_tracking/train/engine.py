@@ -28,9 +28,9 @@ from torch.nn.parallel import DistributedDataParallel
 
 from isic_tracking.errors import IsicInputError, NonFiniteLossError
 from isic_tracking.train.distributed import ddp_syncs, distributed_sampler, gather_predictions
-from isic_tracking.train.losses import check_task
 from isic_tracking.train.metrics import classification_metrics
 from isic_tracking.train.predictions import Predictions
+from isic_tracking.train.tasks import check_task
 from isic_tracking.utils import progress
 
 

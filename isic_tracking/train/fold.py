@@ -34,10 +34,10 @@ from isic_tracking.train.losses import (
     make_criterion,
     make_optimizer,
     make_scheduler,
-    metric_mode,
 )
 from isic_tracking.train.predictions import Predictions
 from isic_tracking.train.resume import FoldProgress, load_fold_state, save_fold_state
+from isic_tracking.train.tasks import metric_mode
 from isic_tracking.utils import resolve_device
 
 EpochCallback = Callable[[int, dict[str, float]], None]

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from isic_tracking.errors import IsicInputError
-from isic_tracking.train.tasks import TASKS, check_task, metric_mode  # noqa: F401 (re-exported)
+from isic_tracking.train.tasks import check_task, metric_mode
 
 #: ReduceLROnPlateau settings per task (thesis: binary factor 0.4 / patience 1, multiclass 0.2 / 2).
 PLATEAU = {"binary": {"factor": 0.4, "patience": 1}, "multiclass": {"factor": 0.2, "patience": 2}}

@@ -15,8 +15,8 @@ from isic_tracking.train.losses import (
     make_criterion,
     make_optimizer,
     make_scheduler,
-    metric_mode,
 )
+from isic_tracking.train.tasks import metric_mode
 
 
 def test_binary_pos_weight_is_neg_over_pos():
