@@ -8,9 +8,11 @@ worker fails it while it is still training (its worker then crashes on ``tell``)
 
 :class:`ReconnectingRDBStorage` retries each storage call while the error is a connection error
 (``sqlalchemy.exc.OperationalError`` / ``InterfaceError``: refused, reset, "terminating
-connection due to administrator command"), for up to ``reconnect_s`` seconds; the engine's
-``pool_pre_ping`` replaces the dead pooled connections. Every call is its own transaction
-(rolled back on error), so a retry re-runs it from the start. The one ambiguous case is a
+connection due to administrator command"; or ``PendingRollbackError``, what a session whose
+connection died inside a transaction raises on its next use), for up to ``reconnect_s``
+seconds. Before each retry the thread's session is discarded (it may hold the dead
+connection) and the engine's ``pool_pre_ping`` replaces the dead pooled connections. Every call
+is its own transaction (rolled back on error), so a retry re-runs it from the start. The one ambiguous case is a
 connection lost during COMMIT: a finished ``set_trial_state_values`` retried after it had
 committed is recognised and reported as done.
 """
@@ -71,7 +73,12 @@ def connection_error(err: BaseException) -> BaseException | None:
 
     seen: BaseException | None = err
     while seen is not None:
-        if isinstance(seen, sqlalchemy.exc.OperationalError | sqlalchemy.exc.InterfaceError):
+        if isinstance(
+            seen,
+            sqlalchemy.exc.OperationalError
+            | sqlalchemy.exc.InterfaceError
+            | sqlalchemy.exc.PendingRollbackError,
+        ):
             return seen
         if isinstance(seen, sqlalchemy.exc.DBAPIError) and seen.connection_invalidated:
             return seen
@@ -103,9 +110,11 @@ def _retrying(name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
                     if cause is None or time.monotonic() > deadline:
                         raise
                     if not lost:
-                        first = (str(cause.orig or cause).strip().splitlines() or [""])[0]
+                        first = str(getattr(cause, "orig", None) or cause).strip()
+                        first = (first.splitlines() or [""])[0]
                         log.warning(f"optuna storage: {name}: connection lost, retrying: {first}")
                     lost = True
+                    self.scoped_session.remove()  # a fresh session, not one on a dead connection
                     time.sleep(1.0)
         finally:
             _inside.active = False

@@ -104,3 +104,23 @@ def test_other_errors_are_not_retried(tmp_path: Path) -> None:
     with pytest.raises(KeyError):
         storage.get_study_id_from_name("missing")
     assert storage.reconnect_s == 3600
+
+
+def test_a_session_left_on_a_dead_connection_is_replaced(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The connection died inside the thread's open transaction (what a server restart does
+    to a session mid-call): plain RDBStorage raises PendingRollbackError; ours retries on a
+    fresh session."""
+    plain = optuna.storages.RDBStorage(f"sqlite:///{tmp_path / 'plain.db'}")
+    plain.scoped_session().connection().invalidate()
+    with pytest.raises(optuna.exceptions.StorageInternalError) as err:
+        plain.get_all_studies()
+    assert isinstance(err.value.__cause__, sqlalchemy.exc.PendingRollbackError)
+    assert connection_error(err.value) is err.value.__cause__
+
+    storage = _storage(tmp_path / "optuna.db", reconnect_s=30)
+    storage.create_new_study([optuna.study.StudyDirection.MAXIMIZE], "s")
+    storage.scoped_session().connection().invalidate()
+    assert [s.study_name for s in storage.get_all_studies()] == ["s"]
+    assert "get_all_studies: connection lost, retrying: Can't reconnect" in caplog.text
