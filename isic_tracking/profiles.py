@@ -3,7 +3,7 @@
 ``demo``: synthetic data, minutes on 2 CPU cores, a model that learns the planted cues
 (README, "The demo profile"). ``tiny``: every stage in seconds, for the end-to-end tests.
 ``full``: the thesis's real-data scale (5 folds, 10 % search subset), for a GPU.
-``main.arch`` is the default of ``-P arch``.
+``main.arch`` is the default of ``-P arch``; ``thesis.archs`` the grid of ``-e thesis``.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from typing import Any
 PROFILES: dict[str, dict[str, dict[str, Any]]] = {
     "demo": {
         "main": {"arch": "smallcnn"},
+        "thesis": {"archs": ["smallcnn", "timm:resnet10t"]},
         "synth": {"n_images": 240, "image_size": 128},
         "prepare": {"image_size": 128},
         "search": {
@@ -51,6 +52,7 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
     # end-to-end tests: every stage, seconds each
     "tiny": {
         "main": {"arch": "timm:test_resnet"},
+        "thesis": {"archs": ["timm:test_resnet", "smallcnn"]},
         "synth": {"n_images": 64, "image_size": 48},
         "prepare": {"image_size": 48},
         "search": {
@@ -76,6 +78,7 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
     },
     "full": {
         "main": {"arch": "alexnet"},
+        "thesis": {"archs": ["alexnet", "vgg16", "resnet50"]},
         "synth": {},
         "prepare": {"image_size": 256},
         "search": {"n_trials": 30, "subset": 0.1},

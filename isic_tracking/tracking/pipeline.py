@@ -87,14 +87,17 @@ class Pipeline:
     env_manager: str = "local"
     stages: dict[str, tuple[str, bool]] = field(default_factory=dict)  # name -> (run id, reused)
 
-    def run(self, entry_point: str, parameters: dict[str, Any]) -> Run:
-        """Reuse an identical finished run of ``entry_point`` or run it now (synchronously)."""
+    def run(self, entry_point: str, parameters: dict[str, Any], label: str | None = None) -> Run:
+        """Reuse an identical finished run of ``entry_point`` or run it now (synchronously);
+        ``label`` names it in :attr:`stages` and the parent's ``stage.<label>`` tag (default:
+        the entry point; a study runs ``main`` once per architecture and task)."""
+        label = label or entry_point
         params = {k: _as_param(v) for k, v in parameters.items()}
         if not self.force:
             found = find_finished_stage(self.experiment_id, entry_point, params, self.git_commit)
             if found is not None:
                 print(f"[{entry_point}] reusing finished run {found.info.run_id}")
-                self._record(entry_point, found.info.run_id, reused=True)
+                self._record(label, found.info.run_id, reused=True)
                 return effective_run(found)
         client = MlflowClient()
         child = client.create_run(
@@ -102,7 +105,7 @@ class Pipeline:
             # a run handed to mlflow.projects.run by id does not get these tags from MLflow
             tags={
                 MLFLOW_PARENT_RUN_ID: self.parent_run_id,
-                "mlflow.runName": entry_point,
+                "mlflow.runName": label,
                 ENTRY_POINT_TAG: entry_point,
                 tag.STAGE_KEY: stage_key(entry_point, params),
                 **({GIT_COMMIT_TAG: self.git_commit} if self.git_commit else {}),
@@ -120,12 +123,12 @@ class Pipeline:
                 synchronous=True,
             )
         except ExecutionException:
-            self._record(entry_point, child.info.run_id, reused=False)
+            self._record(label, child.info.run_id, reused=False)
             raise StageFailed(
                 f"stage {entry_point!r} failed (run {child.info.run_id}): "
                 f"{stage_error(child.info.run_id)}"
             ) from None
-        self._record(entry_point, submitted.run_id, reused=False)
+        self._record(label, submitted.run_id, reused=False)
         return effective_run(get_run(submitted.run_id))
 
     def _record(self, entry_point: str, run_id: str, reused: bool) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 STAGE = "isic.stage"  # which entry point made the run: train, fold, search, filters, ...
 STAGE_KEY = "isic.stage_key"  # pipeline reuse key (entry point + parameters)
 PROFILE = "isic.profile"
+REPORT = "isic.report"  # artifact path of the run's self-contained HTML report
 COMPLETE = "isic.complete"  # "true" once a stage's run has every result it promises
 ERROR = "isic.error"
 ADAPTED = "isic.adapted"  # a stage used less than asked (e.g. images per class) and why

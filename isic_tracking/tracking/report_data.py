@@ -1,0 +1,286 @@
+"""What the study report shows, read from the runs of finished chains (``main`` pipeline
+runs): the logged metrics, tables and figures of each stage, never recomputed.
+
+The sections follow the thesis: results (Tables 6-9), confusion matrices (Figs. 21, 24, 25),
+the most activated filters of the last conv layer (Table 10), class-specific filters
+(Fig. 26), feature visualizations (Figs. 27-32), sanity (Figs. 33-37).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+from mlflow.entities import Run
+from mlflow.tracking import MlflowClient
+
+from isic_tracking.report import Figure, Item, Report, Section, Table, slug
+from isic_tracking.tracking import tag
+from isic_tracking.tracking.compare import compare_runs, mean_std_table
+from isic_tracking.tracking.runs import get_run, param
+
+#: The report's sections in the thesis's order: (id, title, what it shows).
+SECTIONS: tuple[tuple[str, str, str], ...] = (
+    (
+        "results",
+        "Tables 6-9: training, validation and test results",
+        "Mean ± std over folds of the best epoch of each fold, and the test split, as logged "
+        "by the train stage; per model the fold table.",
+    ),
+    (
+        "confusion",
+        "Figs. 21, 24, 25: confusion matrices",
+        "Out-of-fold confusion matrices (each image predicted by the fold that did not train "
+        "on it), counts and row-normalized.",
+    ),
+    (
+        "top5",
+        "Table 10: most activated filters of the last conv layer",
+        "The filters with the highest mean maximum activation over the analysed images (live "
+        "filters only), from the filters stage.",
+    ),
+    (
+        "class-filters",
+        "Fig. 26: class-specific filters",
+        "Per class, the filters whose maximum activation exceeds their quantile threshold most "
+        "often on that class's images.",
+    ),
+    (
+        "featvis",
+        "Figs. 27-32: feature visualizations",
+        "Activation maximization of the top filters of the first and last conv layers, with "
+        "and without regularization (pretrained beside fine-tuned where both exist).",
+    ),
+    (
+        "sanity",
+        "Figs. 33-37: sanity of the visualizations",
+        "How close the visualizations' activation paths are to natural images of their class, "
+        "against the noise and natural baselines; the verdicts qualify the pictures above.",
+    ),
+)
+
+#: stage run params shown as "settings" next to what the stage produced
+SETTINGS: Mapping[str, tuple[str, ...]] = {
+    "train": ("arch", "task", "folds", "epochs", "lr", "batch_size", "image_size", "augment"),
+    "filters": ("layers", "split", "quantile", "top_n", "n_images"),
+    "visualize": ("layers", "top_n", "regularization", "preset", "steps", "image_size"),
+    "sanity": ("layers", "metric", "n_images", "n_images_used", "steps", "image_size"),
+    "compare": ("runs",),
+}
+
+
+@dataclass(frozen=True)
+class ChainRuns:
+    """One finished ``main`` chain: its architecture, task and the run of each stage."""
+
+    arch: str
+    task: str
+    pipeline_run: str
+    stages: Mapping[str, str]
+
+    @property
+    def key(self) -> str:
+        return f"{slug(self.task)}-{slug(self.arch)}"
+
+
+def chain_runs(pipeline_run_id: str) -> ChainRuns:
+    """The stages of a ``main`` pipeline run (its ``stage.<name>`` tags)."""
+    run = get_run(pipeline_run_id)
+    stages = {
+        k.removeprefix("stage."): v for k, v in run.data.tags.items() if k.startswith("stage.")
+    }
+    train = get_run(stages["train"]) if "train" in stages else None
+    arch = param(run, "arch") or (param(train, "arch") if train else None) or "?"
+    task = param(run, "task") or (param(train, "task") if train else None) or "?"
+    return ChainRuns(arch, task, pipeline_run_id, stages)
+
+
+def run_link(run: Run, ui_url: str) -> str:
+    """The run's page in the MLflow UI."""
+    return f"{ui_url.rstrip('/')}/#/experiments/{run.info.experiment_id}/runs/{run.info.run_id}"
+
+
+def ui_url() -> str:
+    """Where the MLflow UI of this store is: the tracking server itself, else
+    ``ISIC_UI_URL`` or ``mlflow ui``'s default address."""
+    uri = mlflow.get_tracking_uri()
+    if uri.startswith(("http://", "https://")):
+        return uri
+    return os.environ.get("ISIC_UI_URL", "http://127.0.0.1:5000")
+
+
+def _artifacts(run_id: str, folder: str, suffix: str) -> list[str]:
+    """Artifact paths under ``folder`` (recursively) ending with ``suffix``, sorted."""
+    client, out, todo = MlflowClient(), [], [folder]
+    while todo:
+        for f in client.list_artifacts(run_id, todo.pop()):
+            if f.is_dir:
+                todo.append(f.path)
+            elif f.path.endswith(suffix):
+                out.append(f.path)
+    return sorted(out)
+
+
+class _Reader:
+    """Downloads artifacts of the runs the report uses (one temp folder, removed after)."""
+
+    def __init__(self, tmp: Path) -> None:
+        self.tmp = tmp
+
+    def local(self, run_id: str, path: str) -> Path:
+        dst = self.tmp / run_id
+        dst.mkdir(exist_ok=True)
+        return Path(
+            mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=path, dst_path=dst)
+        )
+
+    def figures(self, run_id: str, paths: Iterable[str]) -> list[Figure]:
+        return [Figure(p, self.local(run_id, p).read_bytes()) for p in paths]
+
+    def table(self, run_id: str, path: str, caption: str, note: str = "") -> Table:
+        return Table(caption, pd.read_csv(self.local(run_id, path)), note)
+
+
+def _settings(run: Run, stage: str) -> dict[str, str]:
+    keys = SETTINGS.get(stage, ())
+    return {k: run.data.params[k] for k in keys if k in run.data.params}
+
+
+def _item(
+    section: str,
+    chain: ChainRuns,
+    stage: str,
+    ui: str,
+    fill: Callable[[Run], tuple[list[Table], list[Figure], list[str]]],
+) -> Item:
+    """One (section, chain) cell from the chain's run of ``stage``."""
+    title = f"{chain.arch} · {chain.task}"
+    item_id = f"{section}-{chain.key}"
+    run_id = chain.stages.get(stage)
+    if run_id is None:
+        return Item(item_id, title, missing=f"the chain has no {stage} run")
+    run = get_run(run_id)
+    tables, figures, verdicts = fill(run)
+    return Item(
+        item_id,
+        title,
+        run_id=run_id,
+        run_link=run_link(run, ui),
+        settings=_settings(run, stage),
+        verdicts=verdicts,
+        tables=tables,
+        figures=figures,
+        missing="" if tables or figures else f"the {stage} run logged nothing for this section",
+    )
+
+
+def _data_note(run: Run) -> str:
+    t = run.data.tags
+    return (
+        f"data set {t.get(tag.dataset_digest('training'), '?')}, "
+        f"{param(run, 'folds') or '?'} folds, grouping {t.get(tag.GROUPING) or 'none'}, "
+        f"split {t.get(tag.SPLIT_DIGEST, '?')}"
+    )
+
+
+def _verdicts(run: Run) -> list[str]:
+    """The sanity/colour/shortcut verdict tags of a run, as 'name: value' lines."""
+    t = run.data.tags
+    return [f"{k.removeprefix('isic.')}: {v}" for k, v in sorted(t.items()) if _is_verdict(k)]
+
+
+def _is_verdict(key: str) -> bool:
+    return key.startswith("isic.") and any(w in key for w in ("verdict", "check", "pass"))
+
+
+def _cells(chain: ChainRuns, ui: str, read: _Reader) -> dict[str, Item]:
+    """Every section's item for one chain."""
+
+    def results(run: Run) -> tuple[list[Table], list[Figure], list[str]]:
+        return (
+            [read.table(run.info.run_id, "tables/fold_metrics.csv", "per fold", _data_note(run))],
+            [],
+            [],
+        )
+
+    def confusion(run: Run) -> tuple[list[Table], list[Figure], list[str]]:
+        paths = [p for p in _artifacts(run.info.run_id, "figures", ".png") if "confusion" in p]
+        return [], read.figures(run.info.run_id, paths), []
+
+    def top5(run: Run) -> tuple[list[Table], list[Figure], list[str]]:
+        rid = run.info.run_id
+        tables = [p for p in _artifacts(rid, "tables", ".csv") if "most_activated" in p]
+        return [read.table(rid, p, p) for p in tables], [], _verdicts(run)
+
+    def class_filters(run: Run) -> tuple[list[Table], list[Figure], list[str]]:
+        rid = run.info.run_id
+        figs = [
+            p for p in _artifacts(rid, "figures", ".png") if p.split("/")[-1].startswith("class_")
+        ]
+        return [], read.figures(rid, figs), []
+
+    def featvis(run: Run) -> tuple[list[Table], list[Figure], list[str]]:
+        rid = run.info.run_id
+        return [], read.figures(rid, _artifacts(rid, "figures", ".png")), _verdicts(run)
+
+    def sanity(run: Run) -> tuple[list[Table], list[Figure], list[str]]:
+        rid = run.info.run_id
+        return [], read.figures(rid, _artifacts(rid, "figures", ".png")), _verdicts(run)
+
+    fills = {
+        "results": ("train", results),
+        "confusion": ("train", confusion),
+        "top5": ("filters", top5),
+        "class-filters": ("filters", class_filters),
+        "featvis": ("visualize", featvis),
+        "sanity": ("sanity", sanity),
+    }
+    return {s: _item(s, chain, stage, ui, fill) for s, (stage, fill) in fills.items()}
+
+
+def _task_results(task: str, chains: Sequence[ChainRuns], compare_run: str | None, ui: str) -> Item:
+    """The thesis-style table of one task across its architectures (compare's numbers)."""
+    trains = [c.stages["train"] for c in chains if "train" in c.stages]
+    if not trains:
+        return Item(f"results-{slug(task)}", f"{task}: all models", missing="no train run")
+    comparison = compare_runs(trains)
+    note = "; ".join(comparison.warnings) or _data_note(get_run(trains[0]))
+    link = run_link(get_run(compare_run), ui) if compare_run else None
+    return Item(
+        f"results-{slug(task)}",
+        f"{task}: all models",
+        run_id=compare_run,
+        run_link=link,
+        tables=[Table(f"{task}: mean ± std over folds", mean_std_table(comparison.table), note)],
+    )
+
+
+def build_report(
+    title: str,
+    chains: Sequence[ChainRuns],
+    compare_runs_by_task: Mapping[str, str] | None = None,
+    summary: Sequence[str] = (),
+    links: Mapping[str, str] | None = None,
+) -> Report:
+    """The study's report: every section, for every chain, in the thesis's order."""
+    ui = ui_url()
+    compares = compare_runs_by_task or {}
+    with tempfile.TemporaryDirectory(prefix="isic-report-") as tmp:
+        read = _Reader(Path(tmp))
+        cells = [_cells(c, ui, read) for c in chains]
+        tasks = list(dict.fromkeys(c.task for c in chains))
+        sections = []
+        for sid, stitle, intro in SECTIONS:
+            items: list[Item] = []
+            if sid == "results":
+                for task in tasks:
+                    same = [c for c in chains if c.task == task]
+                    items.append(_task_results(task, same, compares.get(task), ui))
+            items += [cell[sid] for cell in cells]
+            sections.append(Section(sid, stitle, intro, items))
+    return Report(title, summary, sections, links or {})
