@@ -96,7 +96,7 @@ class Pipeline:
         if not self.force:
             found = find_finished_stage(self.experiment_id, entry_point, params, self.git_commit)
             if found is not None:
-                print(f"[{entry_point}] reusing finished run {found.info.run_id}")
+                print(f"[{label}] reusing finished run {found.info.run_id}")
                 self._record(label, found.info.run_id, reused=True)
                 return effective_run(found)
         client = MlflowClient()
@@ -111,7 +111,7 @@ class Pipeline:
                 **({GIT_COMMIT_TAG: self.git_commit} if self.git_commit else {}),
             },
         )
-        print(f"[{entry_point}] running as {child.info.run_id}")
+        print(f"[{label}] running as {child.info.run_id}")
         try:
             submitted = mlflow.projects.run(
                 self.project_uri,

@@ -17,7 +17,7 @@ import mlflow
 from isic_tracking.errors import IsicInputError
 from isic_tracking.log import get_logger
 from isic_tracking.profiles import PROFILES
-from isic_tracking.report import render_html
+from isic_tracking.report import render_html, slug
 from isic_tracking.tracking import tag
 from isic_tracking.tracking.pipeline import Pipeline, current_git_commit
 from isic_tracking.tracking.report_data import ChainRuns, build_report, chain_runs, run_link, ui_url
@@ -112,7 +112,9 @@ def run_thesis(project: str, opts: ThesisOptions) -> tuple[str, Path]:
         chains: list[ChainRuns] = []
         for arch, task in grid:
             log.info(f"thesis: chain {arch} on {task}")
-            main = pipe.run("main", _main_params(opts, arch, task), label=f"main-{task}-{arch}")
+            main = pipe.run(
+                "main", _main_params(opts, arch, task), label=f"main-{task}-{slug(arch)}"
+            )
             chains.append(chain_runs(main.info.run_id))
         compares = {}
         for task in dict.fromkeys(t for _, t in grid):

@@ -1,0 +1,72 @@
+"""The report's reader on a real sqlite MLflow store: a chain's stage runs found from the
+pipeline run's tags; each section filled from the artifacts the stage logged, a missing stage
+said so, and the results table made of the train run's logged metrics."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import mlflow
+import pandas as pd
+
+from isic_tracking.tracking import log_dataframe, log_figure, tag
+from isic_tracking.tracking.report_data import SECTIONS, build_report, chain_runs
+
+
+def _fig():
+    fig, ax = plt.subplots(figsize=(1, 1))
+    ax.plot([0, 1])
+    return fig
+
+
+def _chain() -> str:
+    """A pipeline run with a train and a filters stage (no visualize, no sanity)."""
+    with mlflow.start_run(run_name="pipeline") as pipe:
+        mlflow.log_params({"arch": "smallcnn", "task": "binary"})
+        with mlflow.start_run(run_name="train", nested=True) as train:
+            mlflow.set_tags({tag.STAGE: "train", tag.SPLIT_DIGEST: "s1"})
+            mlflow.log_params({"arch": "smallcnn", "task": "binary", "folds": 2})
+            mlflow.log_metrics({"best_val_roc_auc_mean": 0.97, "best_val_roc_auc_std": 0.01})
+            log_dataframe(pd.DataFrame({"fold": [0, 1], "best_val_roc_auc": [0.96, 0.98]}),
+                          "tables/fold_metrics.csv")  # fmt: skip
+            log_figure(_fig(), "figures/oof_confusion_matrix.png")
+            log_figure(_fig(), "figures/oof_roc.png")
+        with mlflow.start_run(run_name="filters", nested=True) as filt:
+            mlflow.set_tag(tag.STAGE, "filters")
+            mlflow.log_param("layers", "features.12")
+            log_dataframe(pd.DataFrame({"filter": [3, 7]}), "tables/most_activated.csv")
+            log_figure(_fig(), "figures/class_top.png")
+            log_figure(_fig(), "figures/group_top.png")
+        mlflow.set_tags({"stage.train": train.info.run_id, "stage.filters": filt.info.run_id})
+    return pipe.info.run_id
+
+
+def test_report_sections_from_logged_runs(mlflow_tracking: str) -> None:
+    chain = chain_runs(_chain())
+    assert (chain.arch, chain.task, chain.key) == ("smallcnn", "binary", "binary-smallcnn")
+    assert set(chain.stages) == {"train", "filters"}
+    report = build_report("r", [chain])
+    assert [s.id for s in report.sections] == [s for s, _, _ in SECTIONS]
+    items = {i.id: i for s in report.sections for i in s.items}
+
+    confusion = items["confusion-binary-smallcnn"]
+    assert [f.caption for f in confusion.figures] == ["figures/oof_confusion_matrix.png"]
+    assert confusion.figures[0].png.startswith(b"\x89PNG")
+    assert confusion.run_id == chain.stages["train"]
+    assert confusion.run_link.endswith(f"/runs/{chain.stages['train']}")
+    assert confusion.settings == {"arch": "smallcnn", "task": "binary", "folds": "2"}
+
+    results = items["results-binary-smallcnn"]
+    assert list(results.tables[0].frame["best_val_roc_auc"]) == [0.96, 0.98]
+    assert "2 folds" in results.tables[0].note and "split s1" in results.tables[0].note
+    task_table = items["results-binary"].tables[0].frame
+    assert task_table.loc[0, "val_roc_auc"] == "0.970 ± 0.010"  # the logged mean ± std
+
+    assert list(items["top5-binary-smallcnn"].tables[0].frame["filter"]) == [3, 7]
+    assert [f.caption for f in items["class-filters-binary-smallcnn"].figures] == [
+        "figures/class_top.png"
+    ]
+    for missing in ("featvis-binary-smallcnn", "sanity-binary-smallcnn"):
+        assert items[missing].missing and not items[missing].figures
