@@ -55,8 +55,9 @@ SEARCH = {
 }
 WAIT_S = 900
 #: Epochs per trial by scenario: the kill scenario's trials last long enough (several seconds
-#: past their first epoch) for the test to catch one mid-trial on a loaded machine.
-EPOCHS = {"kill": ("8", "10"), "restart": ("3", "4")}
+#: past their first epoch; 8-10 epochs were not enough once on a machine at load 10) for the
+#: test to catch one mid-trial.
+EPOCHS = {"kill": ("20", "24"), "restart": ("3", "4")}
 
 
 # --------------------------------------------------------------------------- servers
