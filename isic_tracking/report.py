@@ -79,7 +79,7 @@ figure{margin:.8rem 0;display:inline-block;vertical-align:top;max-width:100%}
 figure img{max-width:100%;border:1px solid #e3e6ea}figcaption{font-size:.85rem;color:#555}
 .meta{font-size:.82rem;color:#555}.verdict{padding:.2rem .5rem;border-radius:4px;
 background:#fff4d6;display:inline-block;margin:.15rem 0;font-size:.88rem}
-.missing{color:#a33}.note{font-size:.82rem;color:#555}
+.missing{color:#a33}.scroll{overflow-x:auto;max-width:100%}.note{font-size:.82rem;color:#555}
 """
 
 
@@ -90,7 +90,7 @@ def _e(text: object) -> str:
 def _table_html(t: Table) -> str:
     body = t.frame.to_html(index=False, border=0, na_rep="", escape=True)
     note = f'<p class="note">{_e(t.note)}</p>' if t.note else ""
-    return f"<h4>{_e(t.caption)}</h4>{note}{body}"
+    return f'<h4>{_e(t.caption)}</h4>{note}<div class="scroll">{body}</div>'
 
 
 def _figure_html(f: Figure) -> str:

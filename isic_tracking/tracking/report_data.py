@@ -21,7 +21,7 @@ from mlflow.tracking import MlflowClient
 
 from isic_tracking.report import Figure, Item, Report, Section, Table, slug
 from isic_tracking.tracking import tag
-from isic_tracking.tracking.compare import compare_runs, mean_std_table
+from isic_tracking.tracking.compare import PARTS, compare_runs, mean_std_table
 from isic_tracking.tracking.runs import get_run, param
 
 #: The report's sections in the thesis's order: (id, title, what it shows).
@@ -95,8 +95,9 @@ def chain_runs(pipeline_run_id: str) -> ChainRuns:
         k.removeprefix("stage."): v for k, v in run.data.tags.items() if k.startswith("stage.")
     }
     train = get_run(stages["train"]) if "train" in stages else None
-    arch = param(run, "arch") or (param(train, "arch") if train else None) or "?"
-    task = param(run, "task") or (param(train, "task") if train else None) or "?"
+    # the train run's resolved values: main logs what it was given (an empty arch is quoted)
+    arch = (param(train, "arch") if train else None) or param(run, "arch") or "?"
+    task = (param(train, "task") if train else None) or param(run, "task") or "?"
     return ChainRuns(arch, task, pipeline_run_id, stages)
 
 
@@ -243,6 +244,19 @@ def _cells(chain: ChainRuns, ui: str, read: _Reader) -> dict[str, Item]:
     return {s: _item(s, chain, stage, ui, fill) for s, (stage, fill) in fills.items()}
 
 
+def _by_part(table: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """The comparison split as the thesis's tables: one per part (train, validation, test),
+    each with the models as rows; parts no model has are left out."""
+    ident = ["name", "arch", "folds"]
+    out = {}
+    for part in PARTS:
+        cols = [c for c in table.columns if c.startswith(f"{part}_")]
+        if cols and (table[cols] != "").any().any():
+            names = {c: c.removeprefix(f"{part}_") for c in cols}
+            out[part] = table[ident + cols].rename(columns=names)
+    return out
+
+
 def _task_results(task: str, chains: Sequence[ChainRuns], compare_run: str | None, ui: str) -> Item:
     """The thesis-style table of one task across its architectures (compare's numbers)."""
     trains = [c.stages["train"] for c in chains if "train" in c.stages]
@@ -256,7 +270,10 @@ def _task_results(task: str, chains: Sequence[ChainRuns], compare_run: str | Non
         f"{task}: all models",
         run_id=compare_run,
         run_link=link,
-        tables=[Table(f"{task}: mean ± std over folds", mean_std_table(comparison.table), note)],
+        tables=[
+            Table(f"{task}, {part}: mean ± std over folds", frame, note)
+            for part, frame in _by_part(mean_std_table(comparison.table)).items()
+        ],
     )
 
 

@@ -61,8 +61,9 @@ def test_report_sections_from_logged_runs(mlflow_tracking: str) -> None:
     results = items["results-binary-smallcnn"]
     assert list(results.tables[0].frame["best_val_roc_auc"]) == [0.96, 0.98]
     assert "2 folds" in results.tables[0].note and "split s1" in results.tables[0].note
-    task_table = items["results-binary"].tables[0].frame
-    assert task_table.loc[0, "val_roc_auc"] == "0.970 ± 0.010"  # the logged mean ± std
+    val = next(t for t in items["results-binary"].tables if ", val:" in t.caption).frame
+    assert val.loc[0, "roc_auc"] == "0.970 ± 0.010"  # the logged mean ± std
+    assert [t.caption.split(":")[0] for t in items["results-binary"].tables] == ["binary, val"]
 
     assert list(items["top5-binary-smallcnn"].tables[0].frame["filter"]) == [3, 7]
     assert [f.caption for f in items["class-filters-binary-smallcnn"].figures] == [
