@@ -273,6 +273,7 @@ def load_model(
     config.setdefault("mean", list(IMAGENET_MEAN))
     config.setdefault("std", list(IMAGENET_STD))
     tags = {"model.uri": uri, "model.source_run_id": run_id, "model.train_run_id": train_run_id}
+    tags[tag.MODEL_TASK] = str(config.get("task", ""))
     if name:
         tags.update({"model.name": name, "model.version": str(version)})
     if model_id:

@@ -44,9 +44,22 @@ def test_train_logs_folds_registers_and_model_loads_back(
     client = MlflowClient()
     parent = client.get_run(out.run_id)
     assert parent.data.tags["isic.stage"] == "train" and parent.data.tags["isic.complete"] == "true"
-    assert {"best_val_roc_auc_mean", "best_val_roc_auc_std", "oof_roc_auc"} <= set(
-        parent.data.metrics
+    # a few headline metrics, named the same for every arch and task; the rest in tables
+    names = ("roc_auc", "balanced_accuracy", "accuracy", "f1")
+    headline = {f"{p}_{m}_{s}" for p in ("cv", "test") for m in names for s in ("mean", "std")}
+    assert set(parent.data.metrics) == headline | {f"oof_{m}" for m in names}
+    summary = pd.read_csv(
+        mlflow.artifacts.download_artifacts(run_id=out.run_id, artifact_path="tables/summary.csv")
+    ).set_index("metric")
+    assert summary.loc["best_val_roc_auc", "mean"] == pytest.approx(
+        parent.data.metrics["cv_roc_auc_mean"]
     )
+    assert {"best_train_loss", "best_val_loss", "oof_roc_auc"} <= set(summary.index)
+    note = parent.data.tags["mlflow.note.content"]
+    assert note.startswith(f"**{TINY}** · binary · 2-fold cross-validation on ")
+    assert "| roc_auc | " in note and f"`models:/{out.model_name}@champion`" in note
+    # resume states are gone once the run has finished (the option keeps them)
+    assert not (tmp_path / "work").exists() or not any((tmp_path / "work").rglob("*"))
     parent_files = {f.path for f in client.list_artifacts(out.run_id, "figures")}
     assert "figures/oof_confusion_matrix.png" in parent_files
     assert len(training_split(out.run_id)) > 0
@@ -87,6 +100,14 @@ def test_train_logs_folds_registers_and_model_loads_back(
     assert torch.allclose(
         scores, torch.tensor(preds.score.to_numpy(), dtype=torch.float32), atol=1e-5
     )
+
+
+def test_keep_resume_state_keeps_one_state_per_fold(
+    mlflow_tracking: str, binary_manifest: Path, tmp_path: Path
+) -> None:
+    out = run_training(tiny_config(binary_manifest, tmp_path, epochs=1, keep_resume_state=True))
+    states = sorted(p.name for p in (tmp_path / "work" / out.run_id).iterdir())
+    assert states == ["fold0.pt", "fold1.pt"]
 
 
 def test_nan_loss_fails_the_fold_not_the_job(
