@@ -209,7 +209,7 @@ def search_description(
         lines += [
             "",
             f"Best: {shown} ({metric} {value}{f', trial run {best_run}' if best_run else ''}); "
-            "params `best.*`, used by `train -P params_from=<this run>`.",
+            "tags `isic.best.*`, used by `train -P params_from=<this run>`.",
         ]
     lines += ["", "Every trial: `tables/trials.csv` and the nested runs.", *_links(used)]
     return "\n".join(lines)

@@ -31,6 +31,8 @@ from isic_tracking.tracking.links import announce, run_link
 from isic_tracking.train.tasks import TASKS
 
 _MAX_PARAM_LEN = 6000
+#: tag of an analysed model (registry.load_model) and so of its analysis runs: its task
+MODEL_TASK_TAG = "model.task"
 
 
 DEFAULT_TASK = "binary"
@@ -137,8 +139,8 @@ def task_of(params: Mapping[str, Any] | None, tags: Mapping[str, str] | None) ->
     params, tags = params or {}, tags or {}
     if params.get("task") in TASKS:
         return str(params["task"])
-    if tags.get(tag.MODEL_TASK) in TASKS:
-        return tags[tag.MODEL_TASK]
+    if tags.get(MODEL_TASK_TAG) in TASKS:
+        return tags[MODEL_TASK_TAG]
     uri = str(params.get("model_uri") or tags.get("model.uri") or "")
     m = re.match(r"models:/isic-([a-z]+)-", uri)
     return m.group(1) if m and m.group(1) in TASKS else None

@@ -2,8 +2,8 @@
 
 A trial's run holds its parameters, per-epoch metrics, duration and final state (tag
 ``optuna.state``: complete / pruned / failed; MLflow status FINISHED / KILLED / FAILED). The
-parent logs the settings, the best parameters (tags ``best.lr``, ``best.batch_size``,
-``best.epochs``, read by ``train -P params_from=<run id>``; tags, so they stay current when a
+parent logs the settings, the best parameters (tags ``isic.best.lr``, ``isic.best.batch_size``,
+``isic.best.epochs``, read by ``train -P params_from=<run id>``; tags, so they stay current when a
 resumed study finds a better trial), metric ``best_value``, the trials table and Optuna's
 figures.
 

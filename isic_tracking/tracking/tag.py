@@ -32,7 +32,6 @@ N_WORKERS = "isic.n_workers"
 BEST_TRIAL = "isic.best_trial"
 
 MODEL_URI = "isic.model_uri"
-MODEL_TASK = "model.task"  # analysis run: the task of the model it analyses
 TRAIN_RUN = "isic.train_run"
 FILTERS_RUN = "isic.filters_run"
 FV_RUN = "isic.fv_run"
@@ -48,4 +47,4 @@ def dataset_digest(context: str) -> str:
 
 def best_param(name: str) -> str:
     """Tag of a search run holding the best trial's value of ``name`` (lr, batch_size, epochs)."""
-    return f"best.{name}"
+    return f"isic.best.{name}"

@@ -71,8 +71,8 @@ def apply_search_params(cfg: TrainConfig) -> TrainConfig:
         return cfg
     run = get_stage_run(cfg.params_from, "search")
     prefix = tag.best_param("")
-    # runs of older versions: params best.* and tags best_*; now: tags best.* (one place)
-    best = {k[len(prefix) :]: v for k, v in run.data.params.items() if k.startswith(prefix)}
+    # runs of older versions: params best.* and tags best_*; now tags isic.best.* only
+    best = {k[len("best.") :]: v for k, v in run.data.params.items() if k.startswith("best.")}
     best.update({k[len("best_") :]: v for k, v in run.data.tags.items() if k.startswith("best_")})
     best.update({k[len(prefix) :]: v for k, v in run.data.tags.items() if k.startswith(prefix)})
     if not best:

@@ -180,3 +180,24 @@ def test_folds_run_apart_join_one_parent_and_finish_once(
     assert said.lines[1] == "1/2 folds finished; summary and registry when all are done"
     assert said.lines[2].startswith("fold 1: best val_roc_auc=")
     assert said.lines[3].startswith("registered isic-binary-timm-test_resnet versions [1, 2]")
+
+
+def test_params_from_reads_the_best_params_of_new_and_older_search_runs(
+    mlflow_tracking: str,
+) -> None:
+    """Now tags ``isic.best.*`` only; runs of older versions: params ``best.*`` (the first
+    best) and tags ``best_*`` (the current best, which wins)."""
+    from isic_tracking.tracking import tag
+    from isic_tracking.tracking.training import apply_search_params
+
+    with mlflow.start_run() as new:
+        mlflow.set_tags(
+            {tag.STAGE: "search", tag.best_param("lr"): "0.01", "isic.best.epochs": "7"}
+        )
+    cfg = apply_search_params(TrainConfig(params_from=new.info.run_id))
+    assert (cfg.lr, cfg.epochs, cfg.batch_size) == (0.01, 7, TrainConfig().batch_size)
+    with mlflow.start_run() as old:
+        mlflow.set_tags({tag.STAGE: "search", "best_lr": "0.002"})
+        mlflow.log_params({"best.lr": "0.001", "best.batch_size": "8"})
+    cfg = apply_search_params(TrainConfig(params_from=old.info.run_id))
+    assert (cfg.lr, cfg.batch_size) == (0.002, 8)
