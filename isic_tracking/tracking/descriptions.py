@@ -184,6 +184,27 @@ def train_description(
     return "\n".join(lines)
 
 
+def fold_description(
+    fold: int, n_folds: int, parent: str, best_epoch: int, final: Mapping[str, float]
+) -> str:
+    """A fold run's description: which fold of which train run, its best epoch's numbers."""
+    shown = [k for k in final if k.startswith(("best_val_", "test_")) and k.endswith(_FOLD_KEYS)]
+    numbers = " · ".join(f"`{k}` {_value(final[k])}" for k in shown)
+    return "\n".join(
+        [
+            f"**Fold {fold}** ({fold + 1} of {n_folds}) of train run {parent}; best epoch "
+            f"{best_epoch} (its weights: the logged model `model`, a registry version).",
+            "",
+            numbers,
+            "",
+            "Per-epoch curves: the metrics tab; `tables/history.csv`, `tables/predictions.csv`.",
+        ]
+    )
+
+
+_FOLD_KEYS = ("roc_auc", "balanced_accuracy", "loss")
+
+
 def search_description(
     *,
     study: str,

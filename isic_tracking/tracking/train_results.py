@@ -9,17 +9,23 @@ import tempfile
 import numpy as np
 import pandas as pd
 import torch
+from mlflow.entities import Run
 
 from isic_tracking.config import TrainConfig
 from isic_tracking.data.manifest import task_classes
 from isic_tracking.tracking import tag
+from isic_tracking.tracking.descriptions import train_description
+from isic_tracking.tracking.links import run_link
 from isic_tracking.tracking.pyfunc import log_fold_model
 from isic_tracking.tracking.runs import (
     child_runs,
+    describe,
     download_artifacts,
+    get_run,
     log_dataframe,
     log_figure,
     log_metrics,
+    param,
 )
 from isic_tracking.train.fold import FoldResult, build_model, evaluate_fold_on
 from isic_tracking.train.metrics import (
@@ -155,6 +161,38 @@ def log_summary(
         t = pd.concat([t.astype(object), pd.DataFrame([{"fold": "mean ± std", **agg}])])
         log_dataframe(t, "tables/test_metrics.csv")
     return headline
+
+
+def describe_training(
+    cfg: TrainConfig,
+    parent_id: str,
+    folds: list[Run],
+    headline: dict[str, float],
+    model: str | None,
+    champion: str | None,
+) -> None:
+    """The finished train parent's description (:func:`train_description`); ``model``: the
+    registered model, None when nothing was registered."""
+    used = (
+        {"search run (lr, batch size, epochs)": run_link(cfg.params_from)}
+        if cfg.params_from
+        else {}
+    )
+    describe(
+        train_description(
+            arch=cfg.arch,
+            task=cfg.task,
+            n_folds=cfg.folds,
+            n_images=sum(int(r.data.params.get("n_val", 0)) for r in folds),
+            manifest=str(param(get_run(parent_id), "manifest")),
+            monitor=f"best_{cfg.resolved_metric()}",
+            headline=headline,
+            model=model,
+            champion=str(champion),
+            used=used,
+        ),
+        parent_id,
+    )
 
 
 def reload_result(fold_run_id: str, fold: int) -> FoldResult:

@@ -27,7 +27,7 @@ from isic_tracking.log import get_logger
 from isic_tracking.models import check_arch
 from isic_tracking.tracking import tag
 from isic_tracking.tracking.claim import elect_parent
-from isic_tracking.tracking.descriptions import train_description
+from isic_tracking.tracking.descriptions import fold_description
 from isic_tracking.tracking.links import announce, run_link
 from isic_tracking.tracking.registry import register_checkpoints
 from isic_tracking.tracking.runs import (
@@ -35,14 +35,18 @@ from isic_tracking.tracking.runs import (
     context_tags,
     describe,
     experiment_id,
-    get_run,
     get_stage_run,
     log_manifest_input,
     log_metrics,
     log_params,
-    param,
 )
-from isic_tracking.tracking.train_results import FOLD_STAGE, log_fold, log_summary, reload_result
+from isic_tracking.tracking.train_results import (
+    FOLD_STAGE,
+    describe_training,
+    log_fold,
+    log_summary,
+    reload_result,
+)
 from isic_tracking.train.champion import champion_index, explain, policy_for, unprefixed
 from isic_tracking.train.data import load_training_data
 from isic_tracking.train.distributed import broadcast, init_distributed
@@ -283,6 +287,7 @@ def _run_fold(
             mlflow.end_run(status="FAILED")
             return None
         final = log_fold(cfg, result, va, test)
+        describe(fold_description(k, cfg.folds, run_link(parent_id), result.best_epoch, final))
         mlflow.set_tag(tag.FOLD_STATUS, "finished")
     if not cfg.keep_resume_state:  # the fold's results are in MLflow now
         discard_states(_state_path(cfg, parent_id, k))
@@ -368,26 +373,8 @@ def _finish(
         f"champion: models:/{model_name}@champion (version {champion})"
     )
     log.info(why)
-    n_images = sum(int(r.data.params.get("n_val", 0)) for r in finished.values())
-    used = (
-        {"search run (lr, batch size, epochs)": run_link(cfg.params_from)}
-        if cfg.params_from
-        else {}
-    )
-    describe(
-        train_description(
-            arch=cfg.arch,
-            task=cfg.task,
-            n_folds=cfg.folds,
-            n_images=n_images,
-            manifest=str(param(get_run(parent_id), "manifest")),
-            monitor=monitor,
-            headline=summary,
-            model=model_name if versions else None,
-            champion=str(champion),
-            used=used,
-        )
-    )
+    registered = model_name if versions else None
+    describe_training(cfg, parent_id, list(finished.values()), summary, registered, champion)
     return TrainingOutcome(
         parent_id, model_name, champion, [finals[k] for k in sorted(finals)], summary, failed
     )
