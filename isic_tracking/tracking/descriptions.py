@@ -115,7 +115,8 @@ def _links(used: Mapping[str, str]) -> list[str]:
 
 def stage_description(stage: str, data: Any, used: Mapping[str, str] | None = None) -> str:
     """A stage run's description from what it logged: which settings it ran with, its
-    top-level metrics (a few; keys without ``/``), the runs and model it used.
+    top-level metrics (a few, ``*_mean`` first; keys without ``/``), the runs and model it
+    used.
 
     Args:
         stage: the entry point.
@@ -125,7 +126,11 @@ def stage_description(stage: str, data: Any, used: Mapping[str, str] | None = No
     params = {k.removeprefix("resolved."): v for k, v in sorted(data.params.items())}
     shown = [f"`{k}={params[k]}`" for k in _SHOWN_PARAMS if params.get(k) not in (None, "")]
     lines = [f"**{stage}**" + (f" · {' · '.join(shown)}" if shown else "")]
-    metrics = {k: v for k, v in sorted(data.metrics.items()) if "/" not in k}
+    # summaries over layers / folds (``*_mean``) first, then the rest by name
+    keys = sorted(
+        (k for k in data.metrics if "/" not in k), key=lambda k: (not k.endswith("_mean"), k)
+    )
+    metrics = {k: data.metrics[k] for k in keys}
     if metrics:
         lines += [
             "",
