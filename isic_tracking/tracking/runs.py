@@ -190,8 +190,8 @@ def stage_run(
     elif not os.environ.get("MLFLOW_RUN_ID"):
         if run_name is not None:
             kwargs["run_name"] = run_name
-        if not nested:
-            kwargs["experiment_id"] = experiment_id(task or task_of(params, tags))
+        # nested: the parent's (MLflow would put a nested run in the default experiment)
+        kwargs["experiment_id"] = experiment_id(task or task_of(params, tags))
     with mlflow.start_run(**kwargs) as run:
         mlflow.set_tags({tag.STAGE: stage, **(tags or {})})
         if params:

@@ -266,9 +266,8 @@ def _run_fold(
     """Train fold ``k`` in its nested run (a new one, or ``prev`` to resume); None when its
     loss went NaN/Inf (the fold run is then FAILED and the other folds go on)."""
     tr, va = fold_split(train, k)
-    with mlflow.start_run(
-        run_id=prev.info.run_id if prev else None, nested=True, run_name=f"fold-{k}"
-    ) as frun:
+    where = {"run_id": prev.info.run_id} if prev else {"experiment_id": experiment_id()}
+    with mlflow.start_run(nested=True, run_name=f"fold-{k}", **where) as frun:
         mlflow.set_tags({tag.STAGE: FOLD_STAGE, tag.FOLD: str(k)})
         log_params({"fold": k, "n_train": len(tr), "n_val": len(va)})
         try:

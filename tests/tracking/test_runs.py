@@ -181,6 +181,9 @@ def test_stage_run_goes_to_its_task_experiment_and_describes_itself(
             "filters", {"split": "val0"}, tags={**tags, "isic.train_run": used.info.run_id}
         ) as run:
             log_metrics({"n_images": 12, "per/layer": 1.0})
+            with stage_run("part", nested=True) as child:  # MLflow alone: Default
+                pass
+    assert child_runs(run.info.run_id)[0].info.run_id == child.info.run_id
     done = MlflowClient().get_run(run.info.run_id)
     assert MlflowClient().get_experiment(done.info.experiment_id).name == "isic-multiclass"
     note = done.data.tags["mlflow.note.content"]
