@@ -34,9 +34,27 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
         return f"{text} (default: %(default)r)".strip()
 
 
+class _Experiment(argparse.Action):
+    """``--experiment NAME``: sets ``MLFLOW_EXPERIMENT_NAME`` for this process and the stages
+    it starts, so the stage's code needs no argument for it."""
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        if values:
+            os.environ["MLFLOW_EXPERIMENT_NAME"] = str(values)
+
+
 def parser(prog: str, doc: str | None) -> argparse.ArgumentParser:
-    """The ArgumentParser of one stage, with :class:`HelpFormatter`."""
-    return argparse.ArgumentParser(prog=prog, description=doc, formatter_class=HelpFormatter)
+    """The ArgumentParser of one stage, with :class:`HelpFormatter` and ``--experiment``."""
+    p = argparse.ArgumentParser(prog=prog, description=doc, formatter_class=HelpFormatter)
+    p.add_argument(
+        "--experiment",
+        action=_Experiment,
+        default=argparse.SUPPRESS,
+        metavar="NAME",
+        help="MLflow experiment of the runs (default: $MLFLOW_EXPERIMENT_NAME, else the "
+        "experiment of `mlflow run`, else isic-<task>, e.g. isic-binary)",
+    )
+    return p
 
 
 @dataclass(frozen=True)

@@ -183,6 +183,9 @@ class TrainConfig(FitSettings):
     )
     test_manifest: str | None = _f(None, "held-out test manifest (default: split=test rows)")
     work_dir: str = _f("outputs/train", "local resume states", result=False)
+    keep_resume_state: bool = _f(
+        False, "keep the resume states after a fold has finished (debugging)", result=False
+    )
 
 
 #: fields that do not change the result: excluded from the "same run" hash

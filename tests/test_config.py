@@ -79,7 +79,14 @@ def test_one_resolved_metric_for_both_stages() -> None:
 
 
 def test_non_result_fields_are_declared_on_the_fields() -> None:
-    assert set(NON_RESULT_FIELDS) == {"device", "resume", "fold", "workers", "work_dir"}
+    assert set(NON_RESULT_FIELDS) == {
+        "device",
+        "resume",
+        "fold",
+        "workers",
+        "work_dir",
+        "keep_resume_state",
+    }
     assert set(RUN_CONTROL_FIELDS) == {
         "n_trials",
         "storage",

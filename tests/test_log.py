@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
+import os
+import warnings
 
 import pytest
 
-from isic_tracking.log import get_logger, setup
+from isic_tracking.log import QUIET_MLFLOW, get_logger, setup
 
 
 @pytest.fixture
@@ -47,3 +49,22 @@ def test_messages_still_reach_standard_handlers(clean_root, caplog) -> None:
     with caplog.at_level("INFO"):
         get_logger("isic_tracking.tracking.registry").warning("old-style version")
     assert "old-style version" in caplog.text
+
+
+def test_setup_quiets_what_the_user_cannot_act_on(clean_root, monkeypatch) -> None:
+    """MLflow's download bars, its run-URL lines and INFO chatter are off (unless the user
+    set them), and its integer-schema hint is not shown; other warnings still are."""
+    for key in QUIET_MLFLOW:  # setenv first: the test's changes are undone afterwards
+        monkeypatch.setenv(key, "unset")
+        monkeypatch.delenv(key)
+    monkeypatch.setenv("MLFLOW_LOGGING_LEVEL", "DEBUG")  # the user's choice wins
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        setup()
+        warnings.warn(
+            "Hint: Inferred schema contains integer column(s). ...", UserWarning, stacklevel=1
+        )
+        warnings.warn("a warning about the user's data", UserWarning, stacklevel=1)
+    assert os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] == "false"
+    assert os.environ["MLFLOW_LOGGING_LEVEL"] == "DEBUG"
+    assert [str(w.message) for w in caught] == ["a warning about the user's data"]

@@ -9,6 +9,8 @@ import pandas as pd
 
 from isic_tracking.data.cache import CacheResult, build_cache
 from isic_tracking.data.sources import SourceResult, merge_external_malignant, read_source
+from isic_tracking.data.sources.result import concat_reports
+from isic_tracking.errors import IsicInputError
 
 
 @dataclass
@@ -29,8 +31,9 @@ class Prepared:
         }
 
     def skip_report(self) -> pd.DataFrame:
-        """Every image left out, by the reader or by the cache."""
-        return pd.concat([self.source.report, self.cache.skipped], ignore_index=True)
+        """Every image left out, by the reader (missing, unlisted, duplicate, already
+        present) or by the cache (unreadable): what ``out/skipped.csv`` and the run hold."""
+        return concat_reports([self.source.report, self.cache.skipped])
 
 
 def prepare_dataset(
@@ -46,17 +49,27 @@ def prepare_dataset(
 ) -> Prepared:
     """Read ``root`` as ``dataset``, optionally merge the malignant images of
     ``extra_malignant`` (read as ``extra_dataset``, e.g. ISIC 2019 MEL into ISIC 2020, as the
-    thesis did), then cache every image once at ``image_size`` under ``out``.
+    thesis did), then cache every image once at ``image_size`` under ``out``, listing every
+    image left out in ``out/skipped.csv`` (:meth:`Prepared.skip_report`).
     """
     source = read_source(dataset, root, task=task)
     if extra_malignant:
         extra = read_source(extra_dataset, extra_malignant, task="multiclass")
         source = merge_external_malignant(source, extra)
-    cache = build_cache(
-        source.manifest,
-        out,
-        image_size=image_size,
-        max_bad_fraction=max_bad_fraction,
-        workers=workers,
-    )
-    return Prepared(source, cache, Path(out) / "manifest.csv")
+    skipped_csv = Path(out) / "skipped.csv"
+    try:
+        cache = build_cache(
+            source.manifest,
+            out,
+            image_size=image_size,
+            max_bad_fraction=max_bad_fraction,
+            workers=workers,
+        )
+    except IsicInputError:  # too many unreadable files: list the reader's skips there too
+        if skipped_csv.is_file():
+            unreadable = pd.read_csv(skipped_csv, dtype=str)
+            concat_reports([source.report, unreadable]).to_csv(skipped_csv, index=False)
+        raise
+    prepared = Prepared(source, cache, Path(out) / "manifest.csv")
+    prepared.skip_report().to_csv(skipped_csv, index=False)  # the cache wrote its own part
+    return prepared

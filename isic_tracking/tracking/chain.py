@@ -4,18 +4,30 @@ the settings of one profile (:mod:`isic_tracking.profiles`)."""
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import mlflow
+from mlflow.tracking import MlflowClient
 
 from isic_tracking.data.defaults import data_dir
 from isic_tracking.log import get_logger
 from isic_tracking.profiles import PROFILES
 from isic_tracking.tracking import param, tag
+from isic_tracking.tracking.descriptions import pipeline_description
+from isic_tracking.tracking.links import (
+    LOCAL_UI,
+    PIPELINE_ENV,
+    experiment_url,
+    run_link,
+    run_url,
+    ui_base,
+    ui_command,
+)
 from isic_tracking.tracking.pipeline import Pipeline, current_git_commit
-from isic_tracking.tracking.runs import experiment_id
+from isic_tracking.tracking.runs import describe, experiment_id, get_run
 
 log = get_logger(__name__)
 
@@ -40,10 +52,12 @@ def run_chain(project: str, args: ChainOptions) -> Pipeline:
     prof = PROFILES[args.profile]
     arch = args.arch or prof["main"]["arch"]
     t0 = time.time()
-    with mlflow.start_run(run_name=f"pipeline-{arch}") as run:
+    exp = _pipeline_experiment(args.task)
+    with mlflow.start_run(run_name=f"pipeline-{arch}", experiment_id=exp) as run:
         mlflow.set_tags({tag.STAGE: "main", tag.PROFILE: args.profile})
+        os.environ[PIPELINE_ENV] = run.info.run_id  # the stages leave the UI hint to main
         pipe = Pipeline(
-            project, experiment_id(), run.info.run_id, current_git_commit(project), force=args.force
+            project, exp, run.info.run_id, current_git_commit(project), force=args.force
         )
         root = args.root
         if args.dataset == "synthetic" and root is None:
@@ -76,8 +90,34 @@ def run_chain(project: str, args: ChainOptions) -> Pipeline:
         )
         pipe.run("sanity", {**analysed, "fv_run": vis.info.run_id, **prof["sanity"]})
         mlflow.set_tags({tag.MODEL_URI: model_uri, tag.TRAIN_RUN: train.info.run_id})
+        links = {
+            s: run_link(r) + (" (reused)" if used else "") for s, (r, used) in pipe.stages.items()
+        }
+        describe(pipeline_description(links, model_uri, args.profile))
         _report(pipe, model_uri, time.time() - t0)
     return pipe
+
+
+def _pipeline_experiment(task: str) -> str:
+    """The pipeline's experiment (:func:`experiment_id` of ``task``, ignoring the run
+    ``mlflow run`` made for this process). A launcher run elsewhere (``mlflow run .`` puts
+    it in Default) is left pointing at the pipeline run, which starts in that experiment."""
+    launcher = os.environ.pop("MLFLOW_RUN_ID", None)
+    exp = experiment_id(task)
+    if launcher is None:
+        return exp
+    if get_run(launcher).info.experiment_id == exp:
+        os.environ["MLFLOW_RUN_ID"] = launcher  # the pipeline run is the launcher's
+        return exp
+    client = MlflowClient()
+    client.set_tag(launcher, tag.STAGE, "main-launcher")
+    name = client.get_experiment(exp).name
+    describe(
+        f"Launcher of the `main` pipeline, whose runs are in experiment "
+        f"[{name}]({experiment_url(exp)}) (choose one with `mlflow run . --experiment-name`).",
+        launcher,
+    )
+    return exp
 
 
 def _report(pipe: Pipeline, model_uri: str, seconds: float) -> None:
@@ -86,5 +126,8 @@ def _report(pipe: Pipeline, model_uri: str, seconds: float) -> None:
     log.info(f"registered model : {model_uri}")
     for stage, (run_id, reused) in pipe.stages.items():
         log.info(f"  {stage:<10} run {run_id}{'  (reused)' if reused else ''}")
-    ui = f"mlflow ui --backend-store-uri {uri}" if uri.startswith("sqlite") else f"open {uri}"
-    log.info(f"see it all with  : {ui}   (then http://127.0.0.1:5000)")
+    ui = f"{ui_command(uri)}   (then the link below)" if ui_base(uri) == LOCAL_UI else ""
+    if ui:
+        log.info(f"see it all with  : {ui}")
+    log.info(f"its runs         : {experiment_url(pipe.experiment_id, uri)}")
+    log.info(f"pipeline run     : {run_url(pipe.experiment_id, pipe.parent_run_id, uri)}")

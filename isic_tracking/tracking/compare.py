@@ -14,6 +14,7 @@ from isic_tracking.errors import IsicInputError
 from isic_tracking.tracking import tag
 from isic_tracking.tracking.registry import _resolve_version
 from isic_tracking.tracking.runs import get_run, get_stage_run, param
+from isic_tracking.tracking.train_results import summary_of
 
 #: metric families shown per model, as in the thesis's tables
 TABLE_METRICS = ("accuracy", "balanced_accuracy", "roc_auc", "loss")
@@ -45,7 +46,7 @@ def resolve_train_runs(runs: list[str], models: list[str]) -> list[str]:
 
 def _row(run_id: str) -> dict:
     run = get_run(run_id)
-    t, m = run.data.tags, run.data.metrics
+    t, m = run.data.tags, summary_of(run_id)  # over its folds (the parent logs a few)
     row: dict = {
         "run_id": run_id,
         "name": t.get("mlflow.runName", run_id[:8]),

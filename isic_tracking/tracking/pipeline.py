@@ -16,11 +16,11 @@ import mlflow
 from mlflow.entities import Run
 from mlflow.exceptions import ExecutionException
 from mlflow.tracking import MlflowClient
-from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
+from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_SOURCE_NAME, MLFLOW_SOURCE_TYPE
 
 from isic_tracking.errors import IsicInputError
 from isic_tracking.tracking import tag
-from isic_tracking.tracking.runs import get_run
+from isic_tracking.tracking.runs import context_tags, get_run
 
 ENTRY_POINT_TAG = "mlflow.project.entryPoint"
 GIT_COMMIT_TAG = "mlflow.source.git.commit"
@@ -103,13 +103,17 @@ class Pipeline:
         child = client.create_run(
             self.experiment_id,
             # a run handed to mlflow.projects.run by id does not get these tags from MLflow
-            tags={
-                MLFLOW_PARENT_RUN_ID: self.parent_run_id,
-                "mlflow.runName": label,
-                ENTRY_POINT_TAG: entry_point,
-                tag.STAGE_KEY: stage_key(entry_point, params),
-                **({GIT_COMMIT_TAG: self.git_commit} if self.git_commit else {}),
-            },
+            tags=context_tags(
+                **{
+                    MLFLOW_PARENT_RUN_ID: self.parent_run_id,
+                    "mlflow.runName": label,
+                    ENTRY_POINT_TAG: entry_point,
+                    MLFLOW_SOURCE_NAME: self.project_uri,
+                    MLFLOW_SOURCE_TYPE: "PROJECT",
+                    tag.STAGE_KEY: stage_key(entry_point, params),
+                    **({GIT_COMMIT_TAG: self.git_commit} if self.git_commit else {}),
+                }
+            ),
         )
         print(f"[{label}] running as {child.info.run_id}")
         try:

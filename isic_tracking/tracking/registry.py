@@ -38,7 +38,7 @@ from isic_tracking.tracking.pyfunc import (
     download_checkpoint,
     run_logged_model,
 )
-from isic_tracking.tracking.runs import download_artifacts, get_run, param
+from isic_tracking.tracking.runs import MODEL_TASK_TAG, download_artifacts, get_run, param
 from isic_tracking.train.checkpoint import load_model_checkpoint
 
 log = get_logger(__name__)
@@ -273,6 +273,7 @@ def load_model(
     config.setdefault("mean", list(IMAGENET_MEAN))
     config.setdefault("std", list(IMAGENET_STD))
     tags = {"model.uri": uri, "model.source_run_id": run_id, "model.train_run_id": train_run_id}
+    tags[MODEL_TASK_TAG] = str(config.get("task", ""))
     if name:
         tags.update({"model.name": name, "model.version": str(version)})
     if model_id:

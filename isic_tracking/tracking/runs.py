@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 import warnings
 from collections.abc import Iterable, Iterator, Mapping
@@ -20,31 +21,71 @@ import pandas as pd
 from mlflow.entities import Run
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
+from mlflow.tracking.context.registry import resolve_tags
+from mlflow.utils.mlflow_tags import MLFLOW_RUN_NOTE
 
 from isic_tracking.errors import IsicInputError
 from isic_tracking.tracking import tag
+from isic_tracking.tracking.descriptions import stage_description
+from isic_tracking.tracking.links import announce, run_link
+from isic_tracking.train.tasks import TASKS
 
 _MAX_PARAM_LEN = 6000
+#: tag of an analysed model (registry.load_model) and so of its analysis runs: its task
+MODEL_TASK_TAG = "model.task"
 
 
-def experiment_id() -> str:
-    """The experiment this process's runs go to: the active run's, ``MLFLOW_EXPERIMENT_ID``
-    (set by ``mlflow run``), ``MLFLOW_EXPERIMENT_NAME`` (created if missing), else Default.
+DEFAULT_TASK = "binary"
+#: MLflow 3.x's experiment tag that picks the UI's view of an experiment; this value opens
+#: it in the model-training (runs) view, not the GenAI one (traces, assistant)
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+TRAINING_KIND = "custom_model_development"
 
-    The one lookup every stage uses, so a search, a resume and the pipeline's reuse of
-    finished stages all look in the same experiment.
+
+def experiment_name(task: str | None = None) -> str:
+    """The experiment of a task's runs: ``isic-binary``, ``isic-multiclass``."""
+    return f"isic-{task or DEFAULT_TASK}"
+
+
+def ensure_experiment(name: str) -> str:
+    """The id of experiment ``name``, created (tagged for the training view) if missing."""
+    client = MlflowClient()
+    exp = client.get_experiment_by_name(name)
+    if exp is None:
+        try:
+            return client.create_experiment(name, tags={EXPERIMENT_KIND_TAG: TRAINING_KIND})
+        except MlflowException:  # another process created it first
+            exp = client.get_experiment_by_name(name)
+            if exp is None:
+                raise
+    if EXPERIMENT_KIND_TAG not in exp.tags and exp.lifecycle_stage == "active":
+        client.set_experiment_tag(exp.experiment_id, EXPERIMENT_KIND_TAG, TRAINING_KIND)
+    return exp.experiment_id
+
+
+def experiment_id(task: str | None = None) -> str:
+    """The experiment this process's runs go to, the one lookup every stage uses (so a
+    search, a resume and the pipeline's reuse of finished stages look in the same place):
+
+    1. the active run's, else the run ``mlflow run`` made for this process (``MLFLOW_RUN_ID``);
+    2. ``MLFLOW_EXPERIMENT_NAME`` (``--experiment``), created if missing;
+    3. ``MLFLOW_EXPERIMENT_ID`` unless it is Default (``0``, what ``mlflow run`` passes when
+       no experiment was chosen);
+    4. the task's experiment (:func:`experiment_name`), created if missing.
+
+    Experiments made here open in the MLflow UI's model-training view
+    (:data:`EXPERIMENT_KIND_TAG`).
     """
     active = mlflow.active_run()
     if active is not None:
         return active.info.experiment_id
-    if os.environ.get("MLFLOW_EXPERIMENT_ID"):
+    if os.environ.get("MLFLOW_RUN_ID"):
+        return get_run(os.environ["MLFLOW_RUN_ID"]).info.experiment_id
+    if os.environ.get("MLFLOW_EXPERIMENT_NAME"):
+        return ensure_experiment(os.environ["MLFLOW_EXPERIMENT_NAME"])
+    if os.environ.get("MLFLOW_EXPERIMENT_ID", "0") != "0":
         return os.environ["MLFLOW_EXPERIMENT_ID"]
-    name = os.environ.get("MLFLOW_EXPERIMENT_NAME")
-    if name:
-        exp = mlflow.get_experiment_by_name(name)
-        return exp.experiment_id if exp else mlflow.create_experiment(name)
-    exp = mlflow.get_experiment_by_name("Default")
-    return exp.experiment_id if exp else "0"
+    return ensure_experiment(experiment_name(task))
 
 
 def flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -92,6 +133,31 @@ def param(run: Run, key: str, default: str | None = None) -> str | None:
     return params.get(f"resolved.{key}", params.get(key, default))
 
 
+def task_of(params: Mapping[str, Any] | None, tags: Mapping[str, str] | None) -> str | None:
+    """The task a stage works on: its ``task`` param, else its model's (tag ``model.task``,
+    or the name ``models:/isic-<task>-...``); None when neither says."""
+    params, tags = params or {}, tags or {}
+    if params.get("task") in TASKS:
+        return str(params["task"])
+    if tags.get(MODEL_TASK_TAG) in TASKS:
+        return tags[MODEL_TASK_TAG]
+    uri = str(params.get("model_uri") or tags.get("model.uri") or "")
+    m = re.match(r"models:/isic-([a-z]+)-", uri)
+    return m.group(1) if m and m.group(1) in TASKS else None
+
+
+def context_tags(**tags: str) -> dict[str, str]:
+    """MLflow's source/user/git tags of this process (what ``mlflow.start_run`` adds), for
+    runs created with ``MlflowClient.create_run``; ``tags`` win."""
+    return resolve_tags(dict(tags))
+
+
+def describe(text: str, run_id: str | None = None) -> None:
+    """Set a run's description (markdown, shown on top of its page in the UI)."""
+    run_id = run_id or mlflow.active_run().info.run_id
+    MlflowClient().set_tag(run_id, MLFLOW_RUN_NOTE, text)
+
+
 @contextmanager
 def stage_run(
     stage: str,
@@ -100,8 +166,14 @@ def stage_run(
     run_name: str | None = None,
     run_id: str | None = None,
     nested: bool = False,
+    task: str | None = None,
 ) -> Iterator[Run]:
     """Start (or resume) the run of one pipeline stage and tag it ``isic.stage=<stage>``.
+
+    A new top-level run goes to :func:`experiment_id` of ``task`` (default: :func:`task_of`
+    its params and tags). When the body has finished, a run without a description gets the
+    generic one (:func:`~isic_tracking.tracking.descriptions.stage_description`) and a
+    top-level run ends with its id and UI link on the terminal.
 
     Args:
         stage: entry-point name (train, search, filters, ...).
@@ -110,17 +182,53 @@ def stage_run(
         run_name: shown in the UI (ignored when resuming).
         run_id: resume this run explicitly (otherwise ``MLFLOW_RUN_ID`` when set by ``mlflow run``).
         nested: start as a child of the active run.
+        task: binary | multiclass, the experiment's task.
     """
     kwargs: dict[str, Any] = {"nested": nested}
     if run_id is not None:
         kwargs["run_id"] = run_id
-    elif run_name is not None and not os.environ.get("MLFLOW_RUN_ID"):
-        kwargs["run_name"] = run_name
+    elif not os.environ.get("MLFLOW_RUN_ID"):
+        if run_name is not None:
+            kwargs["run_name"] = run_name
+        # nested: the parent's (MLflow would put a nested run in the default experiment)
+        kwargs["experiment_id"] = experiment_id(task or task_of(params, tags))
     with mlflow.start_run(**kwargs) as run:
         mlflow.set_tags({tag.STAGE: stage, **(tags or {})})
         if params:
             log_params(params)
         yield run
+        done = MlflowClient().get_run(run.info.run_id)
+        if MLFLOW_RUN_NOTE not in done.data.tags:
+            describe(stage_description(stage, done.data, _used_runs(done)), run.info.run_id)
+    if not nested:
+        announce(stage, run)
+
+
+def _used_runs(run: Run) -> dict[str, str]:
+    """What the run says it used (model, training run, filters / visualize run): label ->
+    markdown link or value."""
+    t = run.data.tags
+    used = {}
+    for label, key in (
+        ("training run", "model.train_run_id"),
+        ("training run", tag.TRAIN_RUN),
+        ("filters run", tag.FILTERS_RUN),
+        ("feature-visualization run", tag.FV_RUN),
+    ):
+        if t.get(key) and label not in used:
+            used[label] = _safe_link(t[key])
+    if t.get("model.uri"):
+        used["model"] = f"`{t['model.uri']}`" + (
+            f" (version {t['model.version']})" if t.get("model.version") else ""
+        )
+    return used
+
+
+def _safe_link(run_id: str) -> str:
+    try:
+        return run_link(run_id)
+    except MlflowException:
+        return f"`{run_id}`"
 
 
 def log_metrics(metrics: Mapping[str, Any], step: int | None = None, prefix: str = "") -> None:

@@ -2,10 +2,10 @@
 
 A trial's run holds its parameters, per-epoch metrics, duration and final state (tag
 ``optuna.state``: complete / pruned / failed; MLflow status FINISHED / KILLED / FAILED). The
-parent logs the settings, the best parameters (params ``best.lr``, ``best.batch_size``,
-``best.epochs`` for ``train -P params_from=<run id>``, and tags ``best_*`` that stay current
-when a resumed study finds a better trial), metric ``best_value``, the trials table and
-Optuna's figures.
+parent logs the settings, the best parameters (tags ``isic.best.lr``, ``isic.best.batch_size``,
+``isic.best.epochs``, read by ``train -P params_from=<run id>``; tags, so they stay current when a
+resumed study finds a better trial), metric ``best_value``, the trials table and Optuna's
+figures.
 
 Resume: the study records its parent run id (study user attr ``mlflow_parent_run_id``) and
 the parent carries tag ``isic.study_name``; running the same study again re-enters that
@@ -34,14 +34,18 @@ from isic_tracking.errors import IsicInputError
 from isic_tracking.log import get_logger
 from isic_tracking.tracking import tag
 from isic_tracking.tracking.claim import elect_parent
+from isic_tracking.tracking.descriptions import search_description
+from isic_tracking.tracking.links import announce, run_link
 from isic_tracking.tracking.runs import (
+    context_tags,
+    describe,
     experiment_id,
     log_dataframe,
     log_figure,
     log_manifest_input,
     log_params,
 )
-from isic_tracking.tracking.search_trials import sync_trial_runs
+from isic_tracking.tracking.search_trials import RUN_ID_ATTR, sync_trial_runs
 from isic_tracking.tracking.search_workers import run_worker_here, run_workers
 from isic_tracking.train.search import (
     RUN_CONTROL_FIELDS,
@@ -104,14 +108,14 @@ def _parent_filter(study_name: str) -> str:
     return f"tags.`{tag.STAGE}` = '{SEARCH_STAGE}' and tags.`{tag.STUDY_NAME}` = '{study_name}'"
 
 
-def find_parent_run(study: optuna.Study, study_name: str) -> str | None:
+def find_parent_run(study: optuna.Study, study_name: str, task: str | None = None) -> str | None:
     """The parent run of a study: the id it recorded, else the newest run tagged with it
     that is not a claim of :func:`elect_parent` (claims settle by election, not here)."""
     recorded = _search_run(study.user_attrs.get(PARENT_ATTR), study_name)
     if recorded:
         return recorded
     runs = MlflowClient().search_runs(
-        [experiment_id()],
+        [experiment_id(task)],
         filter_string=_parent_filter(study_name),
         order_by=["attributes.start_time DESC"],
         max_results=50,
@@ -120,12 +124,12 @@ def find_parent_run(study: optuna.Study, study_name: str) -> str | None:
     return unclaimed[0].info.run_id if unclaimed else None
 
 
-def _claim_parent(study: optuna.Study, study_name: str) -> str:
+def _claim_parent(study: optuna.Study, study_name: str, task: str | None = None) -> str:
     """The parent run id: the study's existing one, else this run (``mlflow run``) or a new
     one. Machines starting a fresh study together agree on one (:func:`elect_parent`)."""
     client = MlflowClient()
     own = os.environ.get("MLFLOW_RUN_ID")
-    parent = find_parent_run(study, study_name)
+    parent = find_parent_run(study, study_name, task)
     if parent is None:
         if own:
             client.set_tag(own, tag.STAGE, SEARCH_STAGE)
@@ -133,12 +137,12 @@ def _claim_parent(study: optuna.Study, study_name: str) -> str:
             mine = own
         else:
             mine = client.create_run(
-                experiment_id(),
+                experiment_id(task),
                 run_name=f"search-{study_name}",
-                tags={tag.STAGE: SEARCH_STAGE, tag.STUDY_NAME: study_name},
+                tags=context_tags(**{tag.STAGE: SEARCH_STAGE, tag.STUDY_NAME: study_name}),
             ).info.run_id
         # every machine that found no parent claims; all of them pick the earliest claim
-        parent = elect_parent(mine, experiment_id(), _parent_filter(study_name))
+        parent = elect_parent(mine, experiment_id(task), _parent_filter(study_name))
         study.set_user_attr(PARENT_ATTR, parent)
         if parent != mine:
             client.set_tag(mine, tag.STAGE, "search-worker")
@@ -166,7 +170,6 @@ def log_study_summary(study: optuna.Study, cfg: SearchConfig, storage: str = "")
     """Best params and value, counts, the trials table and Optuna's figures on the active
     (parent) run. Safe to call again after a resumed study: tags and metrics are updated."""
     run_id = mlflow.active_run().info.run_id
-    client = MlflowClient()
     counts = state_counts(study)
     spent = epochs_spent(study)
     finished = counts["complete"] + counts["pruned"] + counts["fail"]
@@ -185,13 +188,8 @@ def log_study_summary(study: optuna.Study, cfg: SearchConfig, storage: str = "")
     if best is not None:
         best_params = {k: best.params[k] for k in BEST_KEYS if k in best.params}
         best_value = float(best.value) if best.value is not None else None
-        existing = client.get_run(run_id).data.params
-        fresh = {f"best.{k}": str(v) for k, v in best_params.items() if f"best.{k}" not in existing}
-        if fresh:
-            mlflow.log_params(fresh)
-        elif any(existing.get(f"best.{k}") != str(v) for k, v in best_params.items()):
-            log.info("search: a better trial than the logged best.* params; tags best_* hold it")
-        mlflow.set_tags({f"best_{k}": str(v) for k, v in best_params.items()})
+        # tags, not params: a resumed study that finds a better trial updates them
+        mlflow.set_tags({tag.best_param(k): str(v) for k, v in best_params.items()})
         mlflow.set_tag(tag.BEST_TRIAL, str(best.number))
         if best_value is not None and math.isfinite(best_value):
             mlflow.log_metric("best_value", best_value, step=finished)
@@ -205,6 +203,20 @@ def log_study_summary(study: optuna.Study, cfg: SearchConfig, storage: str = "")
         log_dataframe(table, "tables/trials.csv")
     for name, fig in study_figures(study).items():
         log_figure(fig, f"figures/{name}.png")
+    best_run = best.user_attrs.get(RUN_ID_ATTR) if best is not None else None
+    describe(
+        search_description(
+            study=study.study_name,
+            arch=cfg.arch,
+            task=cfg.task,
+            metric=cfg.resolved_metric(),
+            counts=counts,
+            best=best_params,
+            best_value=best_value,
+            best_run=run_link(best_run) if best_run else None,
+            used={},
+        )
+    )
     return SearchOutcome(run_id, study.study_name, storage, best_params, best_value, counts, spent)
 
 
@@ -225,13 +237,13 @@ def run_search(cfg: SearchConfig) -> SearchOutcome:
     study_name = cfg.study_name or default_study_name(cfg, data.manifest_path)
     study = open_study(storage, study_name, cfg)
     n_existing = len(study.get_trials(deepcopy=False))
-    parent_id = _claim_parent(study, study_name)
+    parent_id = _claim_parent(study, study_name, cfg.task)
     shown = mask_url(storage_url)
     log.info(
         f"search: study {study_name!r} in {shown} ({n_existing} trials so far), run {parent_id}"
     )
 
-    with mlflow.start_run(run_id=parent_id):
+    with mlflow.start_run(run_id=parent_id) as run:
         mlflow.set_tags(
             {
                 tag.STAGE: SEARCH_STAGE,
@@ -273,4 +285,5 @@ def run_search(cfg: SearchConfig) -> SearchOutcome:
         f"{outcome.counts}; {outcome.epochs_spent} epochs. "
         f"Train with: -P params_from={parent_id}"
     )
+    announce(SEARCH_STAGE, run)
     return outcome

@@ -17,7 +17,7 @@ from mlflow.tracking import MlflowClient
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 
 from isic_tracking.tracking import tag
-from isic_tracking.tracking.runs import child_runs
+from isic_tracking.tracking.runs import child_runs, context_tags
 from isic_tracking.train.search import TrialHooks, TrialOutcome, retry_of_trial
 
 TRIAL_STAGE = "search-trial"
@@ -53,7 +53,7 @@ class MlflowTrialHooks(TrialHooks):
         if retry_of is not None:
             tags[RETRY_TAG] = str(retry_of)
         run = self.client.create_run(
-            self.experiment_id, run_name=f"trial-{trial.number}", tags=tags
+            self.experiment_id, run_name=f"trial-{trial.number}", tags=context_tags(**tags)
         )
         run_id = run.info.run_id
         self.run_ids[trial.number] = run_id

@@ -44,3 +44,8 @@ COMPARE_WARNINGS = "isic.compare_warnings"
 def dataset_digest(context: str) -> str:
     """Tag holding the digest of the dataset input logged under ``context`` (training, search)."""
     return f"isic.dataset.{context}.digest"
+
+
+def best_param(name: str) -> str:
+    """Tag of a search run holding the best trial's value of ``name`` (lr, batch_size, epochs)."""
+    return f"isic.best.{name}"

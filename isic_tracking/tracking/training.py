@@ -27,25 +27,35 @@ from isic_tracking.log import get_logger
 from isic_tracking.models import check_arch
 from isic_tracking.tracking import tag
 from isic_tracking.tracking.claim import elect_parent
+from isic_tracking.tracking.descriptions import fold_description
+from isic_tracking.tracking.links import announce, run_link
 from isic_tracking.tracking.registry import register_checkpoints
 from isic_tracking.tracking.runs import (
     child_runs,
+    context_tags,
+    describe,
     experiment_id,
     get_stage_run,
     log_manifest_input,
     log_metrics,
     log_params,
 )
-from isic_tracking.tracking.train_results import log_fold, log_summary, reload_result
+from isic_tracking.tracking.train_results import (
+    FOLD_STAGE,
+    describe_training,
+    log_fold,
+    log_summary,
+    reload_result,
+)
 from isic_tracking.train.champion import champion_index, explain, policy_for, unprefixed
 from isic_tracking.train.data import load_training_data
 from isic_tracking.train.distributed import broadcast, init_distributed
 from isic_tracking.train.fold import FoldResult, train_fold
+from isic_tracking.train.resume import discard_states
 from isic_tracking.train.tasks import metric_mode
 from isic_tracking.utils import resolve_device, seed_everything
 
 log = get_logger(__name__)
-FOLD_STAGE = "train-fold"
 
 
 @dataclass
@@ -64,18 +74,21 @@ def apply_search_params(cfg: TrainConfig) -> TrainConfig:
     if not cfg.params_from:
         return cfg
     run = get_stage_run(cfg.params_from, "search")
+    prefix = tag.best_param("")
+    # runs of older versions: params best.* and tags best_*; now tags isic.best.* only
     best = {k[len("best.") :]: v for k, v in run.data.params.items() if k.startswith("best.")}
     best.update({k[len("best_") :]: v for k, v in run.data.tags.items() if k.startswith("best_")})
+    best.update({k[len(prefix) :]: v for k, v in run.data.tags.items() if k.startswith(prefix)})
     if not best:
         raise IsicInputError(f"search run {cfg.params_from} has no best params yet (unfinished?)")
     kinds = {"lr": float, "batch_size": int, "epochs": int}
     return dataclasses.replace(cfg, **{k: kinds[k](v) for k, v in best.items() if k in kinds})
 
 
-def find_resumable_run(cfg_hash: str, exclude: str | None) -> str | None:
+def find_resumable_run(cfg_hash: str, exclude: str | None, task: str | None = None) -> str | None:
     """The newest unfinished train run with the same config hash, if any."""
     runs = MlflowClient().search_runs(
-        [experiment_id()],
+        [experiment_id(task)],
         filter_string=f"tags.`{tag.STAGE}` = 'train' and tags.`{tag.CONFIG_HASH}` = '{cfg_hash}'",
         order_by=["attributes.start_time DESC"],
         max_results=20,
@@ -105,11 +118,13 @@ def _claim_fold_parent(cfg: TrainConfig, cfg_hash: str, own_run: str | None) -> 
             client.set_tag(own_run, k, v)
         mine = own_run
     else:
-        mine = client.create_run(experiment_id(), run_name=f"train-{cfg.arch}", tags=tags)
+        mine = client.create_run(
+            experiment_id(cfg.task), run_name=f"train-{cfg.arch}", tags=context_tags(**tags)
+        )
         mine = mine.info.run_id
     parent = elect_parent(
         mine,
-        experiment_id(),
+        experiment_id(cfg.task),
         f"tags.`{tag.STAGE}` = 'train' and tags.`{tag.CONFIG_HASH}` = '{cfg_hash}'",
         eligible=lambda r: r.data.tags.get(tag.COMPLETE) != "true",
     )
@@ -124,7 +139,7 @@ def _resume_target(cfg: TrainConfig, cfg_hash: str) -> str | None:
     """The parent run to re-enter (``resume`` or an unfinished run of the same config); a
     ``mlflow run`` of its own then points at it."""
     own_run = os.environ.get("MLFLOW_RUN_ID")
-    parent_id = cfg.resume or find_resumable_run(cfg_hash, exclude=own_run)
+    parent_id = cfg.resume or find_resumable_run(cfg_hash, exclude=own_run, task=cfg.task)
     if parent_id is None and cfg.fold is not None:
         parent_id = _claim_fold_parent(cfg, cfg_hash, own_run)
     if parent_id:
@@ -193,9 +208,10 @@ def run_training(cfg: TrainConfig) -> TrainingOutcome | None:
 
     parent_id = _resume_target(cfg, h)
     model_name = cfg.register_as or f"isic-{cfg.task}-{cfg.arch.replace(':', '-')}"
-    with mlflow.start_run(
-        run_id=parent_id, run_name=None if parent_id else f"train-{cfg.arch}"
-    ) as run:
+    new_run: dict[str, str] = {} if parent_id else {"run_name": f"train-{cfg.arch}"}
+    if not parent_id and not os.environ.get("MLFLOW_RUN_ID"):
+        new_run["experiment_id"] = experiment_id(cfg.task)
+    with mlflow.start_run(run_id=parent_id, **new_run) as run:
         parent_id = run.info.run_id
         mlflow.set_tags(
             {
@@ -233,6 +249,7 @@ def run_training(cfg: TrainConfig) -> TrainingOutcome | None:
                 finals[k], results[k] = outcome
 
         outcome = _finish(cfg, parent_id, model_name, finals, results, failed)
+    announce("train", run)
     if distributed:
         dist.destroy_process_group()
     return outcome
@@ -249,9 +266,8 @@ def _run_fold(
     """Train fold ``k`` in its nested run (a new one, or ``prev`` to resume); None when its
     loss went NaN/Inf (the fold run is then FAILED and the other folds go on)."""
     tr, va = fold_split(train, k)
-    with mlflow.start_run(
-        run_id=prev.info.run_id if prev else None, nested=True, run_name=f"fold-{k}"
-    ) as frun:
+    where = {"run_id": prev.info.run_id} if prev else {"experiment_id": experiment_id()}
+    with mlflow.start_run(nested=True, run_name=f"fold-{k}", **where) as frun:
         mlflow.set_tags({tag.STAGE: FOLD_STAGE, tag.FOLD: str(k)})
         log_params({"fold": k, "n_train": len(tr), "n_val": len(va)})
         try:
@@ -270,7 +286,10 @@ def _run_fold(
             mlflow.end_run(status="FAILED")
             return None
         final = log_fold(cfg, result, va, test)
+        describe(fold_description(k, cfg.folds, run_link(parent_id), result.best_epoch, final))
         mlflow.set_tag(tag.FOLD_STATUS, "finished")
+    if not cfg.keep_resume_state:  # the fold's results are in MLflow now
+        discard_states(_state_path(cfg, parent_id, k))
     monitor = cfg.resolved_metric()
     log.info(
         f"fold {k}: best {monitor}={result.best_metrics.get(monitor):.4f} "
@@ -309,7 +328,7 @@ def _finish(
         folds_of_parent = (
             f"tags.mlflow.parentRunId = '{parent_id}' and tags.`{tag.STAGE}` = '{FOLD_STAGE}'"
         )
-        first = elect_parent(mine, experiment_id(), folds_of_parent)
+        first = elect_parent(mine, experiment_id(cfg.task), folds_of_parent)
         if first != mine:
             log.info(f"every fold finished; the worker of fold run {first} logs the summary")
             return TrainingOutcome(parent_id, None, None, list(finals.values()), {}, failed)
@@ -339,6 +358,8 @@ def _finish(
         if versions
         else None
     )
+    if not cfg.keep_resume_state:
+        discard_states(_state_path(cfg, parent_id, 0).parent)
     mlflow.set_tags(
         {
             tag.COMPLETE: "true",
@@ -351,6 +372,8 @@ def _finish(
         f"champion: models:/{model_name}@champion (version {champion})"
     )
     log.info(why)
+    registered = model_name if versions else None
+    describe_training(cfg, parent_id, list(finished.values()), summary, registered, champion)
     return TrainingOutcome(
         parent_id, model_name, champion, [finals[k] for k in sorted(finals)], summary, failed
     )

@@ -123,7 +123,7 @@ def _batches(loader: Iterable, max_batches: int | None, desc: str) -> Iterable:
     it = iter(loader)
     if max_batches is not None:
         it = (b for _, b in zip(range(max_batches), it))
-    return progress(it, desc=desc, total=total)
+    return progress(it, desc=desc, total=total, unit="batch")
 
 
 def _summed_over_ranks(
@@ -152,6 +152,7 @@ def train_one_epoch(
     channels_last: bool = False,
     max_batches: int | None = None,
     epoch: int | None = None,
+    desc: str | None = None,
 ) -> dict[str, float]:
     """Train ``model`` for one pass over ``loader``.
 
@@ -168,6 +169,7 @@ def train_one_epoch(
         channels_last: send 4-D inputs in channels_last memory format.
         max_batches: stop after this many batches (quick runs, benchmarks).
         epoch: only used in messages and the progress bar.
+        desc: the progress bar's label (default ``train`` / ``train epoch <epoch>``).
 
     Returns:
         ``{loss, accuracy, balanced_accuracy, roc_auc, precision, recall, f1, lr, seconds,
@@ -193,7 +195,7 @@ def train_one_epoch(
     ss: list[torch.Tensor] = []
     idxs: list[torch.Tensor] = []
     pending: tuple[int, torch.Tensor, torch.Tensor, torch.Tensor] | None = None
-    desc = "train" if epoch is None else f"train epoch {epoch}"
+    desc = desc or ("train" if epoch is None else f"train epoch {epoch}")
     for i, batch in enumerate(_batches(loader, max_batches, desc)):
         x, y, idx = _unpack(batch)
         x = _to_device(x, device, channels_last)
@@ -279,6 +281,7 @@ def evaluate(
     amp: str | None = None,
     channels_last: bool = False,
     max_batches: int | None = None,
+    desc: str = "eval",
 ) -> tuple[dict[str, float], Predictions]:
     """Evaluate ``model`` on ``loader`` (eval mode, no gradients).
 
@@ -288,6 +291,7 @@ def evaluate(
             rank must call this, and each gets the predictions of all ranks.
         criterion: the training loss (for ``loss``), or None to skip it (NaN).
         device, task, amp, channels_last, max_batches: as in :func:`train_one_epoch`.
+        desc: the progress bar's label.
 
     Returns:
         ``({loss, accuracy, balanced_accuracy, roc_auc, precision, recall, f1, seconds,
@@ -306,7 +310,7 @@ def evaluate(
     idxs: list[torch.Tensor] = []
     try:
         with torch.no_grad():
-            for batch in _batches(loader, max_batches, "eval"):
+            for batch in _batches(loader, max_batches, desc):
                 x, y, idx = _unpack(batch)
                 x = _to_device(x, device, channels_last)
                 y = y.to(device, non_blocking=True)

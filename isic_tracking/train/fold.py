@@ -24,6 +24,7 @@ from isic_tracking.data.dataset import make_loader
 from isic_tracking.data.manifest import task_classes
 from isic_tracking.data.transforms import IMAGENET_MEAN, IMAGENET_STD, build_transforms
 from isic_tracking.errors import IsicInputError
+from isic_tracking.log import get_logger
 from isic_tracking.models import create_model
 from isic_tracking.train.champion import policy_for
 from isic_tracking.train.checkpoint import unwrap
@@ -40,6 +41,7 @@ from isic_tracking.train.resume import FoldProgress, load_fold_state, save_fold_
 from isic_tracking.train.tasks import metric_mode
 from isic_tracking.utils import resolve_device
 
+log = get_logger(__name__)
 EpochCallback = Callable[[int, dict[str, float]], None]
 
 
@@ -191,6 +193,7 @@ def _run_epoch(
         sampler=sampler,
         drop_last=len(train_df) > cfg.batch_size,
     )
+    where = epoch_label(fold, cfg.folds, epoch, cfg.epochs)
     t0 = time.perf_counter()
     tr = train_one_epoch(
         fit.train_model,
@@ -203,6 +206,7 @@ def _run_epoch(
         scaler=fit.scaler,
         channels_last=cfg.channels_last,
         max_batches=cfg.max_batches,
+        desc=f"{where} train",
     )
     val, pred = evaluate(
         fit.model,
@@ -212,6 +216,7 @@ def _run_epoch(
         cfg.task,
         amp=fit.amp,
         channels_last=cfg.channels_last,
+        desc=f"{where} val",
     )
     row = {f"train_{k}": float(v) for k, v in tr.items() if k not in ("lr", "seconds")}
     row.update({f"val_{k}": float(v) for k, v in val.items()})
@@ -219,6 +224,21 @@ def _run_epoch(
         lr=fit.optimizer.param_groups[0]["lr"], epoch_seconds=time.perf_counter() - t0, epoch=epoch
     )
     return row, pred
+
+
+def epoch_label(fold: int, folds: int, epoch: int, epochs: int) -> str:
+    """``fold 2/3 epoch 4/10`` (1-based counts; no fold part for a single split)."""
+    part = f"fold {fold + 1}/{folds} " if folds > 1 else ""
+    return f"{part}epoch {epoch + 1}/{epochs}"
+
+
+def epoch_line(label: str, row: dict[str, float], monitor: str, best: bool) -> str:
+    """The line an epoch leaves on screen: losses, the monitored metric, time."""
+    parts = [f"{k} {row[k]:.4f}" for k in ("train_loss", "val_loss", monitor) if k in row]
+    seconds = row.get("epoch_seconds", float("nan"))
+    return (
+        f"{label}: {' · '.join(dict.fromkeys(parts))} · {seconds:.0f} s{'  (best)' if best else ''}"
+    )
 
 
 def train_fold(
@@ -260,9 +280,12 @@ def train_fold(
         value = row.get(monitor, float("nan"))
         fit.scheduler.step(value)
         stopped = fit.stopper.step(value, epoch)
-        if policy.improves(row, epoch, progress.best_metrics or None, progress.best_epoch):
+        best = policy.improves(row, epoch, progress.best_metrics or None, progress.best_epoch)
+        if best:
             progress.keep_best(epoch, row, pred, plain)
         if rank() == 0:
+            label = epoch_label(fold, cfg.folds, epoch, cfg.epochs)
+            log.info(epoch_line(label, row, monitor, best))
             if on_epoch is not None:
                 on_epoch(epoch, row)
             save_fold_state(

@@ -1,4 +1,5 @@
-"""The resume state of a fold: written after every epoch, read when the fold starts again.
+"""The resume state of a fold: written after every epoch, read when the fold starts again,
+deleted once the fold has finished (:func:`discard_states`).
 
 One file per fold holds the model, optimizer, scheduler and early-stopping states and the
 fold's progress (history, best epoch, its weights and validation predictions). It is written
@@ -9,6 +10,7 @@ atomically (a crash mid-write leaves the previous state) and read with
 from __future__ import annotations
 
 import os
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,6 +46,22 @@ def save_state(path: str | Path, state: dict[str, Any]) -> None:
     tmp = path.with_suffix(path.suffix + ".tmp")
     torch.save(state, tmp)
     os.replace(tmp, path)
+
+
+def discard_states(*paths: str | Path) -> int:
+    """Delete resume states (files, their half-written ``.tmp``, and folders): a finished
+    fold's state is never read again and weighs as much as two models plus the optimizer.
+    Returns the bytes freed."""
+    freed = 0
+    for p in map(Path, paths):
+        for f in (p, p.with_suffix(p.suffix + ".tmp")):
+            if f.is_file():
+                freed += f.stat().st_size
+                f.unlink()
+        if p.is_dir():
+            freed += sum(f.stat().st_size for f in p.rglob("*") if f.is_file())
+            shutil.rmtree(p, ignore_errors=True)
+    return freed
 
 
 def load_state(path: str | Path) -> dict[str, Any] | None:

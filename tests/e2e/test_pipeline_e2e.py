@@ -1,6 +1,8 @@
 """End to end: ``mlflow run .`` (the main pipeline) against a real ``mlflow server``:
-every stage's run and key artifacts, the champion alias, kill mid-train + resume without
-repeating finished stages or folds, and a third invocation that reuses every stage."""
+every stage's run and key artifacts in the task's experiment, the champion alias, kill
+mid-train + resume without repeating finished stages or folds and without a resume state
+left, a third invocation that reuses every stage; a fresh multiclass run prints no
+``UserWarning``."""
 
 from __future__ import annotations
 
@@ -71,8 +73,22 @@ def _tags(run: dict) -> dict[str, str]:
     return {t["key"]: t["value"] for t in run["data"].get("tags", [])}
 
 
-def _runs(url: str) -> list[dict]:
-    return rest(url, "runs/search", {"experiment_ids": ["0"], "max_results": 1000})["runs"]
+def _experiments(url: str) -> dict[str, str]:
+    """Experiment name -> id."""
+    found = rest(url, "experiments/search", {"max_results": 1000})["experiments"]
+    return {e["name"]: e["experiment_id"] for e in found}
+
+
+def _runs(url: str, experiment: str = "isic-binary") -> list[dict]:
+    """The runs of one experiment (the pipeline's: one per task)."""
+    ids = [_experiments(url)[experiment]]
+    return rest(url, "runs/search", {"experiment_ids": ids, "max_results": 1000})["runs"]
+
+
+def _no_resume_state(proj: Path) -> None:
+    """A finished train run leaves no resume state (outputs/train/<run>/fold*.pt)."""
+    left = [str(p) for p in (proj / "outputs" / "train").rglob("*") if p.is_file()]
+    assert not left, left
 
 
 def test_mlflow_run_pipeline_end_to_end(tmp_path: Path) -> None:
@@ -110,6 +126,9 @@ def test_mlflow_run_pipeline_end_to_end(tmp_path: Path) -> None:
         assert "resuming train run" in out
         assert "models:/isic-binary-timm-test_resnet@champion" in out
         assert "see it all with" in out  # the UI to open is printed
+        exp_id = _experiments(url)["isic-binary"]
+        assert f"{url}/#/experiments/{exp_id}/runs?workflowType=machine_learning" in out
+        _no_resume_state(proj)  # the killed fold's state too, once resumed and finished
 
         runs = _runs(url)
         by_stage: dict[str, list[dict]] = {}
@@ -157,7 +176,10 @@ def test_multiclass_pipeline_runs_every_stage(tmp_path: Path) -> None:
         cmd = [*_mlflow_run(proj, env), "-P", "task=multiclass"]
         done = subprocess.run(cmd, cwd=proj, env=env, capture_output=True, text=True, timeout=1800)
         assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
-        runs = _runs(url)
+        # a fresh run shows no warning the user cannot act on, and leaves no resume state
+        assert "UserWarning" not in done.stdout + done.stderr
+        _no_resume_state(proj)
+        runs = _runs(url, "isic-multiclass")
         for stage in STAGES:
             assert any(
                 _tags(r).get("isic.stage") == stage and r["info"]["status"] == "FINISHED"

@@ -295,7 +295,7 @@ def check_study_and_runs(client, url: str, study_name: str, exp: str, n_trials: 
     parent = client.get_run(parent_id)
     best = study.best_trial
     for k in ("lr", "batch_size", "epochs"):
-        assert parent.data.params[f"best.{k}"] == str(best.params[k]), k
+        assert parent.data.tags[tag.best_param(k)] == str(best.params[k]), k
     assert parent.data.tags[tag.BEST_TRIAL] == str(best.number)
     assert parent.data.tags[tag.COMPLETE] == "true"
     return study, by_number

@@ -56,7 +56,15 @@ def test_train_against_mlflow_server_and_load_back(binary_manifest: Path, tmp_pa
             tmp_path,
         )
         _ok(proc)
-        runs = rest(url, "runs/search", {"experiment_ids": ["0"], "max_results": 50})["runs"]
+        # nothing chosen: the task's experiment, made for the UI's model-training view
+        (exp,) = rest(
+            url, "experiments/search", {"filter": "name = 'isic-binary'", "max_results": 5}
+        )["experiments"]
+        kind = {t["key"]: t["value"] for t in exp.get("tags", [])}["mlflow.experimentKind"]
+        assert kind == "custom_model_development"
+        eid = exp["experiment_id"]
+        assert "train: run " in proc.stdout and f"/#/experiments/{eid}/runs/" in proc.stdout
+        runs = rest(url, "runs/search", {"experiment_ids": [eid], "max_results": 50})["runs"]
         stages = [
             {t["key"]: t["value"] for t in r["data"].get("tags", [])}.get("isic.stage")
             for r in runs
@@ -68,7 +76,7 @@ def test_train_against_mlflow_server_and_load_back(binary_manifest: Path, tmp_pa
             if {t["key"]: t["value"] for t in r["data"]["tags"]}.get("isic.stage") == "train"
         )
         metrics = {m["key"] for m in parent["data"]["metrics"]}
-        assert {"best_val_roc_auc_mean", "oof_roc_auc"} <= metrics
+        assert {"cv_roc_auc_mean", "oof_roc_auc", "test_roc_auc_mean"} <= metrics
         fold = next(
             r for r in runs if r is not parent and r["info"]["run_id"] != parent["info"]["run_id"]
         )
@@ -78,7 +86,7 @@ def test_train_against_mlflow_server_and_load_back(binary_manifest: Path, tmp_pa
         assert len(hist["metrics"]) == 2
         # the fold's checkpoint is its logged (pyfunc) model
         fold_filter = f"source_run_id = '{fold['info']['run_id']}'"
-        found = rest(url, "logged-models/search", {"experiment_ids": ["0"], "filter": fold_filter})
+        found = rest(url, "logged-models/search", {"experiment_ids": [eid], "filter": fold_filter})
         assert [m["info"]["name"] for m in found["models"]] == ["model"]
         alias = rest(url, "registered-models/alias", name="e2e-model", alias="champion")
         assert alias["model_version"]["name"] == "e2e-model"
@@ -161,6 +169,8 @@ def test_sigkill_mid_fold_then_resume_matches_uninterrupted(
     resumed = subprocess.run(cmd, env=env_b, cwd=b, capture_output=True, text=True, timeout=900)
     _ok(resumed)
     assert "fold 0: already finished" in resumed.stdout
+    for work in (a / "work", b / "work"):  # finished (also killed + resumed): no state left
+        assert not [p for p in work.rglob("*") if p.is_file()], work
     ma, mb = _final_metrics(a / "mlflow.db"), _final_metrics(b / "mlflow.db")
     assert ma.keys() == mb.keys() and ma
     diff = {k: (ma[k], mb[k]) for k in ma if ma[k] != pytest.approx(mb[k], abs=1e-6, nan_ok=True)}

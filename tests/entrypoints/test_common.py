@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 
 from entrypoints._common import ConfigStage, count, optional, run_main, str2bool
 from isic_tracking.errors import IsicInputError
@@ -60,3 +61,17 @@ def test_config_stage_parses_into_the_config_and_calls_its_runner(tmp_path, caps
     assert RECEIVED == [_Cfg(steps=7, name="cli")]  # YAML, then the CLI on top
     help_text = stage.build_parser().format_help()
     assert "how many steps (default: 3)" in help_text and help_text.startswith("usage: demo")
+
+
+def test_experiment_flag_sets_the_experiment_name_for_every_stage(monkeypatch):
+    """``--experiment`` of any stage (the shared parser) sets MLFLOW_EXPERIMENT_NAME, which
+    :func:`isic_tracking.tracking.runs.experiment_id` and the stages it starts read; the
+    stage's own arguments are unchanged."""
+    from entrypoints import main as main_ep
+    from isic_tracking.tracking.chain import ChainOptions
+
+    monkeypatch.setenv("MLFLOW_EXPERIMENT_NAME", "before")  # restored after the test
+    args = main_ep.build_parser().parse_args(["--experiment", "my-study", "--task", "binary"])
+    assert ChainOptions(**vars(args)).task == "binary"
+    assert os.environ["MLFLOW_EXPERIMENT_NAME"] == "my-study"
+    assert "--experiment NAME" in main_ep.build_parser().format_help()

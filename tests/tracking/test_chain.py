@@ -4,12 +4,15 @@ settings of every stage the chain runs (the chain itself runs in tests/e2e)."""
 from __future__ import annotations
 
 import dataclasses
+import os
 
 import pytest
+from mlflow.tracking import MlflowClient
 
 from entrypoints.main import build_parser
 from isic_tracking.profiles import PROFILES
-from isic_tracking.tracking.chain import ChainOptions
+from isic_tracking.tracking import tag
+from isic_tracking.tracking.chain import ChainOptions, _pipeline_experiment
 
 STAGES = ("main", "synth", "prepare", "search", "train", "filters", "visualize", "sanity")
 
@@ -28,3 +31,24 @@ def test_every_profile_sets_every_stage_and_an_arch(profile: str) -> None:
     prof = PROFILES[profile]
     assert set(STAGES) <= set(prof), f"{profile} lacks {set(STAGES) - set(prof)}"
     assert prof["main"]["arch"]
+
+
+def test_main_runs_in_the_task_experiment_not_in_a_default_launcher(
+    mlflow_tracking: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``mlflow run .`` puts its run in Default: the pipeline then starts in isic-<task> and
+    the launcher says where; a launcher already in that experiment is the pipeline run."""
+    client = MlflowClient()
+    launcher = client.create_run("0").info.run_id
+    monkeypatch.setenv("MLFLOW_RUN_ID", launcher)
+    monkeypatch.setenv("MLFLOW_EXPERIMENT_ID", "0")
+    exp = _pipeline_experiment("multiclass")
+    assert client.get_experiment(exp).name == "isic-multiclass"
+    assert "MLFLOW_RUN_ID" not in os.environ
+    tags = client.get_run(launcher).data.tags
+    assert tags[tag.STAGE] == "main-launcher"
+    assert "[isic-multiclass](http://127.0.0.1:5000/#/experiments/" in tags["mlflow.note.content"]
+    inside = client.create_run(exp).info.run_id
+    monkeypatch.setenv("MLFLOW_RUN_ID", inside)
+    assert _pipeline_experiment("multiclass") == exp
+    assert os.environ["MLFLOW_RUN_ID"] == inside

@@ -88,3 +88,81 @@ def test_nan_values_and_unknown_digest() -> None:
     text = _version(value=float("nan"), champion=("1", "0", float("nan")), digest="")
     assert "**NaN**" in text and "`val_roc_auc` NaN)" in text
     assert "Training data digest `unknown`" in text
+
+
+def test_stage_description_names_settings_top_level_metrics_and_used_runs() -> None:
+    from types import SimpleNamespace
+
+    from isic_tracking.tracking.descriptions import stage_description
+
+    data = SimpleNamespace(
+        params={"resolved.manifest": "m.csv", "split": "val0", "quantile": "0.95"},
+        metrics={"n_images": 20.0, "similarity/conv1": 0.3, **{f"z{i}": i for i in range(12)}}
+        | {"similarity_mean": 0.25},
+        tags={},
+    )
+    text = stage_description("sanity", data, {"model": "`models:/x@champion`"})
+    first, _, metrics, _, used = text.split("\n")
+    assert first == "**sanity** · `manifest=m.csv` · `split=val0`"
+    assert metrics.startswith("`similarity_mean` 0.2500 · `n_images` 20.0000 · `z0`")
+    assert "similarity/conv1" not in metrics
+    assert metrics.count("`") == 2 * 8  # at most 8 metrics; the rest in the metrics tab
+    assert used == "- model: `models:/x@champion`"
+
+
+def test_train_description_has_the_headline_table() -> None:
+    from isic_tracking.tracking.descriptions import train_description
+
+    headline = {
+        "cv_roc_auc_mean": 0.9,
+        "cv_roc_auc_std": 0.05,
+        "oof_roc_auc": 0.88,
+        "test_roc_auc_mean": 0.8,
+        "test_roc_auc_std": 0.01,
+        "cv_f1_mean": 0.7,
+        "cv_f1_std": 0.1,
+    }
+    text = train_description(
+        arch="smallcnn",
+        task="binary",
+        n_folds=3,
+        n_images=180,
+        manifest="data/m.csv",
+        monitor="best_val_loss",
+        headline=headline,
+        model="isic-binary-smallcnn",
+        champion="4",
+        used={"search run": "[`abc`](http://x)"},
+    )
+    assert text.startswith("**smallcnn** · binary · 3-fold cross-validation on 180 images")
+    assert "| roc_auc | 0.9000 ± 0.0500 | 0.8800 | 0.8000 ± 0.0100 |" in text
+    assert "| f1 | 0.7000 ± 0.1000 | – | – |" in text
+    assert "`models:/isic-binary-smallcnn@champion` (version 4)" in text
+    assert text.endswith("- search run: [`abc`](http://x)")
+
+
+def test_search_fold_and_pipeline_descriptions() -> None:
+    from isic_tracking.tracking.descriptions import (
+        fold_description,
+        pipeline_description,
+        search_description,
+    )
+
+    search = search_description(
+        study="s1",
+        arch="smallcnn",
+        task="binary",
+        metric="val_loss",
+        counts={"complete": 2, "pruned": 3, "fail": 1},
+        best={"lr": 0.002, "epochs": 9},
+        best_value=0.1,
+        best_run="[`t`](u)",
+        used={},
+    )
+    assert "Trials: 2 complete, 3 pruned, 1 fail." in search
+    assert "Best: `lr=0.002`, `epochs=9` (val_loss 0.1000, trial run [`t`](u))" in search
+    fold = fold_description(1, 3, "[`p`](u)", 7, {"best_val_loss": 0.2, "best_val_f1": 0.5})
+    assert fold.startswith("**Fold 1** (2 of 3) of train run [`p`](u); best epoch 7")
+    assert "`best_val_loss` 0.2000" in fold and "best_val_f1" not in fold
+    main = pipeline_description({"train": "[`r`](u) (reused)"}, "models:/m@champion", "demo")
+    assert main.splitlines()[-1] == "- train: [`r`](u) (reused)"

@@ -80,3 +80,29 @@ def test_skipped_images_are_counted_and_listed(
     assert "empty file" in skipped["reason"].iloc[0]
     arts = {a.path for a in MlflowClient().list_artifacts(run.info.run_id)}
     assert arts == {"skipped.csv"}
+
+
+def test_skipped_csv_on_disk_is_the_logged_one_with_every_reason(
+    mlflow_tracking: str, synthetic_root: Path, tmp_path: Path
+) -> None:
+    """``out/skipped.csv`` lists what the reader left out (missing, unlisted, duplicate files)
+    and what the cache could not read, exactly as the run's ``skipped.csv``."""
+    root = tmp_path / "isic2020"
+    shutil.copytree(synthetic_root / "isic2020", root)
+    images = sorted((root / "jpeg" / "train").glob("*.jpg"))
+    dupes = set(pd.read_csv(root / "ISIC_2020_Training_Duplicates.csv")["image_name_2"])
+    usable = [p for p in images if p.stem not in dupes]
+    usable[0].unlink()  # listed, no file
+    usable[1].write_bytes(b"")  # unreadable
+    (root / "jpeg" / "train" / "ISIC_0000000.jpg").write_bytes(images[2].read_bytes())  # unlisted
+    out = tmp_path / "prepared"
+    run_prepare(_params(root, out, dataset="isic2020"))
+    (run,) = mlflow.search_runs(output_format="list")
+    logged = pd.read_csv(download_artifacts(run.info.run_id, "skipped.csv", tmp_path / "dl"))
+    on_disk = pd.read_csv(out / "skipped.csv")
+    pd.testing.assert_frame_equal(on_disk, logged)
+    reasons = dict(zip(on_disk["image_id"], on_disk["reason"]))
+    assert reasons[usable[0].stem] == "missing_file"
+    assert reasons["ISIC_0000000"] == "unlisted_file"
+    assert {reasons[d] for d in dupes} == {"duplicate_dropped"}
+    assert "empty file" in reasons[usable[1].stem]

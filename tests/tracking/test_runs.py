@@ -12,6 +12,7 @@ from mlflow.tracking import MlflowClient
 from isic_tracking.errors import IsicInputError
 from isic_tracking.tracking import tag
 from isic_tracking.tracking.runs import (
+    EXPERIMENT_KIND_TAG,
     child_runs,
     download_artifacts,
     experiment_id,
@@ -133,4 +134,62 @@ def test_experiment_id_order(mlflow_tracking: str, monkeypatch: pytest.MonkeyPat
     with mlflow.start_run(experiment_id=fixture_exp):  # the active run wins
         assert experiment_id() == fixture_exp
     monkeypatch.delenv("MLFLOW_EXPERIMENT_NAME")
-    assert experiment_id() == mlflow.get_experiment_by_name("Default").experiment_id
+    # nothing chosen (or Default, what `mlflow run` passes then): the task's experiment
+    monkeypatch.setenv("MLFLOW_EXPERIMENT_ID", "0")
+    binary = MlflowClient().get_experiment(experiment_id())
+    assert binary.name == "isic-binary"
+    assert MlflowClient().get_experiment(experiment_id("multiclass")).name == "isic-multiclass"
+    # the run `mlflow run` made for this process decides, before any name
+    with mlflow.start_run(experiment_id=fixture_exp) as run:
+        pass
+    monkeypatch.setenv("MLFLOW_RUN_ID", run.info.run_id)
+    monkeypatch.setenv("MLFLOW_EXPERIMENT_NAME", "isic-named")
+    assert experiment_id("multiclass") == fixture_exp
+
+
+def test_new_experiments_open_in_the_training_view(
+    mlflow_tracking: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """MLflow 3.x's UI shows an experiment tagged ``mlflow.experimentKind`` =
+    ``custom_model_development`` in its model-training view (not the GenAI one); an existing
+    untagged experiment gets the tag, one a person set to another kind keeps it."""
+    client = MlflowClient()
+    monkeypatch.delenv("MLFLOW_EXPERIMENT_ID")
+    exp = client.get_experiment(experiment_id("multiclass"))
+    assert exp.tags[EXPERIMENT_KIND_TAG] == "custom_model_development"
+    old = client.create_experiment("old-untagged")
+    monkeypatch.setenv("MLFLOW_EXPERIMENT_NAME", "old-untagged")
+    assert experiment_id() == old
+    assert client.get_experiment(old).tags[EXPERIMENT_KIND_TAG] == "custom_model_development"
+    genai = client.create_experiment("chosen", tags={EXPERIMENT_KIND_TAG: "genai_development"})
+    monkeypatch.setenv("MLFLOW_EXPERIMENT_NAME", "chosen")
+    assert experiment_id() == genai
+    assert client.get_experiment(genai).tags[EXPERIMENT_KIND_TAG] == "genai_development"
+
+
+def test_stage_run_goes_to_its_task_experiment_and_describes_itself(
+    mlflow_tracking: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A stage of a multiclass model lands in isic-multiclass, gets a description naming
+    its settings, metrics and the runs it used, source/user tags, and ends with its link."""
+    monkeypatch.delenv("MLFLOW_EXPERIMENT_ID")
+    with mlflow.start_run() as used:
+        pass
+    tags = {"model.uri": "models:/m@champion", "model.task": "multiclass"}
+    with caplog.at_level("INFO", logger="isic_tracking"):
+        with stage_run(
+            "filters", {"split": "val0"}, tags={**tags, "isic.train_run": used.info.run_id}
+        ) as run:
+            log_metrics({"n_images": 12, "per/layer": 1.0})
+            with stage_run("part", nested=True) as child:  # MLflow alone: Default
+                pass
+    assert child_runs(run.info.run_id)[0].info.run_id == child.info.run_id
+    done = MlflowClient().get_run(run.info.run_id)
+    assert MlflowClient().get_experiment(done.info.experiment_id).name == "isic-multiclass"
+    note = done.data.tags["mlflow.note.content"]
+    assert note.startswith("**filters** · `split=val0`")
+    assert "`n_images` 12.0000" in note and "per/layer" not in note
+    assert f"[`{used.info.run_id}`](http://127.0.0.1:5000/#/experiments/" in note
+    assert "`models:/m@champion`" in note
+    assert done.data.tags["mlflow.user"] and done.data.tags["mlflow.source.name"]
+    assert f"filters: run {run.info.run_id}  http://127.0.0.1:5000/#/experiments/" in caplog.text

@@ -71,7 +71,12 @@ def test_search_tracks_trials_resumes_and_feeds_train(
     assert {"val_roc_auc", "train_loss", "duration_s", "epochs_run"} <= set(ok.data.metrics)
     assert ok.info.end_time >= ok.info.start_time
     # best params / value on the parent, usable by train -P params_from=<id>
-    assert parent.data.params["best.lr"] == "0.001"
+    # one place for them: tags isic.best.* (current after a resume), no best.* params/best_*
+    assert parent.data.tags["isic.best.lr"] == "0.001"
+    assert not [k for k in parent.data.params if k.startswith("best.")]
+    assert not [k for k in parent.data.tags if k.startswith("best_")]
+    note = parent.data.tags["mlflow.note.content"]
+    assert note.startswith("**Optuna study**") and "`lr=0.001`" in note
     assert parent.data.metrics["best_value"] == pytest.approx(ok.data.metrics["objective"])
     assert parent.data.tags["isic.complete"] == "true"
     arts = {a.path for a in MlflowClient().list_artifacts(first.run_id, "figures")}

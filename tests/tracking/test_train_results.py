@@ -60,15 +60,20 @@ def _two_folds(with_test: bool) -> tuple[dict[int, FoldResult], dict[int, dict]]
 
 
 def test_log_summary_metrics_figures_and_tables(mlflow_tracking: str, tmp_path: Path) -> None:
-    """Mean/std over folds, out-of-fold metrics in fold order, figures, fold and test tables."""
+    """Headline metrics (mean/std over folds as cv_*, out-of-fold in fold order, test_*),
+    figures, the summary, fold and test tables."""
     results, finals = _two_folds(with_test=True)
     with mlflow.start_run() as run:
         summary = log_summary(TrainConfig(task="binary"), results, finals)
-    assert summary["best_val_roc_auc_mean"] == pytest.approx(0.625)
-    assert summary["best_val_roc_auc_std"] == pytest.approx(0.125)
+    assert summary["cv_roc_auc_mean"] == pytest.approx(0.625)
+    assert summary["cv_roc_auc_std"] == pytest.approx(0.125)
     assert summary["test_roc_auc_mean"] == pytest.approx(0.7)
     metrics = MlflowClient().get_run(run.info.run_id).data.metrics
-    assert metrics["best_val_roc_auc_mean"] == pytest.approx(0.625)
+    assert metrics == summary
+    assert metrics["cv_roc_auc_mean"] == pytest.approx(0.625)
+    every = pd.read_csv(download_artifacts(run.info.run_id, "tables/summary.csv", tmp_path))
+    row = every.set_index("metric").loc["best_val_roc_auc"]
+    assert (row["mean"], row["std"]) == (pytest.approx(0.625), pytest.approx(0.125))
     y = np.concatenate([results[0].best_predictions.y_true, results[1].best_predictions.y_true])
     s = np.concatenate([results[0].best_predictions.scores, results[1].best_predictions.scores])
     oof = classification_metrics(y, s, "binary", 2)
@@ -95,4 +100,4 @@ def test_log_summary_without_test_metrics_has_no_test_table(mlflow_tracking: str
     with mlflow.start_run() as run:
         log_summary(TrainConfig(task="binary"), results, finals)
     tables = {a.path for a in MlflowClient().list_artifacts(run.info.run_id, "tables")}
-    assert tables == {"tables/fold_metrics.csv"}
+    assert tables == {"tables/fold_metrics.csv", "tables/summary.csv"}

@@ -44,9 +44,22 @@ def test_train_logs_folds_registers_and_model_loads_back(
     client = MlflowClient()
     parent = client.get_run(out.run_id)
     assert parent.data.tags["isic.stage"] == "train" and parent.data.tags["isic.complete"] == "true"
-    assert {"best_val_roc_auc_mean", "best_val_roc_auc_std", "oof_roc_auc"} <= set(
-        parent.data.metrics
+    # a few headline metrics, named the same for every arch and task; the rest in tables
+    names = ("roc_auc", "balanced_accuracy", "accuracy", "f1")
+    headline = {f"{p}_{m}_{s}" for p in ("cv", "test") for m in names for s in ("mean", "std")}
+    assert set(parent.data.metrics) == headline | {f"oof_{m}" for m in names}
+    summary = pd.read_csv(
+        mlflow.artifacts.download_artifacts(run_id=out.run_id, artifact_path="tables/summary.csv")
+    ).set_index("metric")
+    assert summary.loc["best_val_roc_auc", "mean"] == pytest.approx(
+        parent.data.metrics["cv_roc_auc_mean"]
     )
+    assert {"best_train_loss", "best_val_loss", "oof_roc_auc"} <= set(summary.index)
+    note = parent.data.tags["mlflow.note.content"]
+    assert note.startswith(f"**{TINY}** · binary · 2-fold cross-validation on ")
+    assert "| roc_auc | " in note and f"`models:/{out.model_name}@champion`" in note
+    # resume states are gone once the run has finished (the option keeps them)
+    assert not (tmp_path / "work").exists() or not any((tmp_path / "work").rglob("*"))
     parent_files = {f.path for f in client.list_artifacts(out.run_id, "figures")}
     assert "figures/oof_confusion_matrix.png" in parent_files
     assert len(training_split(out.run_id)) > 0
@@ -87,6 +100,14 @@ def test_train_logs_folds_registers_and_model_loads_back(
     assert torch.allclose(
         scores, torch.tensor(preds.score.to_numpy(), dtype=torch.float32), atol=1e-5
     )
+
+
+def test_keep_resume_state_keeps_one_state_per_fold(
+    mlflow_tracking: str, binary_manifest: Path, tmp_path: Path
+) -> None:
+    out = run_training(tiny_config(binary_manifest, tmp_path, epochs=1, keep_resume_state=True))
+    states = sorted(p.name for p in (tmp_path / "work" / out.run_id).iterdir())
+    assert states == ["fold0.pt", "fold1.pt"]
 
 
 def test_nan_loss_fails_the_fold_not_the_job(
@@ -159,3 +180,24 @@ def test_folds_run_apart_join_one_parent_and_finish_once(
     assert said.lines[1] == "1/2 folds finished; summary and registry when all are done"
     assert said.lines[2].startswith("fold 1: best val_roc_auc=")
     assert said.lines[3].startswith("registered isic-binary-timm-test_resnet versions [1, 2]")
+
+
+def test_params_from_reads_the_best_params_of_new_and_older_search_runs(
+    mlflow_tracking: str,
+) -> None:
+    """Now tags ``isic.best.*`` only; runs of older versions: params ``best.*`` (the first
+    best) and tags ``best_*`` (the current best, which wins)."""
+    from isic_tracking.tracking import tag
+    from isic_tracking.tracking.training import apply_search_params
+
+    with mlflow.start_run() as new:
+        mlflow.set_tags(
+            {tag.STAGE: "search", tag.best_param("lr"): "0.01", "isic.best.epochs": "7"}
+        )
+    cfg = apply_search_params(TrainConfig(params_from=new.info.run_id))
+    assert (cfg.lr, cfg.epochs, cfg.batch_size) == (0.01, 7, TrainConfig().batch_size)
+    with mlflow.start_run() as old:
+        mlflow.set_tags({tag.STAGE: "search", "best_lr": "0.002"})
+        mlflow.log_params({"best.lr": "0.001", "best.batch_size": "8"})
+    cfg = apply_search_params(TrainConfig(params_from=old.info.run_id))
+    assert (cfg.lr, cfg.batch_size) == (0.002, 8)

@@ -18,6 +18,7 @@ from isic_tracking.train.fold import (
     _normalization,
     build_model,
     class_counts,
+    epoch_label,
     epoch_seed,
     evaluate_fold_on,
     resolve_amp,
@@ -70,6 +71,22 @@ def test_fold_returns_its_best_epoch_and_writes_the_state(split, tmp_path: Path)
     saved = load_state(state)
     assert (saved["fold"], saved["epoch"], saved["best_epoch"]) == (0, 2, best)
     np.testing.assert_array_equal(saved["best_scores"].numpy(), result.best_predictions.scores)
+
+
+def test_each_epoch_leaves_one_line_saying_fold_and_epoch(
+    split, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The bars say what they count (``fold 2/3 epoch 1/2 train``); each epoch leaves one
+    line with its losses, the monitored metric and whether it is the best so far."""
+    assert epoch_label(1, 3, 0, 2) == "fold 2/3 epoch 1/2"
+    assert epoch_label(0, 1, 4, 10) == "epoch 5/10"  # a search trial: one split
+    tr, va = split
+    with caplog.at_level("INFO", logger="isic_tracking.train.fold"):
+        train_fold(tiny(epochs=2, folds=3), tr, va, 1, tmp_path / "s.pt")
+    lines = [r.getMessage() for r in caplog.records if r.name == "isic_tracking.train.fold"]
+    assert [line.split(":")[0] for line in lines] == ["fold 2/3 epoch 1/2", "fold 2/3 epoch 2/2"]
+    assert all("train_loss " in line and " · val_roc_auc " in line for line in lines)
+    assert lines[0].endswith("(best)")
 
 
 def test_interrupted_fold_resumes_to_the_uninterrupted_result(split, tmp_path: Path) -> None:
