@@ -27,7 +27,7 @@ from isic_tracking.tracking.links import (
     ui_command,
 )
 from isic_tracking.tracking.pipeline import Pipeline, current_git_commit
-from isic_tracking.tracking.runs import describe, experiment_id, get_run
+from isic_tracking.tracking.runs import describe, ensure_experiment, experiment_id, get_run
 
 log = get_logger(__name__)
 
@@ -52,7 +52,7 @@ def run_chain(project: str, args: ChainOptions) -> Pipeline:
     prof = PROFILES[args.profile]
     arch = args.arch or prof["main"]["arch"]
     t0 = time.time()
-    exp = _pipeline_experiment(args.task)
+    exp = pipeline_experiment(args.task)
     with mlflow.start_run(run_name=f"pipeline-{arch}", experiment_id=exp) as run:
         mlflow.set_tags({tag.STAGE: "main", tag.PROFILE: args.profile})
         os.environ[PIPELINE_ENV] = run.info.run_id  # the stages leave the UI hint to main
@@ -98,23 +98,28 @@ def run_chain(project: str, args: ChainOptions) -> Pipeline:
     return pipe
 
 
-def _pipeline_experiment(task: str) -> str:
-    """The pipeline's experiment (:func:`experiment_id` of ``task``, ignoring the run
-    ``mlflow run`` made for this process). A launcher run elsewhere (``mlflow run .`` puts
-    it in Default) is left pointing at the pipeline run, which starts in that experiment."""
+def pipeline_experiment(task: str | None, stage: str = "main", name: str | None = None) -> str:
+    """The experiment of a pipeline run (``main``'s, or a ``thesis`` study's): experiment
+    ``name`` when given and the user chose none, else :func:`experiment_id` of ``task``,
+    ignoring the run ``mlflow run`` made for this process. A launcher run elsewhere
+    (``mlflow run .`` puts it in Default) is left pointing at the pipeline run, which starts
+    in that experiment."""
     launcher = os.environ.pop("MLFLOW_RUN_ID", None)
-    exp = experiment_id(task)
+    chosen = os.environ.get("MLFLOW_EXPERIMENT_NAME") or (
+        os.environ.get("MLFLOW_EXPERIMENT_ID", "0") != "0"
+    )
+    exp = ensure_experiment(name) if name and not chosen else experiment_id(task)
     if launcher is None:
         return exp
     if get_run(launcher).info.experiment_id == exp:
         os.environ["MLFLOW_RUN_ID"] = launcher  # the pipeline run is the launcher's
         return exp
     client = MlflowClient()
-    client.set_tag(launcher, tag.STAGE, "main-launcher")
-    name = client.get_experiment(exp).name
+    client.set_tag(launcher, tag.STAGE, f"{stage}-launcher")
     describe(
-        f"Launcher of the `main` pipeline, whose runs are in experiment "
-        f"[{name}]({experiment_url(exp)}) (choose one with `mlflow run . --experiment-name`).",
+        f"Launcher of the `{stage}` pipeline, whose runs are in experiment "
+        f"[{client.get_experiment(exp).name}]({experiment_url(exp)}) "
+        "(choose one with `mlflow run . --experiment-name`).",
         launcher,
     )
     return exp

@@ -8,7 +8,6 @@ the most activated filters of the last conv layer (Table 10), class-specific fil
 
 from __future__ import annotations
 
-import os
 import tempfile
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ from mlflow.tracking import MlflowClient
 from isic_tracking.report import Figure, Item, Report, Section, Table, slug
 from isic_tracking.tracking import tag
 from isic_tracking.tracking.compare import PARTS, compare_runs, mean_std_table
+from isic_tracking.tracking.links import run_url
 from isic_tracking.tracking.runs import get_run, param
 
 #: The report's sections in the thesis's order: (id, title, what it shows).
@@ -101,20 +101,6 @@ def chain_runs(pipeline_run_id: str) -> ChainRuns:
     return ChainRuns(arch, task, pipeline_run_id, stages)
 
 
-def run_link(run: Run, ui_url: str) -> str:
-    """The run's page in the MLflow UI."""
-    return f"{ui_url.rstrip('/')}/#/experiments/{run.info.experiment_id}/runs/{run.info.run_id}"
-
-
-def ui_url() -> str:
-    """Where the MLflow UI of this store is: the tracking server itself, else
-    ``ISIC_UI_URL`` or ``mlflow ui``'s default address."""
-    uri = mlflow.get_tracking_uri()
-    if uri.startswith(("http://", "https://")):
-        return uri
-    return os.environ.get("ISIC_UI_URL", "http://127.0.0.1:5000")
-
-
 def _artifacts(run_id: str, folder: str, suffix: str) -> list[str]:
     """Artifact paths under ``folder`` (recursively) ending with ``suffix``, sorted."""
     client, out, todo = MlflowClient(), [], [folder]
@@ -156,7 +142,6 @@ def _item(
     section: str,
     chain: ChainRuns,
     stage: str,
-    ui: str,
     fill: Callable[[Run], tuple[list[Table], list[Figure], list[str]]],
 ) -> Item:
     """One (section, chain) cell from the chain's run of ``stage``."""
@@ -171,7 +156,7 @@ def _item(
         item_id,
         title,
         run_id=run_id,
-        run_link=run_link(run, ui),
+        run_link=run_url(run.info.experiment_id, run_id),
         settings=_settings(run, stage),
         verdicts=verdicts,
         tables=tables,
@@ -199,7 +184,7 @@ def _is_verdict(key: str) -> bool:
     return key.startswith("isic.") and any(w in key for w in ("verdict", "check", "pass"))
 
 
-def _cells(chain: ChainRuns, ui: str, read: _Reader) -> dict[str, Item]:
+def _cells(chain: ChainRuns, read: _Reader) -> dict[str, Item]:
     """Every section's item for one chain."""
 
     def results(run: Run) -> tuple[list[Table], list[Figure], list[str]]:
@@ -241,7 +226,7 @@ def _cells(chain: ChainRuns, ui: str, read: _Reader) -> dict[str, Item]:
         "featvis": ("visualize", featvis),
         "sanity": ("sanity", sanity),
     }
-    return {s: _item(s, chain, stage, ui, fill) for s, (stage, fill) in fills.items()}
+    return {s: _item(s, chain, stage, fill) for s, (stage, fill) in fills.items()}
 
 
 def _by_part(table: pd.DataFrame) -> dict[str, pd.DataFrame]:
@@ -257,14 +242,14 @@ def _by_part(table: pd.DataFrame) -> dict[str, pd.DataFrame]:
     return out
 
 
-def _task_results(task: str, chains: Sequence[ChainRuns], compare_run: str | None, ui: str) -> Item:
+def _task_results(task: str, chains: Sequence[ChainRuns], compare_run: str | None) -> Item:
     """The thesis-style table of one task across its architectures (compare's numbers)."""
     trains = [c.stages["train"] for c in chains if "train" in c.stages]
     if not trains:
         return Item(f"results-{slug(task)}", f"{task}: all models", missing="no train run")
     comparison = compare_runs(trains)
     note = "; ".join(comparison.warnings) or _data_note(get_run(trains[0]))
-    link = run_link(get_run(compare_run), ui) if compare_run else None
+    link = run_url(get_run(compare_run).info.experiment_id, compare_run) if compare_run else None
     return Item(
         f"results-{slug(task)}",
         f"{task}: all models",
@@ -285,11 +270,10 @@ def build_report(
     links: Mapping[str, str] | None = None,
 ) -> Report:
     """The study's report: every section, for every chain, in the thesis's order."""
-    ui = ui_url()
     compares = compare_runs_by_task or {}
     with tempfile.TemporaryDirectory(prefix="isic-report-") as tmp:
         read = _Reader(Path(tmp))
-        cells = [_cells(c, ui, read) for c in chains]
+        cells = [_cells(c, read) for c in chains]
         tasks = list(dict.fromkeys(c.task for c in chains))
         sections = []
         for sid, stitle, intro in SECTIONS:
@@ -297,7 +281,7 @@ def build_report(
             if sid == "results":
                 for task in tasks:
                     same = [c for c in chains if c.task == task]
-                    items.append(_task_results(task, same, compares.get(task), ui))
+                    items.append(_task_results(task, same, compares.get(task)))
             items += [cell[sid] for cell in cells]
             sections.append(Section(sid, stitle, intro, items))
     return Report(title, summary, sections, links or {})

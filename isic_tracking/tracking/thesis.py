@@ -8,6 +8,7 @@ itself reuses its finished stages and resumes ``train`` at the last completed ep
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,14 +20,17 @@ from isic_tracking.log import get_logger
 from isic_tracking.profiles import PROFILES
 from isic_tracking.report import render_html, slug
 from isic_tracking.tracking import tag
+from isic_tracking.tracking.chain import pipeline_experiment
+from isic_tracking.tracking.links import PIPELINE_ENV, experiment_url, run_url
 from isic_tracking.tracking.pipeline import Pipeline, current_git_commit
-from isic_tracking.tracking.report_data import ChainRuns, build_report, chain_runs, run_link, ui_url
-from isic_tracking.tracking.runs import experiment_id, get_run
+from isic_tracking.tracking.report_data import ChainRuns, build_report, chain_runs
 from isic_tracking.train.tasks import check_task
 
 log = get_logger(__name__)
 
 REPORT = "report.html"
+#: the study's experiment unless the user chose one (``--experiment-name`` of ``mlflow run``)
+EXPERIMENT = "isic-thesis"
 
 
 @dataclass(frozen=True)
@@ -97,7 +101,8 @@ def run_thesis(project: str, opts: ThesisOptions) -> tuple[str, Path]:
     report. Returns (study run id, report path)."""
     grid = opts.grid()
     t0 = time.time()
-    with mlflow.start_run(run_name="thesis") as run:
+    exp = pipeline_experiment(None, stage="thesis", name=EXPERIMENT)
+    with mlflow.start_run(run_name="thesis", experiment_id=exp) as run:
         mlflow.set_tags({tag.STAGE: "thesis", tag.PROFILE: opts.profile})
         mlflow.log_params(
             {
@@ -108,7 +113,8 @@ def run_thesis(project: str, opts: ThesisOptions) -> tuple[str, Path]:
             }
         )
         # force reaches each chain's own stages through main's parameter, not the chain itself
-        pipe = Pipeline(project, experiment_id(), run.info.run_id, current_git_commit(project))
+        os.environ[PIPELINE_ENV] = run.info.run_id  # the stages leave the UI hint to the study
+        pipe = Pipeline(project, exp, run.info.run_id, current_git_commit(project))
         chains: list[ChainRuns] = []
         for arch, task in grid:
             log.info(f"thesis: chain {arch} on {task}")
@@ -130,7 +136,10 @@ def run_thesis(project: str, opts: ThesisOptions) -> tuple[str, Path]:
             chains,
             compares,
             summary,
-            {"study run": run_link(get_run(run.info.run_id), ui_url())},
+            {
+                "study run": run_url(exp, run.info.run_id),
+                "all its runs": experiment_url(exp),
+            },
         )
         html = render_html(report)
         path = write_report(html, report_path(opts, run.info.run_id))
@@ -139,6 +148,7 @@ def run_thesis(project: str, opts: ThesisOptions) -> tuple[str, Path]:
     for stage, (run_id, reused) in pipe.stages.items():
         log.info(f"  {stage:<28} run {run_id}{'  (reused)' if reused else ''}")
     log.info(f"report: {path}  (and artifact {REPORT} of run {run.info.run_id})")
+    log.info(f"study run: {run_url(exp, run.info.run_id)}")
     return run.info.run_id, path
 
 

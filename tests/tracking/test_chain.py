@@ -12,7 +12,7 @@ from mlflow.tracking import MlflowClient
 from entrypoints.main import build_parser
 from isic_tracking.profiles import PROFILES
 from isic_tracking.tracking import tag
-from isic_tracking.tracking.chain import ChainOptions, _pipeline_experiment
+from isic_tracking.tracking.chain import ChainOptions, pipeline_experiment
 
 STAGES = ("main", "synth", "prepare", "search", "train", "filters", "visualize", "sanity")
 
@@ -42,7 +42,7 @@ def test_main_runs_in_the_task_experiment_not_in_a_default_launcher(
     launcher = client.create_run("0").info.run_id
     monkeypatch.setenv("MLFLOW_RUN_ID", launcher)
     monkeypatch.setenv("MLFLOW_EXPERIMENT_ID", "0")
-    exp = _pipeline_experiment("multiclass")
+    exp = pipeline_experiment("multiclass")
     assert client.get_experiment(exp).name == "isic-multiclass"
     assert "MLFLOW_RUN_ID" not in os.environ
     tags = client.get_run(launcher).data.tags
@@ -50,5 +50,5 @@ def test_main_runs_in_the_task_experiment_not_in_a_default_launcher(
     assert "[isic-multiclass](http://127.0.0.1:5000/#/experiments/" in tags["mlflow.note.content"]
     inside = client.create_run(exp).info.run_id
     monkeypatch.setenv("MLFLOW_RUN_ID", inside)
-    assert _pipeline_experiment("multiclass") == exp
+    assert pipeline_experiment("multiclass") == exp
     assert os.environ["MLFLOW_RUN_ID"] == inside

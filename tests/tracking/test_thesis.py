@@ -43,3 +43,12 @@ def test_write_report_replaces_whole(tmp_path: Path) -> None:
     write_report("<p>two</p>", path)
     assert path.read_text() == "<p>two</p>"
     assert sorted(p.name for p in path.parent.iterdir()) == ["report.html"]  # no temp left
+
+
+def test_command_line_maps_onto_the_options() -> None:
+    from entrypoints.thesis import build_parser
+
+    args = build_parser().parse_args(["--archs", "smallcnn, vgg16", "--tasks", "binary"])
+    opts = ThesisOptions(**vars(args))
+    assert opts.grid() == [("smallcnn", "binary"), ("vgg16", "binary")]
+    assert ThesisOptions(**vars(build_parser().parse_args([]))) == ThesisOptions()
