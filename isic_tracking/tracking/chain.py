@@ -27,6 +27,8 @@ from isic_tracking.tracking.links import (
     ui_command,
 )
 from isic_tracking.tracking.pipeline import Pipeline, current_git_commit
+from isic_tracking.tracking.publish import publish
+from isic_tracking.tracking.report_data import build_report, chain_runs
 from isic_tracking.tracking.runs import describe, ensure_experiment, experiment_id, get_run
 
 log = get_logger(__name__)
@@ -94,7 +96,15 @@ def run_chain(project: str, args: ChainOptions) -> Pipeline:
             s: run_link(r) + (" (reused)" if used else "") for s, (r, used) in pipe.stages.items()
         }
         describe(pipeline_description(links, model_uri, args.profile))
+        report = build_report(
+            f"isic_tracking pipeline: {arch} on {args.task}",
+            [chain_runs(run.info.run_id)],
+            summary=[f"profile {args.profile}, data {args.dataset}, model {model_uri}."],
+            links={"pipeline run": run_url(exp, run.info.run_id)},
+        )
+        path = publish(report, "main")
         _report(pipe, model_uri, time.time() - t0)
+        log.info(f"report           : {path}")
     return pipe
 
 

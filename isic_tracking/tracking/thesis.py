@@ -18,17 +18,17 @@ import mlflow
 from isic_tracking.errors import IsicInputError
 from isic_tracking.log import get_logger
 from isic_tracking.profiles import PROFILES
-from isic_tracking.report import render_html, slug
+from isic_tracking.report import slug
 from isic_tracking.tracking import tag
 from isic_tracking.tracking.chain import pipeline_experiment
 from isic_tracking.tracking.links import PIPELINE_ENV, experiment_url, run_url
 from isic_tracking.tracking.pipeline import Pipeline, current_git_commit
+from isic_tracking.tracking.publish import REPORT, publish
 from isic_tracking.tracking.report_data import ChainRuns, build_report, chain_runs
 from isic_tracking.train.tasks import check_task
 
 log = get_logger(__name__)
 
-REPORT = "report.html"
 #: the study's experiment unless the user chose one (``--experiment-name`` of ``mlflow run``)
 EXPERIMENT = "isic-thesis"
 
@@ -70,30 +70,6 @@ def _main_params(opts: ThesisOptions, arch: str, task: str) -> dict[str, str]:
     if opts.extra_malignant:  # not an MLproject parameter of main: passed on as --flag
         params["extra_malignant"] = opts.extra_malignant
     return params
-
-
-def report_path(opts: ThesisOptions, run_id: str) -> Path:
-    """Where the report is written beside the MLflow store (``report_dir``, else the sqlite
-    database's folder, else ``outputs/``)."""
-    if opts.report_dir:
-        base = Path(opts.report_dir)
-    else:
-        uri = mlflow.get_tracking_uri()
-        base = (
-            Path(uri.removeprefix("sqlite:///")).parent
-            if uri.startswith("sqlite:///")
-            else Path("outputs")
-        )
-    return base / "reports" / f"thesis-{run_id}" / REPORT
-
-
-def write_report(html: str, path: Path) -> Path:
-    """Write atomically (a crash leaves the old report or none, never half of one)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".html.tmp")
-    tmp.write_text(html, encoding="utf-8")
-    tmp.replace(path)
-    return path
 
 
 def run_thesis(project: str, opts: ThesisOptions) -> tuple[str, Path]:
@@ -141,10 +117,7 @@ def run_thesis(project: str, opts: ThesisOptions) -> tuple[str, Path]:
                 "all its runs": experiment_url(exp),
             },
         )
-        html = render_html(report)
-        path = write_report(html, report_path(opts, run.info.run_id))
-        mlflow.log_artifact(str(path))
-        mlflow.set_tag(tag.REPORT, REPORT)
+        path = publish(report, "thesis", opts.report_dir)
     for stage, (run_id, reused) in pipe.stages.items():
         log.info(f"  {stage:<28} run {run_id}{'  (reused)' if reused else ''}")
     log.info(f"report: {path}  (and artifact {REPORT} of run {run.info.run_id})")
@@ -152,4 +125,4 @@ def run_thesis(project: str, opts: ThesisOptions) -> tuple[str, Path]:
     return run.info.run_id, path
 
 
-__all__ = ["ThesisOptions", "report_path", "run_thesis", "write_report"]
+__all__ = ["ThesisOptions", "run_thesis"]

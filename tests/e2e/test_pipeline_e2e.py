@@ -156,6 +156,9 @@ def test_mlflow_run_pipeline_end_to_end(tmp_path: Path) -> None:
         assert "figures" in files(by_stage["eda"][0])
         assert "tables/trials.csv" in files(by_stage["search"][0], "tables")
         assert "tables/fold_metrics.csv" in files(train, "tables")
+        pipeline = next(r for r in by_stage["main"] if r["info"]["status"] == "FINISHED")
+        assert "report.html" in files(pipeline)  # main's one-chain report (issue 16)
+        assert "report           : " in out
         for stage, path in (("filters", "tables"), ("visualize", "tables"), ("sanity", "figures")):
             run = next(r for r in by_stage[stage] if r["info"]["status"] == "FINISHED")
             assert files(run, path), f"{stage} logged nothing under {path}/"
