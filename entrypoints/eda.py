@@ -29,7 +29,8 @@ def _main(argv: Sequence[str] | None = None) -> int:
 
     path = args.manifest or str(default_manifest("binary"))
     df = read_manifest(path)
-    with stage_run("eda", {"manifest": path}, run_name="eda"):
+    task = "multiclass" if df["label"].nunique() > 2 else "binary"  # the experiment's
+    with stage_run("eda", {"manifest": path}, run_name="eda", task=task):
         log_manifest_input(df, name="manifest", context="eda", source=path)
         figures = eda_figures(df)
         for name, fig in figures.items():

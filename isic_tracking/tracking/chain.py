@@ -141,8 +141,7 @@ def _report(pipe: Pipeline, model_uri: str, seconds: float) -> None:
     log.info(f"registered model : {model_uri}")
     for stage, (run_id, reused) in pipe.stages.items():
         log.info(f"  {stage:<10} run {run_id}{'  (reused)' if reused else ''}")
-    ui = f"{ui_command(uri)}   (then the link below)" if ui_base(uri) == LOCAL_UI else ""
-    if ui:
-        log.info(f"see it all with  : {ui}")
+    then = "   (then the links below)" if ui_base(uri) == LOCAL_UI else ""
+    log.info(f"see it all with  : {ui_command(uri)}{then}")
     log.info(f"its runs         : {experiment_url(pipe.experiment_id, uri)}")
     log.info(f"pipeline run     : {run_url(pipe.experiment_id, pipe.parent_run_id, uri)}")

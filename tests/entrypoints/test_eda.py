@@ -45,3 +45,15 @@ def test_eda_missing_manifest_is_an_input_error(
     assert main(["--manifest", str(tmp_path / "nope.csv")]) == 2
     assert "error: manifest" in capsys.readouterr().err
     assert mlflow.search_runs(output_format="list") == []
+
+
+def test_eda_of_a_multiclass_manifest_goes_to_isic_multiclass(
+    mlflow_tracking: str, multiclass_manifest: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No experiment chosen: the manifest's task picks it (8 labels: isic-multiclass)."""
+    monkeypatch.delenv("MLFLOW_EXPERIMENT_ID")
+    assert main(["--manifest", str(multiclass_manifest)]) == 0
+    exp = MlflowClient().get_experiment_by_name("isic-multiclass")
+    (run,) = MlflowClient().search_runs([exp.experiment_id])
+    assert run.data.tags[tag.STAGE] == "eda"
+    assert run.data.tags["mlflow.note.content"].startswith("**eda** · `manifest=")
