@@ -8,10 +8,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from isic_tracking.data.manifest import infer_task, task_classes
 from isic_tracking.errors import IsicInputError
+from isic_tracking.interpret.filters import rank_auc
 from isic_tracking.interpret.liveness import CONSTANT, DEAD
 from isic_tracking.interpret.names import metric_key, safe_name
 
@@ -87,15 +89,26 @@ def liveness_line(counts: Mapping[str, Mapping[str, int]]) -> str:
     return f"filters not ranked ({'; '.join(parts)}): tables/inactive_filters.csv"
 
 
+#: Classes that count as malignant for the shortcut's class link (binary, 8-class task).
+MALIGNANT = ("malignant", "MEL")
+
+
 @dataclass(frozen=True)
 class ShortcutCheck:
-    """Does the planted shortcut's artifact have a selective filter ranked first?"""
+    """Does the planted shortcut's artifact have a selective filter ranked first?
+
+    ``malignant_auc`` tells a filter the model uses as malignant evidence (a learned
+    shortcut: > 0.5) from one that sees the artifact but not the class; measured on images
+    where the artifact does not follow the class (the control set), it separates a learned
+    shortcut from a merely salient artifact.
+    """
 
     artifact: str
     layer: str
-    filter: int  # rank 1 of the artifact's group; -1 when the layer has no live filter
+    filter: int  # rank 1 of the artifact's group
     auc: float  # its ROC AUC for "image has the artifact"
     min_auc: float
+    malignant_auc: float  # its ROC AUC for "image is malignant" (NaN without such a class)
 
     @property
     def passed(self) -> bool:
@@ -103,10 +116,18 @@ class ShortcutCheck:
 
 
 def shortcut_check(
-    recovery: pd.DataFrame, artifact: str, layer: str, min_auc: float
+    recovery: pd.DataFrame,
+    artifact: str,
+    layer: str,
+    min_auc: float,
+    max_acts: np.ndarray,
+    labels: np.ndarray,
+    classes: Sequence[str],
 ) -> ShortcutCheck:
     """The check of issue 18 (6b) from the recovery table: the AUC of ``artifact``'s top filter
-    in ``layer`` must reach ``min_auc``. Raises when the analysed images have no such group."""
+    in ``layer`` must reach ``min_auc``; with that filter's AUC for the malignant class
+    (``max_acts`` ``[N, C]`` of ``layer``, ``labels`` index ``classes``). Raises when the
+    analysed images have no such group."""
     rows = recovery[(recovery["artifact"] == artifact) & (recovery["layer"] == layer)]
     if rows.empty:
         groups = sorted(set(recovery["artifact"]))
@@ -116,4 +137,11 @@ def shortcut_check(
             "(groups=artifact and a split or manifest with that artifact)"
         )
     r = rows.iloc[0]
-    return ShortcutCheck(artifact, layer, int(r["filter"]), float(r["auc"]), float(min_auc))
+    f = int(r["filter"])
+    names = [str(c) for c in classes]
+    mal = next((names.index(c) for c in MALIGNANT if c in names), None)
+    positive = np.asarray(labels).reshape(-1) == mal
+    mal_auc = (
+        float(rank_auc(np.asarray(max_acts)[:, [f]], positive)[0]) if mal is not None else np.nan
+    )
+    return ShortcutCheck(artifact, layer, f, float(r["auc"]), float(min_auc), mal_auc)

@@ -137,14 +137,20 @@ def _check_shortcut_group(cfg: FiltersConfig, groups: pd.DataFrame | None, split
         )
 
 
-def _log_shortcut(cfg: FiltersConfig, report: FilterReport, layer: str) -> None:
-    """The planted shortcut's check (issue 18, 6b): metric and pass/fail tag."""
-    check = shortcut_check(report.recovery, cfg.shortcut_artifact, layer, cfg.shortcut_min_auc)
-    log_metrics({"shortcut_auc": check.auc})
+def _log_shortcut(
+    cfg: FiltersConfig, report: FilterReport, stats: LayerStats, classes: list[str]
+) -> None:
+    """The planted shortcut's check (issue 18, 6b): metrics and pass/fail tag."""
+    check = shortcut_check(
+        report.recovery, cfg.shortcut_artifact, stats.name, cfg.shortcut_min_auc,
+        stats.max.numpy(), stats.labels.numpy(), classes,
+    )  # fmt: skip
+    log_metrics({"shortcut_auc": check.auc, "shortcut_malignant_auc": check.malignant_auc})
     mlflow.set_tags({tag.SHORTCUT_CHECK: "pass" if check.passed else "fail"})
     log.info(
-        f"shortcut {check.artifact!r}: top filter {layer}:{check.filter} has ROC AUC "
-        f"{check.auc:.3f} (>= {check.min_auc}: {'pass' if check.passed else 'fail'})"
+        f"shortcut {check.artifact!r}: top filter {stats.name}:{check.filter} has ROC AUC "
+        f"{check.auc:.3f} for the artifact (>= {check.min_auc}: "
+        f"{'pass' if check.passed else 'fail'}), {check.malignant_auc:.3f} for malignant"
     )
 
 
@@ -233,7 +239,7 @@ def run_filters(cfg: FiltersConfig) -> FiltersOutcome:
         )
         _log_tables(report, layers)
         if cfg.shortcut_artifact != "none":
-            _log_shortcut(cfg, report, layers[-1])
+            _log_shortcut(cfg, report, stats[layers[-1]], classes)
         n_grids = 0
         if cfg.exemplars > 0:
             ex_layers = layers if cfg.exemplar_layers == "all" else [layers[-1]]

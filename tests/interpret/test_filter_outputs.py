@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -77,9 +78,17 @@ def test_shortcut_check_passes_at_the_threshold_and_names_missing_groups():
         {"artifact": ["ruler", "ruler", "hair"], "layer": ["c1", "c2", "c2"],
          "filter": [4, 7, 1], "auc": [0.6, 0.93, 0.7]}
     )  # fmt: skip
-    check = shortcut_check(rec, "ruler", "c2", 0.9)
-    assert (check.filter, check.auc, check.passed) == (7, 0.93, True)
-    assert not shortcut_check(rec, "ruler", "c1", 0.9).passed
-    assert shortcut_check(rec, "ruler", "c2", 0.93).passed
+    labels = np.array([0, 0, 1, 1])
+    acts = np.zeros((4, 8))
+    acts[:, 7] = [0.1, 0.2, 0.3, 0.4]  # malignant evidence: AUC 1 for "malignant"
+    acts[:, 4] = [0.4, 0.3, 0.2, 0.1]  # benign evidence: AUC 0
+    check = shortcut_check(rec, "ruler", "c2", 0.9, acts, labels, ["benign", "malignant"])
+    assert (check.filter, check.auc, check.passed, check.malignant_auc) == (7, 0.93, True, 1.0)
+    low = shortcut_check(rec, "ruler", "c1", 0.9, acts, labels, ["benign", "malignant"])
+    assert not low.passed and low.malignant_auc == 0.0
+    assert shortcut_check(rec, "ruler", "c2", 0.93, acts, labels, ["benign", "malignant"]).passed
+    # 8 classes: MEL is the malignant one; no such class: NaN
+    assert shortcut_check(rec, "ruler", "c2", 0.9, acts, labels, ["NV", "MEL"]).malignant_auc == 1
+    assert np.isnan(shortcut_check(rec, "ruler", "c2", 0.9, acts, labels, ["a", "b"]).malignant_auc)
     with pytest.raises(IsicInputError, match="shortcut_artifact='ink'.*groups: hair, ruler"):
-        shortcut_check(rec, "ink", "c2", 0.9)
+        shortcut_check(rec, "ink", "c2", 0.9, acts, labels, ["benign", "malignant"])
