@@ -3,19 +3,20 @@ visualize through the real stages and a real sqlite MLflow store, with and witho
 
 ``synth --shortcut_artifact ruler --shortcut_rate 0.9`` puts a ruler on 90 % of the malignant
 images and on no benign one; the control is the same seed without it (same ids, labels and
-lesions; rulers on ~6 % of the images, mostly benign). Both train ``smallcnn`` at 64 px for
-8 epochs, 2 folds, **without augmentation** (the random resized crops of ``augment=flips``
-cut the ruler band off the edge: trained with them the model ignores the ruler, see
-docs/benchmarks.md).
+lesions; rulers on 18 of 298 images, 15 of them benign). Both train ``smallcnn`` at 64 px
+for 5 epochs, 2 folds, **without augmentation** (the random resized crops of
+``augment=flips`` cut the ruler band off the edge: trained with them the model ignores the
+ruler, see docs/benchmarks.md).
 
-Measured (docs/benchmarks.md, "Planted shortcut", seeds 0 and 1): on its own images the
-shortcut model's top ruler filter in the last layer has ROC AUC 0.98 for "has a ruler",
-the control's 0.85 (``shortcut_min_auc`` 0.9 lies between). That AUC alone is confounded
-(on the shortcut set a ruler means malignant), so both models are also analysed on the
-control's images, where rulers do not follow the class: there the shortcut model's top ruler
-filter is malignant evidence (AUC for "malignant" 0.94), the control model's is benign
-evidence (0.17; its rulers sat mostly on benign images). The thresholds (>= 0.8 vs <= 0.5)
-leave a margin of ~0.15-0.3 on both sides.
+Measured (docs/benchmarks.md, "Planted shortcut": these settings, and 8 epochs with seeds 0
+and 1): on its own images the shortcut model's top ruler filter in the last layer has ROC AUC
+0.974-0.984 for "has a ruler", the control's 0.825-0.855 (``shortcut_min_auc`` 0.9 lies
+between). That AUC alone is confounded (on the shortcut set a ruler means malignant; a pure
+malignancy filter passes it), so the shortcut model is also analysed on the control's
+images, where rulers do not follow the class: there its top ruler filter is malignant
+evidence (AUC for "malignant" 0.851-0.937), the control model's is benign evidence
+(0.169-0.335; its rulers sat mostly on benign images). Thresholds >= 0.7 and <= 0.5 leave a
+margin of >= 0.15 on both sides.
 """
 
 from __future__ import annotations
@@ -30,10 +31,12 @@ from isic_tracking.interpret.stage_config import FiltersConfig
 from isic_tracking.tracking import tag
 from isic_tracking.tracking.filters import run_filters
 
-pytestmark = pytest.mark.slow
+# two trainings of 2 folds x 5 epochs on 238 images at 64 px; the shared, loaded 2-core
+# machine it was written on needs more than the default 900 s
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(2400)]
 
 TRAIN = [
-    *("--arch", "smallcnn", "--folds", "2", "--epochs", "8", "--image_size", "64"),
+    *("--arch", "smallcnn", "--folds", "2", "--epochs", "5", "--image_size", "64"),
     *("--lr", "0.002", "--batch_size", "32", "--augment", "none", "--device", "cpu"),
     *("--seed", "0"),
 ]
@@ -82,7 +85,7 @@ def test_a_planted_ruler_shortcut_gets_a_malignant_ruler_filter_the_control_has_
     # on the control's images (rulers independent of the class): only the shortcut model's
     # ruler filter is malignant evidence
     cross, cross_data = _filters(sc_model, ctl_manifest)
-    assert cross_data.metrics["shortcut_malignant_auc"] >= 0.8, cross.report.recovery
+    assert cross_data.metrics["shortcut_malignant_auc"] >= 0.7, cross.report.recovery
     assert ctl_data.metrics["shortcut_malignant_auc"] <= 0.5, ctl.report.recovery
     for out in (sc, ctl, cross):  # the rankings hold live filters only
         dead = set(out.report.liveness[out.layers[-1]].query("status != 'live'")["filter"])
