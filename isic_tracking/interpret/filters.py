@@ -7,12 +7,14 @@ filter's own quantile (default 0.95) over all images of the split. For each grou
 normalized to percentages of the group's images; the filters with the highest percentages
 are the group's specific filters. Comparing the top filters of artifact groups with those
 of classes (Jaccard index) tells outlier-specific filters from class-specific ones.
+
+Only live filters are ranked (:mod:`.liveness`): a dead or constant filter never appears in a
+top table nor as the best filter of a recovery AUC; the percentages keep every filter.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -20,19 +22,13 @@ from scipy.stats import rankdata
 from torch import Tensor
 
 from isic_tracking.errors import IsicInputError
+from isic_tracking.interpret.liveness import live_mask, max_matrix
 
 #: Group value meaning "no artifact" (synthetic truth, z-score detector): never a group.
 NO_GROUP: tuple[str, ...] = ("none", "", "nan", "<NA>")
 
 
-def _as_array(max_acts: Tensor | np.ndarray) -> np.ndarray:
-    a = max_acts.detach().cpu().numpy() if isinstance(max_acts, Tensor) else np.asarray(max_acts)
-    if a.ndim != 2 or a.shape[0] == 0:
-        raise IsicInputError(f"max activations must be [images, filters], got shape {a.shape}")
-    return a.astype(np.float64, copy=False)
-
-
-def _labels_array(labels: Tensor | np.ndarray | Sequence[int]) -> np.ndarray:
+def labels_array(labels: Tensor | np.ndarray | Sequence[int]) -> np.ndarray:
     if isinstance(labels, Tensor):
         labels = labels.detach().cpu().numpy()
     return np.asarray(labels).reshape(-1).astype(np.int64)
@@ -45,7 +41,7 @@ def filter_thresholds(max_acts: Tensor | np.ndarray, quantile: float = 0.95) -> 
     """
     if not 0.0 < quantile < 1.0:
         raise IsicInputError(f"quantile must lie in (0, 1), got {quantile}")
-    return np.quantile(_as_array(max_acts), quantile, axis=0)
+    return np.quantile(max_matrix(max_acts), quantile, axis=0)
 
 
 def membership(groups: pd.Series | pd.DataFrame, n: int | None = None) -> pd.DataFrame:
@@ -83,7 +79,7 @@ def filter_percentages(
         ``(occurrences, percent)``: two ``[groups, C]`` DataFrames (index = group names,
         columns = filter indices); percent is occurrences / group size * 100.
     """
-    acts = _as_array(max_acts)
+    acts = max_matrix(max_acts)
     member = membership(groups, acts.shape[0])
     fires = acts > filter_thresholds(acts, quantile)[None, :]  # [N, C]
     m = member.to_numpy(dtype=np.float64)  # [N, G]
@@ -109,7 +105,7 @@ def group_mean_z(max_acts: Tensor | np.ndarray, groups: pd.Series | pd.DataFrame
     Returns:
         ``[groups, C]`` DataFrame.
     """
-    acts = _as_array(max_acts)
+    acts = max_matrix(max_acts)
     member = membership(groups, acts.shape[0])
     sd = acts.std(axis=0)
     z = (acts - acts.mean(axis=0)) / np.where(sd > 0, sd, 1.0)
@@ -122,30 +118,39 @@ def group_mean_z(max_acts: Tensor | np.ndarray, groups: pd.Series | pd.DataFrame
 
 
 TOP_COLUMNS = ["filter", "occurrences", "percent", "rank", "mean_z"]
+RECOVERY_COLUMNS = ["artifact", "filter", "auc", "best_filter", "best_auc", "n_pos", "n_neg"]
 
 
 def _top_table(
-    occ: pd.DataFrame, pct: pd.DataFrame, mz: pd.DataFrame, top_n: int, key: str
+    occ: pd.DataFrame,
+    pct: pd.DataFrame,
+    mz: pd.DataFrame,
+    top_n: int,
+    key: str,
+    live: np.ndarray,
 ) -> pd.DataFrame:
-    """Long table of the ``top_n`` filters per group: percent first, ties broken by the
-    group's mean z-score, then by the lower filter index."""
+    """Long table of the ``top_n`` live filters per group: percent first, ties broken by the
+    group's mean z-score, then by the lower filter index (fewer rows when fewer are live)."""
     if top_n < 1:
         raise IsicInputError(f"top_n must be >= 1, got {top_n}")
+    candidates = np.flatnonzero(live)
     rows = []
     for g in pct.index:
         p, z = pct.loc[g].to_numpy(), mz.loc[g].to_numpy()
-        order = np.lexsort((np.arange(len(p)), -z, -p))[:top_n]  # last key is the primary one
+        pc, zc = p[candidates], z[candidates]
+        order = candidates[np.lexsort((candidates, -zc, -pc))[:top_n]]  # last key: primary
         for rank, f in enumerate(order, start=1):
             rows.append((g, int(f), int(occ.loc[g].iloc[f]), float(p[f]), rank, float(z[f])))
     return pd.DataFrame(rows, columns=[key, *TOP_COLUMNS])
 
 
-def _ranked(
+def ranked_layer(
     acts: np.ndarray, member: pd.DataFrame, quantile: float, top_n: int, key: str
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(top table, percent table) of one layer for the groups of ``member``."""
+    """(top table of the live filters, percent table of all) of one layer for ``member``'s
+    groups."""
     occ, pct = filter_percentages(acts, member, quantile)
-    return _top_table(occ, pct, group_mean_z(acts, member), top_n, key), pct
+    return _top_table(occ, pct, group_mean_z(acts, member), top_n, key, live_mask(acts)), pct
 
 
 def class_specific_filters(
@@ -157,7 +162,7 @@ def class_specific_filters(
     *,
     split: str = "the split",
 ) -> pd.DataFrame:
-    """Top-N class-specific filters (thesis §5.4.1, Table 10).
+    """Top-N live class-specific filters (thesis §5.4.1, Table 10).
 
     Args:
         max_acts: ``[N, C]`` per-image max activation of one layer.
@@ -176,10 +181,10 @@ def class_specific_filters(
         IsicInputError: a class has no image in the split, or a label is out of range.
     """
     check_classes_present(labels, class_names, split)
-    lab = _labels_array(labels)
+    lab = labels_array(labels)
     names = [str(c) for c in class_names]
     member = pd.DataFrame({n: lab == i for i, n in enumerate(names)})
-    return _ranked(_as_array(max_acts), member, quantile, top_n, "class")[0]
+    return ranked_layer(max_matrix(max_acts), member, quantile, top_n, "class")[0]
 
 
 def group_specific_filters(
@@ -190,7 +195,7 @@ def group_specific_filters(
     *,
     min_images: int = 1,
 ) -> pd.DataFrame:
-    """Top-N filters of image groups beyond classes (artifacts: hair, ruler, sticker, ...).
+    """Top-N live filters of image groups beyond classes (artifacts: hair, ruler, sticker, ...).
 
     Args:
         max_acts: ``[N, C]`` per-image max activation of one layer.
@@ -205,12 +210,12 @@ def group_specific_filters(
         DataFrame ``group, filter, occurrences, percent, rank, mean_z``; empty when no group
         has ``min_images`` images.
     """
-    acts = _as_array(max_acts)
+    acts = max_matrix(max_acts)
     member = membership(groups, acts.shape[0])
     member = member.loc[:, member.sum(axis=0) >= max(min_images, 1)]
     if member.shape[1] == 0:
         return pd.DataFrame(columns=["group", *TOP_COLUMNS])
-    return _ranked(acts, member, quantile, top_n, "group")[0]
+    return ranked_layer(acts, member, quantile, top_n, "group")[0]
 
 
 def _filter_sets(top: pd.DataFrame) -> dict[str, set]:
@@ -265,30 +270,30 @@ def artifact_recovery_auc(
 
     The top filter (rank 1 of :func:`group_specific_filters`, or of ``top``) is chosen on the
     same images the AUC is measured on, so the AUC is optimistic for tiny groups;
-    ``best_auc`` (the best single filter of the layer) is the ceiling for comparison.
+    ``best_auc`` (the best single live filter of the layer) is the ceiling for comparison.
 
     Returns:
         DataFrame ``artifact, filter, auc, best_filter, best_auc, n_pos, n_neg``: AUC of the
         top filter's max activation, images of the group vs every other image.
     """
-    acts = _as_array(max_acts)
+    acts = max_matrix(max_acts)
     member = membership(groups, acts.shape[0])
     if top is None:
         top = group_specific_filters(acts, member, quantile, top_n=1)
     first = top[top["rank"] == 1].set_index(top.columns[0])["filter"]
+    live = live_mask(acts)
     rows = []
     for g in member.columns:
         if g not in first.index:
             continue
         pos = member[g].to_numpy()
-        aucs = rank_auc(acts, pos)
+        aucs = np.where(live, rank_auc(acts, pos), np.nan)
         f = int(first[g])
         best = int(np.nanargmax(aucs)) if np.isfinite(aucs).any() else -1
         rows.append(
             (g, f, float(aucs[f]), best, float(aucs[best]), int(pos.sum()), int((~pos).sum()))
         )
-    cols = ["artifact", "filter", "auc", "best_filter", "best_auc", "n_pos", "n_neg"]
-    return pd.DataFrame(rows, columns=cols)
+    return pd.DataFrame(rows, columns=RECOVERY_COLUMNS)
 
 
 def check_classes_present(
@@ -296,7 +301,7 @@ def check_classes_present(
 ) -> None:
     """Raise :class:`IsicInputError` naming every class without an image in ``split`` (and
     labels outside the class list), before any expensive pass over the images."""
-    lab = _labels_array(labels)
+    lab = labels_array(labels)
     names = [str(c) for c in class_names]
     if lab.size and (lab.min() < 0 or lab.max() >= len(names)):
         raise IsicInputError(f"labels must lie in 0..{len(names) - 1} for classes {names}")
@@ -307,83 +312,3 @@ def check_classes_present(
             f"class {', '.join(map(repr, empty))} has no images in {split}: pick a split that "
             "holds every class (e.g. split=all) or a manifest with images of that class"
         )
-
-
-@dataclass
-class FilterReport:
-    """Everything the ``filters`` stage reports, over one or more layers.
-
-    Top tables have the group key first (``class`` or ``group``) and a ``layer`` column;
-    percent tables are ``[groups, filters]`` per layer.
-    """
-
-    class_top: pd.DataFrame
-    class_percent: dict[str, pd.DataFrame]
-    group_top: pd.DataFrame
-    group_percent: dict[str, pd.DataFrame]
-    jaccard: pd.DataFrame
-    recovery: pd.DataFrame
-
-
-def filter_report(
-    max_acts: dict[str, Tensor],
-    labels: Tensor | np.ndarray | Sequence[int],
-    class_names: Sequence[str],
-    groups: pd.DataFrame | pd.Series | None = None,
-    quantile: float = 0.95,
-    top_n: int = 5,
-    *,
-    split: str = "the split",
-    min_group_images: int = 1,
-) -> FilterReport:
-    """Class- and group-specific filters of every layer, their Jaccard overlap and the
-    artifact recovery AUC.
-
-    Args:
-        max_acts: ``{layer: [N, C] max activations}`` (``LayerStats.max`` per layer).
-        labels, class_names, quantile, top_n, split: see :func:`class_specific_filters`.
-        groups: image groups (see :func:`membership`), or None for classes only.
-        min_group_images: groups with fewer images are left out.
-
-    Returns:
-        A :class:`FilterReport`. The Jaccard matrix is square over classes and groups (a
-        group named like a class is prefixed ``group:``); top-filter sets are ``(layer,
-        filter)`` pairs, so filters of different layers never match.
-    """
-    check_classes_present(labels, class_names, split)
-    names = [str(c) for c in class_names]
-    lab = _labels_array(labels)
-    class_member = pd.DataFrame({n: lab == i for i, n in enumerate(names)})
-    group_member = None
-    if groups is not None:
-        group_member = membership(groups, len(lab))
-        keep = group_member.sum(axis=0) >= max(min_group_images, 1)
-        group_member = group_member.loc[:, keep]
-        group_member.columns = [f"group:{g}" if g in names else g for g in group_member.columns]
-        if group_member.shape[1] == 0:
-            group_member = None
-    class_tops, group_tops, recs = [], [], []
-    class_pct: dict[str, pd.DataFrame] = {}
-    group_pct: dict[str, pd.DataFrame] = {}
-    for layer, acts in max_acts.items():
-        acts = _as_array(acts)
-        top, class_pct[layer] = _ranked(acts, class_member, quantile, top_n, "class")
-        class_tops.append(top.assign(layer=layer))
-        if group_member is not None:
-            top, group_pct[layer] = _ranked(acts, group_member, quantile, top_n, "group")
-            group_tops.append(top.assign(layer=layer))
-            recs.append(
-                artifact_recovery_auc(acts, group_member, quantile, top).assign(layer=layer)
-            )
-    class_top = pd.concat(class_tops, ignore_index=True)
-    empty_top = pd.DataFrame(columns=["group", *TOP_COLUMNS, "layer"])
-    group_top = pd.concat(group_tops, ignore_index=True) if group_tops else empty_top
-    both = pd.concat([class_top.rename(columns={"class": "group"}), group_top], ignore_index=True)
-    recovery = (
-        pd.concat(recs, ignore_index=True)
-        if recs
-        else pd.DataFrame(
-            columns=["artifact", "filter", "auc", "best_filter", "best_auc", "n_pos", "n_neg"]
-        )
-    )
-    return FilterReport(class_top, class_pct, group_top, group_pct, jaccard_overlap(both), recovery)

@@ -17,6 +17,7 @@ from isic_tracking.interpret.choices import ENGINES  # noqa: F401 (re-exported)
 from isic_tracking.interpret.featvis import LOGITS, Objective, channel, class_logit
 from isic_tracking.interpret.featvis.render import RenderResult
 from isic_tracking.interpret.fv_table import LOGITS_LAYER, objective_name
+from isic_tracking.interpret.liveness import live_mask
 from isic_tracking.interpret.names import safe_name
 
 #: ``channels=all`` refuses a layer wider than this (one picture per channel).
@@ -92,8 +93,11 @@ def top_from_table(table: pd.DataFrame, layer: str, last: str, top_n: int) -> di
 
 
 def most_activated(max_per_image: Tensor, top_n: int) -> list[int]:
-    """The ``top_n`` filters with the highest mean (over images ``[N, C]``) of their max."""
-    return max_per_image.mean(0).argsort(descending=True)[:top_n].tolist()
+    """The ``top_n`` live filters (:mod:`.liveness`: never a dead or constant one) with the
+    highest mean (over images ``[N, C]``) of their max."""
+    live = live_mask(max_per_image)
+    order = max_per_image.mean(0).argsort(descending=True).tolist()
+    return [c for c in order if live[c]][:top_n]
 
 
 def channel_targets(chans: Mapping[str, Mapping[int, str]]) -> dict[str, list[Target]]:

@@ -59,6 +59,13 @@ class FiltersConfig:
     exemplar_layers: str = _f("last", "layers with exemplar grids: last or all")
     image_size: int = _f(0, "input size (0: the model's config)")
     zscore_threshold: float = _f(2.0, "pixel |z| of an outlier")
+    shortcut_artifact: str = _f(
+        "none",
+        "a planted shortcut's artifact (synth --shortcut_artifact): check that its group's top "
+        "filter in the last layer reaches shortcut_min_auc (metric shortcut_auc, tag "
+        "isic.shortcut_check)",
+    )
+    shortcut_min_auc: float = _f(0.9, "ROC AUC the shortcut artifact's top filter must reach")
     batch_size: int = _f(32, "images per forward pass")
     workers: int = _f(0, "DataLoader worker processes")
     device: str = _f("auto", "auto (cuda, then mps, then cpu), cpu, cuda, cuda:1, ...")

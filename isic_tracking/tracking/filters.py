@@ -9,6 +9,12 @@ heatmap (Fig. 26), the top-N table (Table 10, CSV + figure), the artifact groups
 filters next to the classes', their Jaccard overlap, how well each artifact's top filter
 recovers the artifact (``recovery_auc/<artifact>``) and dataset exemplars of the top filters.
 
+Only live filters are ranked: the dead and constant ones (:mod:`..interpret.liveness`) are
+counted (``dead_filters``, ``constant_filters``), listed in ``tables/inactive_filters.csv``
+and named in one terminal line. A filter's response is read after the BatchNorm that follows
+its conv, where there is one (:mod:`..interpret.response`). With ``shortcut_artifact`` set,
+the planted shortcut's check is logged (``shortcut_auc``, tag ``isic.shortcut_check``).
+
 ``tables/class_filters.csv`` (``class, filter, occurrences, percent, rank, mean_z, layer``)
 is what ``visualize --filters_run`` reads.
 """
@@ -18,27 +24,29 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
+import mlflow
 import pandas as pd
 
 from isic_tracking.data.dataset import make_loader
 from isic_tracking.data.defaults import default_manifest
 from isic_tracking.data.outliers import score_table
 from isic_tracking.data.transforms import build_transforms
+from isic_tracking.errors import IsicInputError
 from isic_tracking.interpret.activations import LayerStats, activation_stats
 from isic_tracking.interpret.exemplars import exemplar_crops, top_exemplars
 from isic_tracking.interpret.filter_outputs import (
     ZSCORE,
     class_names,
     group_sources,
+    liveness_line,
+    liveness_metrics,
     recovery_metrics,
+    shortcut_check,
     union_top,
 )
-from isic_tracking.interpret.filters import (
-    FilterReport,
-    check_classes_present,
-    filter_report,
-    membership,
-)
+from isic_tracking.interpret.filter_report import FilterReport, filter_report
+from isic_tracking.interpret.filters import check_classes_present, membership
+from isic_tracking.interpret.liveness import inactive_filters, liveness_counts
 from isic_tracking.interpret.names import safe_name
 from isic_tracking.interpret.plots import (
     exemplar_grid,
@@ -46,9 +54,11 @@ from isic_tracking.interpret.plots import (
     jaccard_heatmap,
     top_filters_table,
 )
+from isic_tracking.interpret.response import response_layers
 from isic_tracking.interpret.stage_config import FiltersConfig
 from isic_tracking.log import get_logger
 from isic_tracking.models import resolve_layers
+from isic_tracking.tracking import tag
 from isic_tracking.tracking.analysis import split_rows
 from isic_tracking.tracking.registry import load_model
 from isic_tracking.tracking.runs import (
@@ -106,7 +116,46 @@ def _log_kind(top, percent, kind: str, title: str, layers: list[str]) -> None:
         log_figure(fig, f"figures/{kind}_heatmap_{safe_name(layer)}.png")
 
 
+def _log_liveness(report: FilterReport) -> None:
+    """The dead and constant filters: counts, the table and one terminal line."""
+    counts = liveness_counts(report.liveness)
+    log_dataframe(inactive_filters(report.liveness), "tables/inactive_filters.csv")
+    log_metrics(liveness_metrics(counts))
+    log.info(liveness_line(counts))
+
+
+def _check_shortcut_group(cfg: FiltersConfig, groups: pd.DataFrame | None, split: str) -> None:
+    """Before any run: the shortcut's artifact must be an image group of the analysed split."""
+    if cfg.shortcut_artifact == "none":
+        return
+    names = [] if groups is None else [str(c) for c in groups.columns]
+    if cfg.shortcut_artifact not in names:
+        raise IsicInputError(
+            f"shortcut_artifact={cfg.shortcut_artifact!r}: no image of {split} is in that group "
+            f"(groups: {', '.join(names) or 'none'}); use groups=artifact and images that "
+            "carry it (e.g. split=all)"
+        )
+
+
+def _log_shortcut(
+    cfg: FiltersConfig, report: FilterReport, stats: LayerStats, classes: list[str]
+) -> None:
+    """The planted shortcut's check (issue 18, 6b): metrics and pass/fail tag."""
+    check = shortcut_check(
+        report.recovery, cfg.shortcut_artifact, stats.name, cfg.shortcut_min_auc,
+        stats.max.numpy(), stats.labels.numpy(), classes,
+    )  # fmt: skip
+    log_metrics({"shortcut_auc": check.auc, "shortcut_malignant_auc": check.malignant_auc})
+    mlflow.set_tags({tag.SHORTCUT_CHECK: "pass" if check.passed else "fail"})
+    log.info(
+        f"shortcut {check.artifact!r}: top filter {stats.name}:{check.filter} has ROC AUC "
+        f"{check.auc:.3f} for the artifact (>= {check.min_auc}: "
+        f"{'pass' if check.passed else 'fail'}), {check.malignant_auc:.3f} for malignant"
+    )
+
+
 def _log_tables(report: FilterReport, layers: list[str]) -> None:
+    _log_liveness(report)
     _log_kind(report.class_top, report.class_percent, "class", "Class", layers)
     if report.group_top.empty:
         return
@@ -159,9 +208,12 @@ def run_filters(cfg: FiltersConfig) -> FiltersOutcome:
     split = f"split {cfg.split!r} of {manifest}"
     check_classes_present(rows["label"].to_numpy(), classes, split)
     groups = _groups(cfg, rows, int(config["image_size"]))
+    _check_shortcut_group(cfg, groups, split)
+    hooked = response_layers(model, layers)
 
     params = {**dataclasses.asdict(cfg), "manifest": manifest, "layers_resolved": ",".join(layers)}
     params["n_images"] = len(rows)
+    params["response_layers"] = ",".join(hooked)
     with stage_run(STAGE, params, tags=loaded.tags, run_name=STAGE) as run:
         log_manifest_input(rows, name="filters-split", context=STAGE, source=manifest)
         mean, std = config["mean"], config["std"]
@@ -172,7 +224,10 @@ def run_filters(cfg: FiltersConfig) -> FiltersOutcome:
             workers=cfg.workers,
             return_index=True,
         )
-        stats = activation_stats(model, loader, layers, device)
+        stats = {
+            hooked[name]: dataclasses.replace(s, name=hooked[name])
+            for name, s in activation_stats(model, loader, list(hooked), device).items()
+        }
         report = filter_report(
             {n: s.max for n, s in stats.items()},
             stats[layers[0]].labels,
@@ -183,6 +238,8 @@ def run_filters(cfg: FiltersConfig) -> FiltersOutcome:
             split=split,
         )
         _log_tables(report, layers)
+        if cfg.shortcut_artifact != "none":
+            _log_shortcut(cfg, report, stats[layers[-1]], classes)
         n_grids = 0
         if cfg.exemplars > 0:
             ex_layers = layers if cfg.exemplar_layers == "all" else [layers[-1]]

@@ -35,6 +35,7 @@ BEST_TRIAL = "isic.best_trial"
 MODEL_URI = "isic.model_uri"
 TRAIN_RUN = "isic.train_run"
 FILTERS_RUN = "isic.filters_run"
+SHORTCUT_CHECK = "isic.shortcut_check"  # filters: "pass"/"fail", planted shortcut found (6b)
 FV_RUN = "isic.fv_run"
 SANITY_VISUALIZATIONS = "isic.sanity.visualizations"
 COMPARABLE = "isic.comparable"

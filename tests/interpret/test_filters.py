@@ -12,11 +12,11 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from isic_tracking.errors import IsicInputError
 from isic_tracking.interpret.activations import activation_stats
+from isic_tracking.interpret.filter_report import filter_report
 from isic_tracking.interpret.filters import (
     artifact_recovery_auc,
     class_specific_filters,
     filter_percentages,
-    filter_report,
     filter_thresholds,
     group_mean_z,
     group_specific_filters,

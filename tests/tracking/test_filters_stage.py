@@ -87,6 +87,19 @@ def test_filters_stage_logs_tables_figures_metrics_and_model_tags(trained, capsy
     for g in set(groups["group"]):
         assert 0.0 <= metrics[f"recovery_auc/{g}"] <= 1.0
     assert f"figures/exemplars/{layer}/group_{sorted(groups['group'])[0]}.png" in files
+    # dead / constant filters: counted, listed, never ranked; metric keys one `/` level deep
+    assert "tables/inactive_filters.csv" in files
+    inactive = pd.read_csv(
+        mlflow.artifacts.download_artifacts(
+            run_id=run.info.run_id, artifact_path="tables/inactive_filters.csv"
+        )
+    )
+    assert list(inactive.columns) == ["layer", "filter", "status", "max", "std"]
+    assert metrics["dead_filters"] == (inactive["status"] == "dead").sum()
+    assert metrics[f"constant_filters/{layer}"] == (inactive["status"] == "constant").sum()
+    assert not set(inactive["filter"]) & (set(top["filter"]) | set(groups["filter"]))
+    assert all(k.count("/") <= 1 for k in metrics), sorted(metrics)
+    assert params["response_layers"] != layer  # timm test_resnet: conv -> bn
 
     assert main(["--model_uri", uri, "--split", "val7", "--device", "cpu"]) == 2
     assert "has no fold 7" in capsys.readouterr().err
@@ -151,3 +164,20 @@ def test_runner_returns_the_report_it_logged(mlflow_tracking: str, binary_manife
     )
     assert logged["filter"].tolist() == out.report.class_top["filter"].tolist()
     assert set(logged["layer"]) == set(out.layers) and out.report.group_top.empty
+    run = MlflowClient().get_run(out.run_id)
+    # mobilenet_v3's last conv is followed by its BatchNorm: the response is read there
+    layer = out.layers[0]
+    assert run.data.params["response_layers"] == layer.rsplit(".", 1)[0] + ".1"
+    counts = out.report.liveness[layer]["status"].value_counts()
+    assert run.data.metrics["dead_filters"] == counts.get("dead", 0)
+    assert run.data.metrics[f"constant_filters/{layer}"] == counts.get("constant", 0)
+
+
+def test_shortcut_check_of_a_group_the_split_lacks_is_refused_before_any_run(
+    mlflow_tracking: str, binary_manifest: Path, capsys
+):
+    args = ["--model_uri", f"pretrained:{BASE}", "--allow_random", "true", "--device", "cpu"]
+    args += ["--manifest", str(binary_manifest), "--split", "train", "--image_size", "48"]
+    assert main([*args, "--groups", "none", "--shortcut_artifact", "ruler"]) == 2
+    assert "shortcut_artifact='ruler': no image of split 'train'" in capsys.readouterr().err
+    assert mlflow.search_runs(filter_string="tags.`isic.stage` = 'filters'").empty
