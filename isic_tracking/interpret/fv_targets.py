@@ -203,9 +203,16 @@ def picture_file(model_key: str, engine: str, reg: str, t: Target) -> str:
 
 
 def picture_row(
-    t: Target, reached: float, engine: str, reg: str, model_key: str, file: str
+    t: Target,
+    reached: float,
+    engine: str,
+    reg: str,
+    model_key: str,
+    file: str,
+    natural: Mapping[str, float] | None = None,
 ) -> dict[str, Any]:
-    """The ``tables/activations.csv`` row of one picture (see :mod:`.fv_table`)."""
+    """The ``tables/activations.csv`` row of one picture (see :mod:`.fv_table`); ``natural``
+    holds its natural-image columns (NaN when absent: no natural images)."""
     return {
         "layer": t.layer or LOGITS_LAYER,
         "channel": t.channel,

@@ -91,6 +91,11 @@ class VisualizeConfig:
         None, "images for top_n without filters_run (default: the training run's manifest)"
     )
     n_images: int = _f(32, "images of the top_n pass (no filters_run)")
+    split: str = _f(
+        "val0",
+        "natural images each picture is compared with (fv_over_natural_max): valK (validation "
+        "images of fold K of the training run), train, test, all, or none",
+    )
     allow_random: bool = _f(False, ALLOW_RANDOM_HELP)
 
 

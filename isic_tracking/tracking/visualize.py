@@ -9,9 +9,15 @@ manifest's images; ``all``; explicit indices ``3,17,42``) or the class logits
 (``thesis,none``); ``engine`` our batched engine (``isic``), torch-dreams (``torch_dreams``, the
 thesis's library) or both; ``compare_pretrained`` renders the ImageNet base next to the model.
 
-Logs labelled grids (layer, filter, activation reached) under ``figures/``, every image as a PNG
-under ``images/<layer>/``, ``tables/activations.csv`` (:mod:`isic_tracking.interpret.fv_table`,
-read by ``sanity --fv_run``) and the settings, tagged with the model's name, version and
+Every picture's activation is set next to the same objective's maximum and 99th percentile
+over the analysed natural images (``split``, default the validation images of fold 0 of the
+model's training run, as ``filters``): ``fv_over_natural_max`` (:mod:`.interpret.fv_natural`).
+
+Logs one labelled grid per layer and preset under ``figures/`` (layer, filter, class selectivity
+from a filters run, ``fv/nat max``), with its twin beside it (``none``, or the ImageNet base),
+every image as a PNG under ``images/<layer>/``, ``tables/activations.csv``
+(:mod:`isic_tracking.interpret.fv_table`, read by ``sanity --fv_run``), metrics
+``<kind>/<layer>-<preset>`` and the settings, tagged with the model's name, version and
 training run.
 """
 
@@ -24,10 +30,18 @@ from pathlib import Path
 
 import mlflow
 import pandas as pd
+import torch
 
 from isic_tracking.errors import IsicInputError
+from isic_tracking.interpret import fv_natural
 from isic_tracking.interpret.featvis import LOGITS, render
-from isic_tracking.interpret.featvis.grids import comparison_grid, result_grid, save_png
+from isic_tracking.interpret.featvis.grids import (
+    Panel,
+    comparison_grid,
+    save_png,
+    tile_label,
+    twin_grid,
+)
 from isic_tracking.interpret.featvis.presets import PRESETS, preset
 from isic_tracking.interpret.featvis.render import RenderResult, check_request, layer_channels
 from isic_tracking.interpret.fv_table import ARTIFACT, write_activations
@@ -47,13 +61,18 @@ from isic_tracking.interpret.fv_targets import (
     parse_channels,
     picture_file,
     picture_row,
+    render_name,
     render_plan,
+    selectivity_from_table,
+    single_objective,
+    stage_metric,
     top_from_table,
 )
 from isic_tracking.interpret.stage_config import VisualizeConfig
 from isic_tracking.log import get_logger
 from isic_tracking.models import conv_layers, resolve_layers
 from isic_tracking.tracking import tag
+from isic_tracking.tracking.analysis import split_rows
 from isic_tracking.tracking.registry import LoadedModel, load_model, training_manifest
 from isic_tracking.tracking.runs import (
     download_artifacts,
@@ -66,6 +85,7 @@ from isic_tracking.tracking.runs import (
 from isic_tracking.utils import resolve_device, seed_everything
 
 STAGE = "visualize"
+DEFAULT_SPLIT = VisualizeConfig.split
 log = get_logger(__name__)
 
 
@@ -74,6 +94,7 @@ class VisualizeOutcome:
     run_id: str
     rows: list[dict]  # the rows of tables/activations.csv
     layers: list[str]  # folder names: layer names, ``logits`` for class logits
+    metrics: dict[str, float]  # what was logged as metrics
 
 
 # --------------------------------------------------------------------------- what to render
@@ -119,6 +140,7 @@ def _layer_targets(cfg, loaded: LoadedModel, size: int, device, tmp: str) -> dic
     layers = resolve_layers(model, cfg.layers, default="first,last")
     spec = parse_channels(cfg.channels)
     chans: dict[str, dict[int, str]] = {}
+    selectivity: dict[str, dict[int, str]] = {}
     if spec == "all":
         for name in layers:
             c = layer_channels(model, name, size)
@@ -131,10 +153,12 @@ def _layer_targets(cfg, loaded: LoadedModel, size: int, device, tmp: str) -> dic
     elif spec == "top_n":
         if cfg.filters_run:
             table = _filters_run_top(cfg.filters_run, tmp)
+            last = conv_layers(model)[-1]
             for name in layers:
-                top = top_from_table(table, name, conv_layers(model)[-1], cfg.top_n)
+                top = top_from_table(table, name, last, cfg.top_n)
                 if top is not None:
                     chans[name] = top
+                    selectivity[name] = selectivity_from_table(table, name, last)
         todo = [name for name in layers if name not in chans]
         if todo:
             if cfg.filters_run:
@@ -143,7 +167,7 @@ def _layer_targets(cfg, loaded: LoadedModel, size: int, device, tmp: str) -> dic
                 chans[name] = dict.fromkeys(top, "")
     else:  # explicit indices (``classes`` never gets here)
         chans = {name: dict.fromkeys(spec, "") for name in layers}
-    return channel_targets({name: chans[name] for name in layers})
+    return channel_targets({name: chans[name] for name in layers}, selectivity)
 
 
 # --------------------------------------------------------------------------- rendering
@@ -170,13 +194,13 @@ def _render_targets(cfg, model, targets, engine, reg, size, config, device) -> R
     return concat_results(parts)
 
 
-def _save(res: RenderResult, targets: list[Target], key, engine, reg, out: Path) -> list[dict]:
+def _save(res: RenderResult, targets: list[Target], key, engine, reg, out: Path, natural):
     """Write every image as a PNG; the table rows that describe them."""
     rows = []
-    for t, img, act in zip(targets, res.images, res.activation):
+    for t, img, act, nat in zip(targets, res.images, res.activation, natural):
         rel = picture_file(key, engine, reg, t)
         save_png(img, out / rel)
-        rows.append(picture_row(t, float(act), engine, reg, key, rel))
+        rows.append(picture_row(t, float(act), engine, reg, key, rel, nat))
     return rows
 
 
@@ -194,30 +218,160 @@ def _models(cfg: VisualizeConfig, loaded: LoadedModel, classes_mode: bool, devic
     return models
 
 
-def _render_layer(cfg, layer_name, targets, models, engines, regs, size, device, out) -> list:
-    """Every (model, engine, preset) render of one layer's targets: metrics, grids, rows."""
-    fold, results, rows = folder(layer_name), {}, []
-    for key, m, engine, reg in render_plan(models, engines, regs):
-        res = _render_targets(cfg, m.model, targets, engine, reg, size, m.config, device)
-        results[f"{key} / {engine} / {reg}"] = res
-        rows += _save(res, targets, key, engine, reg, out)
-        name = f"{fold}/{key}/{engine}/{reg}"
-        log_metrics(
-            {f"activation_mean/{name}": res.activation.mean(), f"seconds/{name}": res.seconds}
+# --------------------------------------------------------------------------- natural images
+
+
+def _natural_loader(cfg: VisualizeConfig, loaded: LoadedModel, size: int):
+    """The analysed natural images (``cfg.split``) as ``[0, 1]`` batches at the render size,
+    and what they are. ``(None, why)`` for ``split=none``. When the default split cannot be
+    had (a model without a training run and folds) an explicit ``manifest`` is used whole,
+    and without one no comparison is made (the run says why); an explicit split must work."""
+    from isic_tracking.data.dataset import make_loader
+    from isic_tracking.data.transforms import build_transforms
+
+    split = cfg.split.strip()
+    if split == "none":
+        return None, "none (split=none)"
+    try:
+        rows, path = split_rows(loaded, cfg.manifest, split)
+    except IsicInputError as err:
+        if split != DEFAULT_SPLIT:
+            raise
+        if not cfg.manifest:
+            return None, f"none ({err}; pass manifest= and split= to compare)"
+        split = "all"
+        rows, path = split_rows(loaded, cfg.manifest, split)
+    loader = make_loader(rows, build_transforms(size, train=False, mean=None), cfg.batch_size)
+    return (lambda: (x for x, *_ in loader)), f"{len(rows)} images of split {split!r} of {path}"
+
+
+def _natural_refs(models: dict, groups: dict, batches) -> dict:
+    """``{(model key, layer): NaturalReference}`` of every target, one pass per model."""
+    refs = {}
+    for key, m in models.items():
+        objs = [single_objective(t) for ts in groups.values() for t in ts]
+        values = fv_natural.natural_values(
+            m.model, objs, batches(), m.config["mean"], m.config["std"]
         )
-        title = (
-            f"{m.tags.get('model.name', m.uri)} | {layer_name or 'class logits'} | "
-            f"{engine} | {reg} | {cfg.steps} steps | {size} px"
-        )
-        log_figure(result_grid(res, title), f"figures/{fold}/{key}_{engine}_{reg}.png")
-        log.info(
-            f"{name}: {len(targets)} images, mean activation "
-            f"{res.activation.mean():.3g}, {res.seconds:.1f} s"
-        )
-    if len(results) > 1:
+        start = 0
+        for layer_name, ts in groups.items():
+            refs[key, layer_name] = fv_natural.reference(values[:, start : start + len(ts)])
+            start += len(ts)
+    return refs
+
+
+def _natural_columns(res: RenderResult, ref) -> list[dict[str, float]]:
+    """Per picture: natural max / p99 and the activation reached over each (NaN: not live)."""
+    if ref is None:
+        return [{} for _ in res.activation]
+    by_max = fv_natural.ratio(res.activation, ref.max, ref.live)
+    by_p99 = fv_natural.ratio(res.activation, ref.p99, ref.live)
+    return [
+        {
+            "natural_max": float(ref.max[i]),
+            "natural_p99": float(ref.p99[i]),
+            "fv_over_natural_max": float(by_max[i]),
+            "fv_over_natural_p99": float(by_p99[i]),
+        }
+        for i in range(len(res.activation))
+    ]
+
+
+def _render_metrics(name: str, res: RenderResult, rows: list[dict]) -> dict[str, float]:
+    """One render's metrics, ``<kind>/<layer>-<preset>[-engine][-model]``."""
+    out = {
+        stage_metric("activation_mean", name): float(res.activation.mean()),
+        stage_metric("seconds", name): res.seconds,
+    }
+    if rows and "natural_max" in rows[0] and rows[0]["natural_max"] == rows[0]["natural_max"]:
+        for col in ("fv_over_natural_max", "fv_over_natural_p99"):
+            s = fv_natural.summary(torch.tensor([r[col] for r in rows]))
+            out[stage_metric(f"{col}_frac", name)] = s["frac"]
+            out[stage_metric(f"{col}_median", name)] = s["median"]
+        out[stage_metric("live_filters", name)] = s["live"]
+        out[stage_metric("not_live_filters", name)] = s["not_live"]
+    return out
+
+
+# --------------------------------------------------------------------------- figures
+
+
+def _panel(name: str, res: RenderResult, rows: list[dict]) -> Panel:
+    titles = [
+        tile_label(
+            r["layer"],
+            r["channel"],
+            r["activation_reached"],
+            r["fv_over_natural_max"],
+            r["selectivity"],
+            r["label"],
+        )  # fmt: skip
+        for r in rows
+    ]
+    return Panel(name, res.images, titles)
+
+
+def _twin_of(key: str, engine: str, reg: str, done: dict) -> tuple | None:
+    """The render beside ``(key, engine, reg)``: its ``none`` twin, else the ImageNet base's."""
+    for twin in ((key, engine, "none"), ("imagenet", engine, reg)):
+        if twin != (key, engine, reg) and twin in done and reg != "none" and key == "model":
+            return twin
+    return None
+
+
+def _log_grids(layer_name: str, done: dict, header: str) -> None:
+    """One grid per render (with its twin beside it where there is one), and a comparison of
+    all renders of the layer when there are several."""
+    fold = folder(layer_name)
+    for (key, engine, reg), (res, rows) in done.items():
+        panels = [_panel(f"{key} | {engine} | {reg}", res, rows)]
+        twin = _twin_of(key, engine, reg, done)
+        if twin is not None:
+            panels.append(_panel(" | ".join(twin), *done[twin]))
+        title = f"{header} | {layer_name or 'class logits'}"
+        log_figure(twin_grid(panels, title), f"figures/{fold}/{key}_{engine}_{reg}.png")
+    if len(done) > 1:
+        results = {" / ".join(k): res for k, (res, _) in done.items()}
         title = f"{layer_name or 'class logits'}: comparison"
         log_figure(comparison_grid(results, title), f"figures/{fold}/comparison.png")
-    return rows
+
+
+def _render_layer(cfg, layer_name, targets, models, engines, regs, size, device, out, refs):
+    """Every (model, engine, preset) render of one layer's targets: (rows, metrics)."""
+    fold, done, rows, metrics = folder(layer_name), {}, [], {}
+    for key, m, engine, reg in render_plan(models, engines, regs):
+        res = _render_targets(cfg, m.model, targets, engine, reg, size, m.config, device)
+        natural = _natural_columns(res, refs.get((key, layer_name)))
+        new = _save(res, targets, key, engine, reg, out, natural)
+        done[key, engine, reg] = (res, new)
+        rows += new
+        name = render_name(fold, key, engine, reg)
+        metrics |= _render_metrics(name, res, new)
+        frac = metrics.get(stage_metric("fv_over_natural_max_frac", name), float("nan"))
+        log.info(
+            f"{name}: {len(targets)} images, mean activation {res.activation.mean():.3g}, "
+            f"fv/natural max >= 1 for {frac:.0%} of the live ones, {res.seconds:.1f} s"
+        )
+    model = next(iter(models.values()))
+    header = f"{model.tags.get('model.name', model.uri)} | {cfg.steps} steps | {size} px"
+    _log_grids(layer_name, done, header)
+    return rows, metrics
+
+
+def _overall(rows: list[dict]) -> dict[str, float]:
+    """Per preset, over every layer's channels of the model (our engine): the fraction of live
+    filters whose picture reaches the natural maximum (issue 18's 80 % target)."""
+    out = {}
+    chans = [r for r in rows if r["layer"] != "logits" and r["model"] == "model"]
+    for reg in dict.fromkeys(r["regularization"] for r in chans):
+        ratios = torch.tensor(
+            [r["fv_over_natural_max"] for r in chans if r["regularization"] == reg]
+        )
+        if ratios.numel() and not torch.isnan(ratios).all():
+            out[stage_metric("fv_over_natural_max_frac", f"all-{reg}")] = fv_natural.summary(
+                ratios
+            )["frac"]
+    return out
 
 
 def run_visualize(cfg: VisualizeConfig) -> VisualizeOutcome:
@@ -253,15 +407,23 @@ def run_visualize(cfg: VisualizeConfig) -> VisualizeOutcome:
         tags = dict(loaded.tags)
         if cfg.filters_run:
             tags[tag.FILTERS_RUN] = cfg.filters_run
+        batches, natural = _natural_loader(cfg, loaded, size)
+        params["resolved.natural_images"] = natural
         out = Path(tmp) / "out"
         rows: list[dict] = []
+        metrics: dict[str, float] = {}
         with stage_run(STAGE, params, tags=tags, run_name=STAGE) as run:
+            refs = _natural_refs(models, groups, batches) if batches else {}
+            log.info(f"natural images: {natural}")
             for layer_name, targets in groups.items():
-                rows += _render_layer(
-                    cfg, layer_name, targets, models, engines, regs, size, device, out
+                new, m = _render_layer(
+                    cfg, layer_name, targets, models, engines, regs, size, device, out, refs
                 )
+                rows, metrics = rows + new, metrics | m
+            metrics |= _overall(rows)
+            log_metrics(metrics)
             log_image_files(out / "images", "images")
             table = write_activations(rows, Path(tmp) / ARTIFACT)
             mlflow.log_artifact(str(table), str(Path(ARTIFACT).parent))
     log.info(f"visualize: {len(rows)} images, layers {', '.join(map(folder, groups))}")
-    return VisualizeOutcome(run.info.run_id, rows, [folder(n) for n in groups])
+    return VisualizeOutcome(run.info.run_id, rows, [folder(n) for n in groups], metrics)

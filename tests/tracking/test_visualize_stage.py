@@ -74,7 +74,10 @@ def test_logs_grids_images_table_settings_and_tags(mlflow_tracking):
     assert f"figures/{LAST}/model_isic_thesis.png" in figures
     assert f"figures/{LAST}/imagenet_torch_dreams_torch_dreams.png" in figures
     assert f"figures/{LAST}/comparison.png" in figures
-    assert f"activation_mean/{LAST}/model/isic/thesis" in run.data.metrics
+    # metric keys: one "/" level, layer and preset (engine, model when not the default) once
+    assert f"activation_mean/{LAST}-thesis" in run.data.metrics
+    assert f"activation_mean/{LAST}-torch_dreams-imagenet" in run.data.metrics
+    assert all(k.count("/") <= 1 for k in run.data.metrics), sorted(run.data.metrics)
     # the contract with `sanity --fv_run`: it reads this table and finds the images it names
     from isic_tracking.tracking.sanity import read_visualize_run
 
@@ -184,5 +187,7 @@ def test_runner_returns_the_rows_of_the_table_it_logged(mlflow_tracking):
             run_id=out.run_id, artifact_path="tables/activations.csv", dst_path=tmp
         )
         table = read_activations(path)
-    assert table.to_dict("records") == out.rows
+    from isic_tracking.interpret.fv_table import activations_frame
+
+    pd.testing.assert_frame_equal(table, activations_frame(out.rows), check_dtype=False)
     assert out.rows[0]["objective"] == f"channel({FIRST}, 5)"
