@@ -91,6 +91,11 @@ class VisualizeConfig:
         None, "images for top_n without filters_run (default: the training run's manifest)"
     )
     n_images: int = _f(32, "images of the top_n pass (no filters_run)")
+    class_logits: bool = _f(
+        True,
+        "also render the class logits of a trained model (with top_n, all or indices) and "
+        "check their colours against each class's lesion pixels in split",
+    )
     split: str = _f(
         "val0",
         "natural images each picture is compared with (fv_over_natural_max): valK (validation "

@@ -36,6 +36,7 @@ TRAIN_RUN = "isic.train_run"
 FILTERS_RUN = "isic.filters_run"
 FV_RUN = "isic.fv_run"
 SANITY_VISUALIZATIONS = "isic.sanity.visualizations"
+COLOUR_CHECK = "isic.colour_check"  # visualize: "pass" / "fail", class-logit colours vs lesions
 COMPARABLE = "isic.comparable"
 COMPARE_WARNINGS = "isic.compare_warnings"
 

@@ -30,18 +30,12 @@ from pathlib import Path
 
 import mlflow
 import pandas as pd
-import torch
 
 from isic_tracking.errors import IsicInputError
-from isic_tracking.interpret import fv_natural
+from isic_tracking.interpret import fv_natural, fv_report
+from isic_tracking.interpret.colour_check import class_histograms
 from isic_tracking.interpret.featvis import LOGITS, render
-from isic_tracking.interpret.featvis.grids import (
-    Panel,
-    comparison_grid,
-    save_png,
-    tile_label,
-    twin_grid,
-)
+from isic_tracking.interpret.featvis.grids import comparison_grid, save_png, twin_grid
 from isic_tracking.interpret.featvis.presets import PRESETS, preset
 from isic_tracking.interpret.featvis.render import RenderResult, check_request, layer_channels
 from isic_tracking.interpret.fv_table import ARTIFACT, write_activations
@@ -77,6 +71,7 @@ from isic_tracking.tracking.registry import LoadedModel, load_model, training_ma
 from isic_tracking.tracking.runs import (
     download_artifacts,
     get_stage_run,
+    log_dataframe,
     log_figure,
     log_image_files,
     log_metrics,
@@ -242,94 +237,42 @@ def _natural_loader(cfg: VisualizeConfig, loaded: LoadedModel, size: int):
         split = "all"
         rows, path = split_rows(loaded, cfg.manifest, split)
     loader = make_loader(rows, build_transforms(size, train=False, mean=None), cfg.batch_size)
-    return (lambda: (x for x, *_ in loader)), f"{len(rows)} images of split {split!r} of {path}"
+    return (
+        lambda: ((x, y) for x, y, *_ in loader)
+    ), f"{len(rows)} images of split {split!r} of {path}"
 
 
 def _natural_refs(models: dict, groups: dict, batches) -> dict:
-    """``{(model key, layer): NaturalReference}`` of every target, one pass per model."""
+    """``{(model key, layer): NaturalReference}`` of every target, one pass per model (the
+    ImageNet base has no logits of ours: none for it)."""
     refs = {}
     for key, m in models.items():
-        objs = [single_objective(t) for ts in groups.values() for t in ts]
+        mine = {n: ts for n, ts in groups.items() if key == "model" or n != LOGITS}
+        objs = [single_objective(t) for ts in mine.values() for t in ts]
         values = fv_natural.natural_values(
-            m.model, objs, batches(), m.config["mean"], m.config["std"]
+            m.model, objs, (x for x, _ in batches()), m.config["mean"], m.config["std"]
         )
         start = 0
-        for layer_name, ts in groups.items():
+        for layer_name, ts in mine.items():
             refs[key, layer_name] = fv_natural.reference(values[:, start : start + len(ts)])
             start += len(ts)
     return refs
 
 
-def _natural_columns(res: RenderResult, ref) -> list[dict[str, float]]:
-    """Per picture: natural max / p99 and the activation reached over each (NaN: not live)."""
-    if ref is None:
-        return [{} for _ in res.activation]
-    by_max = fv_natural.ratio(res.activation, ref.max, ref.live)
-    by_p99 = fv_natural.ratio(res.activation, ref.p99, ref.live)
-    return [
-        {
-            "natural_max": float(ref.max[i]),
-            "natural_p99": float(ref.p99[i]),
-            "fv_over_natural_max": float(by_max[i]),
-            "fv_over_natural_p99": float(by_p99[i]),
-        }
-        for i in range(len(res.activation))
-    ]
-
-
-def _render_metrics(name: str, res: RenderResult, rows: list[dict]) -> dict[str, float]:
-    """One render's metrics, ``<kind>/<layer>-<preset>[-engine][-model]``."""
-    out = {
-        stage_metric("activation_mean", name): float(res.activation.mean()),
-        stage_metric("seconds", name): res.seconds,
-    }
-    if rows and "natural_max" in rows[0] and rows[0]["natural_max"] == rows[0]["natural_max"]:
-        for col in ("fv_over_natural_max", "fv_over_natural_p99"):
-            s = fv_natural.summary(torch.tensor([r[col] for r in rows]))
-            out[stage_metric(f"{col}_frac", name)] = s["frac"]
-            out[stage_metric(f"{col}_median", name)] = s["median"]
-        out[stage_metric("live_filters", name)] = s["live"]
-        out[stage_metric("not_live_filters", name)] = s["not_live"]
-    return out
-
-
-# --------------------------------------------------------------------------- figures
-
-
-def _panel(name: str, res: RenderResult, rows: list[dict]) -> Panel:
-    titles = [
-        tile_label(
-            r["layer"],
-            r["channel"],
-            r["activation_reached"],
-            r["fv_over_natural_max"],
-            r["selectivity"],
-            r["label"],
-        )  # fmt: skip
-        for r in rows
-    ]
-    return Panel(name, res.images, titles)
-
-
-def _twin_of(key: str, engine: str, reg: str, done: dict) -> tuple | None:
-    """The render beside ``(key, engine, reg)``: its ``none`` twin, else the ImageNet base's."""
-    for twin in ((key, engine, "none"), ("imagenet", engine, reg)):
-        if twin != (key, engine, reg) and twin in done and reg != "none" and key == "model":
-            return twin
-    return None
+# --------------------------------------------------------------------------- one layer
 
 
 def _log_grids(layer_name: str, done: dict, header: str) -> None:
-    """One grid per render (with its twin beside it where there is one), and a comparison of
-    all renders of the layer when there are several."""
+    """One grid per render, its twin (``none``, or the ImageNet base) beside it where there is
+    one; and a comparison of all renders of the layer when there are several."""
     fold = folder(layer_name)
-    for (key, engine, reg), (res, rows) in done.items():
-        panels = [_panel(f"{key} | {engine} | {reg}", res, rows)]
-        twin = _twin_of(key, engine, reg, done)
+    title = f"{header} | {layer_name or 'class logits'}"
+    for render_key, (res, rows) in done.items():
+        panels = [fv_report.panel(" | ".join(render_key), res.images, rows)]
+        twin = fv_report.twin_of(render_key, list(done))
         if twin is not None:
-            panels.append(_panel(" | ".join(twin), *done[twin]))
-        title = f"{header} | {layer_name or 'class logits'}"
-        log_figure(twin_grid(panels, title), f"figures/{fold}/{key}_{engine}_{reg}.png")
+            panels.append(fv_report.panel(" | ".join(twin), done[twin][0].images, done[twin][1]))
+        log_figure(twin_grid(panels, title), f"figures/{fold}/{'_'.join(render_key)}.png")
     if len(done) > 1:
         results = {" / ".join(k): res for k, (res, _) in done.items()}
         title = f"{layer_name or 'class logits'}: comparison"
@@ -337,41 +280,55 @@ def _log_grids(layer_name: str, done: dict, header: str) -> None:
 
 
 def _render_layer(cfg, layer_name, targets, models, engines, regs, size, device, out, refs):
-    """Every (model, engine, preset) render of one layer's targets: (rows, metrics)."""
-    fold, done, rows, metrics = folder(layer_name), {}, [], {}
+    """Every (model, engine, preset) render of one layer's targets: ``{render: (result,
+    rows)}`` and the metrics."""
+    fold, done, metrics = folder(layer_name), {}, {}
     for key, m, engine, reg in render_plan(models, engines, regs):
         res = _render_targets(cfg, m.model, targets, engine, reg, size, m.config, device)
-        natural = _natural_columns(res, refs.get((key, layer_name)))
-        new = _save(res, targets, key, engine, reg, out, natural)
-        done[key, engine, reg] = (res, new)
-        rows += new
+        natural = fv_report.natural_columns(res.activation, refs.get((key, layer_name)))
+        rows = _save(res, targets, key, engine, reg, out, natural)
+        done[key, engine, reg] = (res, rows)
         name = render_name(fold, key, engine, reg)
-        metrics |= _render_metrics(name, res, new)
+        metrics |= fv_report.render_metrics(name, res.activation, res.seconds, rows)
         frac = metrics.get(stage_metric("fv_over_natural_max_frac", name), float("nan"))
         log.info(
             f"{name}: {len(targets)} images, mean activation {res.activation.mean():.3g}, "
             f"fv/natural max >= 1 for {frac:.0%} of the live ones, {res.seconds:.1f} s"
         )
-    model = next(iter(models.values()))
+    model = models["model"]
     header = f"{model.tags.get('model.name', model.uri)} | {cfg.steps} steps | {size} px"
     _log_grids(layer_name, done, header)
-    return rows, metrics
+    return done, metrics
 
 
-def _overall(rows: list[dict]) -> dict[str, float]:
-    """Per preset, over every layer's channels of the model (our engine): the fraction of live
-    filters whose picture reaches the natural maximum (issue 18's 80 % target)."""
-    out = {}
-    chans = [r for r in rows if r["layer"] != "logits" and r["model"] == "model"]
-    for reg in dict.fromkeys(r["regularization"] for r in chans):
-        ratios = torch.tensor(
-            [r["fv_over_natural_max"] for r in chans if r["regularization"] == reg]
-        )
-        if ratios.numel() and not torch.isnan(ratios).all():
-            out[stage_metric("fv_over_natural_max_frac", f"all-{reg}")] = fv_natural.summary(
-                ratios
-            )["frac"]
-    return out
+def _colour_check(done: dict, classes: list[str], batches, regs: list[str]) -> dict:
+    """The colour check of every preset's class-logit pictures against the lesion colours of
+    each class's natural images: metrics, ``tables/colour_check.csv`` and the pass/fail tag
+    (of the first regularized preset)."""
+    hists = class_histograms(batches(), len(classes))
+    tables, metrics, verdicts = [], {}, {}
+    for reg in regs:
+        if ("model", "isic", reg) in done:
+            res, rows = done["model", "isic", reg]
+            table, m, verdicts[reg] = fv_report.colour_report(rows, res.images, classes, hists, reg)
+            tables.append(table)
+            metrics |= m
+            log.info(f"colour check ({reg}):\n{table.to_string(index=False)}")
+    if tables:
+        log_dataframe(pd.concat(tables), "tables/colour_check.csv")
+        main = next((r for r in verdicts if r != "none"), next(iter(verdicts)))
+        mlflow.set_tag(tag.COLOUR_CHECK, "pass" if verdicts[main] else "fail")
+    return metrics
+
+
+def _groups(cfg, loaded: LoadedModel, classes_mode: bool, size, device, tmp) -> dict:
+    """``{layer: targets}`` to render; the class logits (``""``) too with ``class_logits``."""
+    if classes_mode:
+        return {LOGITS: class_targets(loaded.config)}
+    groups = _layer_targets(cfg, loaded, size, device, tmp)
+    if cfg.class_logits and loaded.config.get("task") in ("binary", "multiclass"):
+        groups[LOGITS] = class_targets(loaded.config)
+    return groups
 
 
 def run_visualize(cfg: VisualizeConfig) -> VisualizeOutcome:
@@ -390,37 +347,41 @@ def run_visualize(cfg: VisualizeConfig) -> VisualizeOutcome:
     models = _models(cfg, loaded, classes_mode, device)
 
     with tempfile.TemporaryDirectory() as tmp:
-        if classes_mode:
-            groups = {LOGITS: class_targets(loaded.config)}
-        else:
-            groups = _layer_targets(cfg, loaded, size, device, tmp)
-        for targets in groups.values():  # bad channel or size: fail before the run starts
-            for m in models.values():
-                check_request(m.model, objective(targets), size)
+        groups = _groups(cfg, loaded, classes_mode, size, device, tmp)
+        for name, targets in groups.items():  # bad channel or size: fail before the run starts
+            for key, m in models.items():
+                if key == "model" or name != LOGITS:
+                    check_request(m.model, objective(targets), size)
+        batches, natural = _natural_loader(cfg, loaded, size)
         params = {
             **dataclasses.asdict(cfg),
             "resolved.image_size": size,
             "resolved.channels": {
                 folder(n): ",".join(str(t.channel) for t in ts) for n, ts in groups.items()
             },
+            "resolved.natural_images": natural,
         }
         tags = dict(loaded.tags)
         if cfg.filters_run:
             tags[tag.FILTERS_RUN] = cfg.filters_run
-        batches, natural = _natural_loader(cfg, loaded, size)
-        params["resolved.natural_images"] = natural
         out = Path(tmp) / "out"
         rows: list[dict] = []
         metrics: dict[str, float] = {}
         with stage_run(STAGE, params, tags=tags, run_name=STAGE) as run:
             refs = _natural_refs(models, groups, batches) if batches else {}
             log.info(f"natural images: {natural}")
-            for layer_name, targets in groups.items():
-                new, m = _render_layer(
-                    cfg, layer_name, targets, models, engines, regs, size, device, out, refs
-                )
-                rows, metrics = rows + new, metrics | m
-            metrics |= _overall(rows)
+            for name, targets in groups.items():
+                logits = name == LOGITS
+                done, m = _render_layer(
+                    cfg, name, targets, {"model": models["model"]} if logits else models,
+                    ["isic"] if logits else engines, regs, size, device, out, refs,
+                )  # fmt: skip
+                rows += [r for _, rs in done.values() for r in rs]
+                metrics |= m
+                if logits and batches:
+                    classes = [str(c) for c in loaded.config["classes"]]
+                    metrics |= _colour_check(done, classes, batches, regs)
+            metrics |= fv_report.overall_metrics(rows)
             log_metrics(metrics)
             log_image_files(out / "images", "images")
             table = write_activations(rows, Path(tmp) / ARTIFACT)

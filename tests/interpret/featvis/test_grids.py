@@ -105,7 +105,7 @@ def test_old_layout_overlaps_so_the_check_can_fail():
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(3, 1.5))
-    for i, ax in enumerate(fig.subplots(1, 3)):
+    for ax in fig.subplots(1, 3):
         ax.imshow(np.zeros((4, 4, 3)))
         ax.set_title(LONG, fontsize=7)
     texts, _, _ = _boxes(fig)
