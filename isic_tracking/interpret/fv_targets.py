@@ -123,9 +123,11 @@ def channel_targets(
     return {
         name: [
             Target(
-                name, c, 1.0, f"{name}:{c}" + (f" ({note})" if note else ""),
-                sel.get(name, {}).get(c, ""),
-            )  # fmt: skip
+                name,
+                c,
+                label=f"{name}:{c}" + (f" ({note})" if note else ""),
+                selectivity=sel.get(name, {}).get(c, ""),
+            )
             for c, note in notes.items()
         ]
         for name, notes in chans.items()
