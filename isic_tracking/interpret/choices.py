@@ -5,7 +5,7 @@ modules that implement them import these names, and a test checks both agree."""
 from __future__ import annotations
 
 #: feature-visualization presets (:data:`isic_tracking.interpret.featvis.presets.PRESETS`)
-PRESET_NAMES: tuple[str, ...] = ("thesis", "none", "fourier", "maco")
+PRESET_NAMES: tuple[str, ...] = ("tuned", "thesis", "none", "fourier", "maco")
 #: feature-visualization engines: this project's renderer, or torch-dreams
 ENGINES: tuple[str, ...] = ("isic", "torch_dreams")
 #: how a layer's activation map becomes one vector (sanity metrics)

@@ -4,6 +4,12 @@ One row per rendered picture. The schema (column names, in order, and dtypes) is
 :data:`COLUMNS`; ``layer``, ``channel`` and ``file`` are required to read a table, the rest
 are read when present (tables of older runs may lack them). ``objective`` is spelled by
 :func:`objective_name` and read back by :func:`parse_objective`, nowhere else.
+
+The natural-image columns (:data:`NATURAL_COLUMNS`, issue 18) put the activation reached next
+to the same objective over the analysed natural images: its maximum, its 99th percentile and
+the two ratios (:mod:`.fv_natural`); a ratio is empty (NaN) where the unit is not live on
+those images. ``selectivity`` is the filter's class selectivity from a ``filters`` run
+(``malignant 62%``), empty when unknown.
 """
 
 from __future__ import annotations
@@ -31,7 +37,20 @@ COLUMNS: dict[str, str] = {
     "model": "str",
     "label": "str",
     "file": "str",
+    "natural_max": "float64",
+    "natural_p99": "float64",
+    "fv_over_natural_max": "float64",
+    "fv_over_natural_p99": "float64",
+    "selectivity": "str",
 }
+#: Numeric columns a reader checks (a cell that is not a number is an error naming the row).
+FLOAT_COLUMNS: tuple[str, ...] = tuple(c for c, t in COLUMNS.items() if t == "float64")
+#: The columns that compare a picture with the natural images.
+NATURAL_COLUMNS: tuple[str, ...] = (
+    "natural_max", "natural_p99", "fv_over_natural_max", "fv_over_natural_p99",
+)  # fmt: skip
+#: Columns a row may leave out (filled empty): older callers and runs without natural images.
+OPTIONAL: tuple[str, ...] = (*NATURAL_COLUMNS, "selectivity")
 REQUIRED: tuple[str, ...] = ("layer", "channel", "file")
 _LOGIT = "class_logit"
 
@@ -51,8 +70,12 @@ def parse_objective(objective: str) -> tuple[bool, float]:
 
 
 def activations_frame(rows: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
-    """The rows as a table in the schema's column order and dtypes (a missing column fails)."""
+    """The rows as a table in the schema's column order and dtypes (a missing column fails,
+    except the :data:`OPTIONAL` ones: NaN, or ``""`` for strings)."""
     table = pd.DataFrame(list(rows), columns=list(COLUMNS))
+    for c in OPTIONAL:
+        if COLUMNS[c] == "str":
+            table[c] = table[c].fillna("")
     bad = [c for c in COLUMNS if table[c].isna().any() and COLUMNS[c] != "float64"]
     if bad:
         raise ValueError(f"activations table rows lack {bad}")
@@ -71,11 +94,12 @@ def read_activations(path: str | Path, source: str | None = None) -> pd.DataFram
     """Read a table written by :func:`write_activations` (or an older run's).
 
     String columns come back as ``str`` with empty cells as ``""``, ``channel`` as int64,
-    ``activation_reached`` as float64; columns outside the schema are kept as read.
+    the float columns present (``activation_reached``, the natural columns) as float64;
+    columns outside the schema are kept as read.
 
     Raises:
         IsicInputError: the file is empty or not CSV, lacks a required column, or a row's
-            ``channel`` / ``activation_reached`` is not a number; the message names
+            ``channel`` / a float column is not a number; the message names
             ``source`` (default: the path) and the row.
     """
     where = source or str(path)
@@ -93,15 +117,11 @@ def read_activations(path: str | Path, source: str | None = None) -> pd.DataFram
     channel = pd.to_numeric(table["channel"], errors="coerce")
     _check_numbers(table["channel"], channel.isna() | (channel % 1 != 0), "channel", where)
     table["channel"] = channel.astype("int64")
-    if "activation_reached" in table.columns:
-        reached = pd.to_numeric(table["activation_reached"], errors="coerce")
-        _check_numbers(
-            table["activation_reached"],
-            reached.isna() & table["activation_reached"].notna(),
-            "activation_reached",
-            where,
-        )
-        table["activation_reached"] = reached.astype("float64")
+    for c in FLOAT_COLUMNS:
+        if c in table.columns:
+            values = pd.to_numeric(table[c], errors="coerce")
+            _check_numbers(table[c], values.isna() & table[c].notna(), c, where)
+            table[c] = values.astype("float64")
     return table
 
 

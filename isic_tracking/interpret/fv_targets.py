@@ -16,9 +16,9 @@ from isic_tracking.errors import IsicInputError
 from isic_tracking.interpret.choices import ENGINES  # noqa: F401 (re-exported)
 from isic_tracking.interpret.featvis import LOGITS, Objective, channel, class_logit
 from isic_tracking.interpret.featvis.render import RenderResult
-from isic_tracking.interpret.fv_table import LOGITS_LAYER, objective_name
+from isic_tracking.interpret.fv_table import LOGITS_LAYER, NATURAL_COLUMNS, objective_name
 from isic_tracking.interpret.liveness import live_mask
-from isic_tracking.interpret.names import safe_name
+from isic_tracking.interpret.names import metric_key, safe_name
 
 #: ``channels=all`` refuses a layer wider than this (one picture per channel).
 MAX_ALL_CHANNELS = 512
@@ -32,6 +32,7 @@ class Target:
     channel: int
     sign: float = 1.0
     label: str = ""
+    selectivity: str = ""  # from a filters run, e.g. ``malignant 62%``
 
 
 def choices(spec: str, allowed: Sequence[str], what: str) -> list[str]:
@@ -92,6 +93,22 @@ def top_from_table(table: pd.DataFrame, layer: str, last: str, top_n: int) -> di
     return {f: ", ".join(dict.fromkeys(c for c in cs if c)) for f, cs in top.items()}
 
 
+def selectivity_from_table(table: pd.DataFrame, layer: str, last: str) -> dict[int, str]:
+    """``{filter: "malignant 62%, benign 40%"}``: the share of each class's images that fire
+    the filter (a filters run's ``percent``), best first, for the filters of ``layer`` it lists."""
+    if "layer" in table.columns:
+        rows = table[table["layer"] == layer]
+    else:
+        rows = table if layer == last else table.iloc[:0]
+    if rows.empty or not {"class", "percent"} <= set(rows.columns):
+        return {}
+    rows = rows.sort_values("percent", ascending=False)
+    out: dict[int, list[str]] = {}
+    for f, c, p in zip(rows["filter"].astype(int), rows["class"].astype(str), rows["percent"]):
+        out.setdefault(f, []).append(f"{c} {float(p):.0f}%")
+    return {f: ", ".join(dict.fromkeys(v)) for f, v in out.items()}
+
+
 def most_activated(max_per_image: Tensor, top_n: int) -> list[int]:
     """The ``top_n`` live filters (:mod:`.liveness`: never a dead or constant one) with the
     highest mean (over images ``[N, C]``) of their max."""
@@ -100,15 +117,33 @@ def most_activated(max_per_image: Tensor, top_n: int) -> list[int]:
     return [c for c in order if live[c]][:top_n]
 
 
-def channel_targets(chans: Mapping[str, Mapping[int, str]]) -> dict[str, list[Target]]:
-    """``{layer: {channel: note}}`` -> targets labelled ``layer:c (note)``."""
+def channel_targets(
+    chans: Mapping[str, Mapping[int, str]],
+    selectivity: Mapping[str, Mapping[int, str]] | None = None,
+) -> dict[str, list[Target]]:
+    """``{layer: {channel: note}}`` -> targets labelled ``layer:c (note)``, each with its class
+    selectivity when ``selectivity`` (``{layer: {channel: text}}``) knows it."""
+    sel = selectivity or {}
     return {
         name: [
-            Target(name, c, 1.0, f"{name}:{c}" + (f" ({note})" if note else ""))
+            Target(
+                name,
+                c,
+                label=f"{name}:{c}" + (f" ({note})" if note else ""),
+                selectivity=sel.get(name, {}).get(c, ""),
+            )
             for c, note in notes.items()
         ]
         for name, notes in chans.items()
     }
+
+
+def single_objective(t: Target) -> Objective:
+    """The objective of one target with a shared index (fits any batch, e.g. natural images)."""
+    if t.layer != LOGITS:
+        return channel(t.layer, t.channel)
+    obj = class_logit(t.channel)
+    return -obj if t.sign < 0 else obj
 
 
 def objective(targets: Sequence[Target]) -> Objective:
@@ -150,6 +185,23 @@ def folder(layer: str) -> str:
     return safe_name(layer) if layer else LOGITS_LAYER
 
 
+def render_name(layer_folder: str, model_key: str, engine: str, reg: str) -> str:
+    """One metric-key part for a render: ``features.0-thesis``; the engine and model appear
+    only when not the defaults (``-torch_dreams``, ``-imagenet``). Never holds a ``/``."""
+    parts = [layer_folder, reg]
+    parts += [engine] if engine != "isic" and engine != reg else []
+    parts += [model_key] if model_key != "model" else []
+    return "-".join(p.replace("/", "_") for p in parts)
+
+
+def stage_metric(kind: str, name: str = "") -> str:
+    """``kind/name`` (or ``kind``): a metric key with at most one ``/`` level."""
+    key = metric_key(f"{kind}/{name}" if name else kind)
+    if key.count("/") > 1:
+        raise ValueError(f"metric key {key!r} has more than one '/' level")
+    return key
+
+
 def picture_file(model_key: str, engine: str, reg: str, t: Target) -> str:
     """Artifact path of one picture, e.g. ``images/features.10/model_isic_thesis_ch0003.png``."""
     kind = "ch" if t.layer else ("neglogit" if t.sign < 0 else "logit")
@@ -157,9 +209,16 @@ def picture_file(model_key: str, engine: str, reg: str, t: Target) -> str:
 
 
 def picture_row(
-    t: Target, reached: float, engine: str, reg: str, model_key: str, file: str
+    t: Target,
+    reached: float,
+    engine: str,
+    reg: str,
+    model_key: str,
+    file: str,
+    natural: Mapping[str, float] | None = None,
 ) -> dict[str, Any]:
-    """The ``tables/activations.csv`` row of one picture (see :mod:`.fv_table`)."""
+    """The ``tables/activations.csv`` row of one picture (see :mod:`.fv_table`); ``natural``
+    holds its natural-image columns (NaN when absent: no natural images)."""
     return {
         "layer": t.layer or LOGITS_LAYER,
         "channel": t.channel,
@@ -170,6 +229,8 @@ def picture_row(
         "model": model_key,
         "label": t.label,
         "file": file,
+        **{c: float((natural or {}).get(c, float("nan"))) for c in NATURAL_COLUMNS},
+        "selectivity": t.selectivity,
     }
 
 

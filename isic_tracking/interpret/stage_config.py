@@ -89,7 +89,11 @@ class VisualizeConfig:
     filters_run: str | None = _f(None, "a filters run: its top filters")
     steps: int = _f(200, "optimization steps per visualization")
     image_size: int = _f(0, "render size (0: the model's input size)")
-    regularization: str = _f("thesis", f"preset(s), comma-separated: {', '.join(PRESET_NAMES)}")
+    regularization: str = _f(
+        "tuned",
+        f"preset(s), comma-separated: {', '.join(PRESET_NAMES)} (tuned: the thesis's priors "
+        "at lr 0.2; thesis: its Table 3 as is)",
+    )
     engine: str = _f("isic", f"engine(s), comma-separated: {', '.join(ENGINES)}")
     seed: int = _f(0, "random seed (image choice, initial images)")
     batch_size: int = _f(16, "images rendered per forward")
@@ -98,6 +102,16 @@ class VisualizeConfig:
         None, "images for top_n without filters_run (default: the training run's manifest)"
     )
     n_images: int = _f(32, "images of the top_n pass (no filters_run)")
+    class_logits: bool = _f(
+        True,
+        "also render the class logits of a trained model (with top_n, all or indices) and "
+        "check their colours against each class's lesion pixels in split",
+    )
+    split: str = _f(
+        "val0",
+        "natural images each picture is compared with (fv_over_natural_max): valK (validation "
+        "images of fold K of the training run), train, test, all, or none",
+    )
     allow_random: bool = _f(False, ALLOW_RANDOM_HELP)
 
 

@@ -38,6 +38,7 @@ FILTERS_RUN = "isic.filters_run"
 SHORTCUT_CHECK = "isic.shortcut_check"  # filters: "pass"/"fail", planted shortcut found (6b)
 FV_RUN = "isic.fv_run"
 SANITY_VISUALIZATIONS = "isic.sanity.visualizations"
+COLOUR_CHECK = "isic.colour_check"  # visualize: "pass" / "fail", class-logit colours vs lesions
 COMPARABLE = "isic.comparable"
 COMPARE_WARNINGS = "isic.compare_warnings"
 

@@ -9,9 +9,15 @@ manifest's images; ``all``; explicit indices ``3,17,42``) or the class logits
 (``thesis,none``); ``engine`` our batched engine (``isic``), torch-dreams (``torch_dreams``, the
 thesis's library) or both; ``compare_pretrained`` renders the ImageNet base next to the model.
 
-Logs labelled grids (layer, filter, activation reached) under ``figures/``, every image as a PNG
-under ``images/<layer>/``, ``tables/activations.csv`` (:mod:`isic_tracking.interpret.fv_table`,
-read by ``sanity --fv_run``) and the settings, tagged with the model's name, version and
+Every picture's activation is set next to the same objective's maximum and 99th percentile
+over the analysed natural images (``split``, default the validation images of fold 0 of the
+model's training run, as ``filters``): ``fv_over_natural_max`` (:mod:`.interpret.fv_natural`).
+
+Logs one labelled grid per layer and preset under ``figures/`` (layer, filter, class selectivity
+from a filters run, ``fv/nat max``), with its twin beside it (``none``, or the ImageNet base),
+every image as a PNG under ``images/<layer>/``, ``tables/activations.csv``
+(:mod:`isic_tracking.interpret.fv_table`, read by ``sanity --fv_run``), metrics
+``<kind>/<layer>-<preset>`` and the settings, tagged with the model's name, version and
 training run.
 """
 
@@ -26,8 +32,10 @@ import mlflow
 import pandas as pd
 
 from isic_tracking.errors import IsicInputError
+from isic_tracking.interpret import fv_natural, fv_report
+from isic_tracking.interpret.colour_check import class_histograms
 from isic_tracking.interpret.featvis import LOGITS, render
-from isic_tracking.interpret.featvis.grids import comparison_grid, result_grid, save_png
+from isic_tracking.interpret.featvis.grids import comparison_grid, save_png, twin_grid
 from isic_tracking.interpret.featvis.presets import PRESETS, preset
 from isic_tracking.interpret.featvis.render import RenderResult, check_request, layer_channels
 from isic_tracking.interpret.fv_table import ARTIFACT, write_activations
@@ -47,17 +55,23 @@ from isic_tracking.interpret.fv_targets import (
     parse_channels,
     picture_file,
     picture_row,
+    render_name,
     render_plan,
+    selectivity_from_table,
+    single_objective,
+    stage_metric,
     top_from_table,
 )
 from isic_tracking.interpret.stage_config import VisualizeConfig
 from isic_tracking.log import get_logger
 from isic_tracking.models import conv_layers, resolve_layers
 from isic_tracking.tracking import tag
+from isic_tracking.tracking.analysis import split_rows
 from isic_tracking.tracking.registry import LoadedModel, load_model, training_manifest
 from isic_tracking.tracking.runs import (
     download_artifacts,
     get_stage_run,
+    log_dataframe,
     log_figure,
     log_image_files,
     log_metrics,
@@ -66,6 +80,7 @@ from isic_tracking.tracking.runs import (
 from isic_tracking.utils import resolve_device, seed_everything
 
 STAGE = "visualize"
+DEFAULT_SPLIT = VisualizeConfig.split
 log = get_logger(__name__)
 
 
@@ -74,6 +89,7 @@ class VisualizeOutcome:
     run_id: str
     rows: list[dict]  # the rows of tables/activations.csv
     layers: list[str]  # folder names: layer names, ``logits`` for class logits
+    metrics: dict[str, float]  # what was logged as metrics
 
 
 # --------------------------------------------------------------------------- what to render
@@ -119,6 +135,7 @@ def _layer_targets(cfg, loaded: LoadedModel, size: int, device, tmp: str) -> dic
     layers = resolve_layers(model, cfg.layers, default="first,last")
     spec = parse_channels(cfg.channels)
     chans: dict[str, dict[int, str]] = {}
+    selectivity: dict[str, dict[int, str]] = {}
     if spec == "all":
         for name in layers:
             c = layer_channels(model, name, size)
@@ -131,10 +148,12 @@ def _layer_targets(cfg, loaded: LoadedModel, size: int, device, tmp: str) -> dic
     elif spec == "top_n":
         if cfg.filters_run:
             table = _filters_run_top(cfg.filters_run, tmp)
+            last = conv_layers(model)[-1]
             for name in layers:
-                top = top_from_table(table, name, conv_layers(model)[-1], cfg.top_n)
+                top = top_from_table(table, name, last, cfg.top_n)
                 if top is not None:
                     chans[name] = top
+                    selectivity[name] = selectivity_from_table(table, name, last)
         todo = [name for name in layers if name not in chans]
         if todo:
             if cfg.filters_run:
@@ -143,7 +162,7 @@ def _layer_targets(cfg, loaded: LoadedModel, size: int, device, tmp: str) -> dic
                 chans[name] = dict.fromkeys(top, "")
     else:  # explicit indices (``classes`` never gets here)
         chans = {name: dict.fromkeys(spec, "") for name in layers}
-    return channel_targets({name: chans[name] for name in layers})
+    return channel_targets({name: chans[name] for name in layers}, selectivity)
 
 
 # --------------------------------------------------------------------------- rendering
@@ -170,13 +189,13 @@ def _render_targets(cfg, model, targets, engine, reg, size, config, device) -> R
     return concat_results(parts)
 
 
-def _save(res: RenderResult, targets: list[Target], key, engine, reg, out: Path) -> list[dict]:
+def _save(res: RenderResult, targets: list[Target], key, engine, reg, out: Path, natural):
     """Write every image as a PNG; the table rows that describe them."""
     rows = []
-    for t, img, act in zip(targets, res.images, res.activation):
+    for t, img, act, nat in zip(targets, res.images, res.activation, natural):
         rel = picture_file(key, engine, reg, t)
         save_png(img, out / rel)
-        rows.append(picture_row(t, float(act), engine, reg, key, rel))
+        rows.append(picture_row(t, float(act), engine, reg, key, rel, nat))
     return rows
 
 
@@ -194,30 +213,122 @@ def _models(cfg: VisualizeConfig, loaded: LoadedModel, classes_mode: bool, devic
     return models
 
 
-def _render_layer(cfg, layer_name, targets, models, engines, regs, size, device, out) -> list:
-    """Every (model, engine, preset) render of one layer's targets: metrics, grids, rows."""
-    fold, results, rows = folder(layer_name), {}, []
-    for key, m, engine, reg in render_plan(models, engines, regs):
-        res = _render_targets(cfg, m.model, targets, engine, reg, size, m.config, device)
-        results[f"{key} / {engine} / {reg}"] = res
-        rows += _save(res, targets, key, engine, reg, out)
-        name = f"{fold}/{key}/{engine}/{reg}"
-        log_metrics(
-            {f"activation_mean/{name}": res.activation.mean(), f"seconds/{name}": res.seconds}
+# --------------------------------------------------------------------------- natural images
+
+
+def _natural_loader(cfg: VisualizeConfig, loaded: LoadedModel, size: int):
+    """The analysed natural images (``cfg.split``) as ``[0, 1]`` batches at the render size,
+    and what they are. ``(None, why)`` for ``split=none``. When the default split cannot be
+    had (a model without a training run and folds) an explicit ``manifest`` is used whole,
+    and without one no comparison is made (the run says why); an explicit split must work."""
+    from isic_tracking.data.dataset import make_loader
+    from isic_tracking.data.transforms import build_transforms
+
+    split = cfg.split.strip()
+    if split == "none":
+        return None, "none (split=none)"
+    try:
+        rows, path = split_rows(loaded, cfg.manifest, split)
+    except IsicInputError as err:
+        if split != DEFAULT_SPLIT:
+            raise
+        if not cfg.manifest:
+            return None, f"none ({err}; pass manifest= and split= to compare)"
+        split = "all"
+        rows, path = split_rows(loaded, cfg.manifest, split)
+    loader = make_loader(rows, build_transforms(size, train=False, mean=None), cfg.batch_size)
+    return (
+        lambda: ((x, y) for x, y, *_ in loader)
+    ), f"{len(rows)} images of split {split!r} of {path}"
+
+
+def _natural_refs(models: dict, groups: dict, batches) -> dict:
+    """``{(model key, layer): NaturalReference}`` of every target, one pass per model (the
+    ImageNet base has no logits of ours: none for it)."""
+    refs = {}
+    for key, m in models.items():
+        mine = {n: ts for n, ts in groups.items() if key == "model" or n != LOGITS}
+        objs = [single_objective(t) for ts in mine.values() for t in ts]
+        values = fv_natural.natural_values(
+            m.model, objs, (x for x, _ in batches()), m.config["mean"], m.config["std"]
         )
-        title = (
-            f"{m.tags.get('model.name', m.uri)} | {layer_name or 'class logits'} | "
-            f"{engine} | {reg} | {cfg.steps} steps | {size} px"
-        )
-        log_figure(result_grid(res, title), f"figures/{fold}/{key}_{engine}_{reg}.png")
-        log.info(
-            f"{name}: {len(targets)} images, mean activation "
-            f"{res.activation.mean():.3g}, {res.seconds:.1f} s"
-        )
-    if len(results) > 1:
+        start = 0
+        for layer_name, ts in mine.items():
+            refs[key, layer_name] = fv_natural.reference(values[:, start : start + len(ts)])
+            start += len(ts)
+    return refs
+
+
+# --------------------------------------------------------------------------- one layer
+
+
+def _log_grids(layer_name: str, done: dict, header: str) -> None:
+    """One grid per render, its twin (``none``, or the ImageNet base) beside it where there is
+    one; and a comparison of all renders of the layer when there are several."""
+    fold = folder(layer_name)
+    title = f"{header} | {layer_name or 'class logits'}"
+    for render_key, (res, rows) in done.items():
+        panels = [fv_report.panel(" | ".join(render_key), res.images, rows)]
+        twin = fv_report.twin_of(render_key, list(done))
+        if twin is not None:
+            panels.append(fv_report.panel(" | ".join(twin), done[twin][0].images, done[twin][1]))
+        log_figure(twin_grid(panels, title), f"figures/{fold}/{'_'.join(render_key)}.png")
+    if len(done) > 1:
+        results = {" / ".join(k): res for k, (res, _) in done.items()}
         title = f"{layer_name or 'class logits'}: comparison"
         log_figure(comparison_grid(results, title), f"figures/{fold}/comparison.png")
-    return rows
+
+
+def _render_layer(cfg, layer_name, targets, models, engines, regs, size, device, out, refs):
+    """Every (model, engine, preset) render of one layer's targets: ``{render: (result,
+    rows)}`` and the metrics."""
+    fold, done, metrics = folder(layer_name), {}, {}
+    for key, m, engine, reg in render_plan(models, engines, regs):
+        res = _render_targets(cfg, m.model, targets, engine, reg, size, m.config, device)
+        natural = fv_report.natural_columns(res.activation, refs.get((key, layer_name)))
+        rows = _save(res, targets, key, engine, reg, out, natural)
+        done[key, engine, reg] = (res, rows)
+        name = render_name(fold, key, engine, reg)
+        metrics |= fv_report.render_metrics(name, res.activation, res.seconds, rows)
+        frac = metrics.get(stage_metric("fv_over_natural_max_frac", name), float("nan"))
+        log.info(
+            f"{name}: {len(targets)} images, mean activation {res.activation.mean():.3g}, "
+            f"fv/natural max >= 1 for {frac:.0%} of the live ones, {res.seconds:.1f} s"
+        )
+    model = models["model"]
+    header = f"{model.tags.get('model.name', model.uri)} | {cfg.steps} steps | {size} px"
+    _log_grids(layer_name, done, header)
+    return done, metrics
+
+
+def _colour_check(done: dict, classes: list[str], batches, regs: list[str]) -> dict:
+    """The colour check of every preset's class-logit pictures against the lesion colours of
+    each class's natural images: metrics, ``tables/colour_check.csv`` and the pass/fail tag
+    (of the first regularized preset)."""
+    hists = class_histograms(batches(), len(classes))
+    tables, metrics, verdicts = [], {}, {}
+    for reg in regs:
+        if ("model", "isic", reg) in done:
+            res, rows = done["model", "isic", reg]
+            table, m, verdicts[reg] = fv_report.colour_report(rows, res.images, classes, hists, reg)
+            tables.append(table)
+            metrics |= m
+            log.info(f"colour check ({reg}):\n{table.to_string(index=False)}")
+    if tables:
+        log_dataframe(pd.concat(tables), "tables/colour_check.csv")
+        main = next((r for r in verdicts if r != "none"), next(iter(verdicts)))
+        mlflow.set_tag(tag.COLOUR_CHECK, "pass" if verdicts[main] else "fail")
+    return metrics
+
+
+def _groups(cfg, loaded: LoadedModel, classes_mode: bool, size, device, tmp) -> dict:
+    """``{layer: targets}`` to render; the class logits (``""``) too with ``class_logits``."""
+    if classes_mode:
+        return {LOGITS: class_targets(loaded.config)}
+    groups = _layer_targets(cfg, loaded, size, device, tmp)
+    if cfg.class_logits and loaded.config.get("task") in ("binary", "multiclass"):
+        groups[LOGITS] = class_targets(loaded.config)
+    return groups
 
 
 def run_visualize(cfg: VisualizeConfig) -> VisualizeOutcome:
@@ -236,32 +347,44 @@ def run_visualize(cfg: VisualizeConfig) -> VisualizeOutcome:
     models = _models(cfg, loaded, classes_mode, device)
 
     with tempfile.TemporaryDirectory() as tmp:
-        if classes_mode:
-            groups = {LOGITS: class_targets(loaded.config)}
-        else:
-            groups = _layer_targets(cfg, loaded, size, device, tmp)
-        for targets in groups.values():  # bad channel or size: fail before the run starts
-            for m in models.values():
-                check_request(m.model, objective(targets), size)
+        groups = _groups(cfg, loaded, classes_mode, size, device, tmp)
+        for name, targets in groups.items():  # bad channel or size: fail before the run starts
+            for key, m in models.items():
+                if key == "model" or name != LOGITS:
+                    check_request(m.model, objective(targets), size)
+        batches, natural = _natural_loader(cfg, loaded, size)
         params = {
             **dataclasses.asdict(cfg),
             "resolved.image_size": size,
             "resolved.channels": {
                 folder(n): ",".join(str(t.channel) for t in ts) for n, ts in groups.items()
             },
+            "resolved.natural_images": natural,
         }
         tags = dict(loaded.tags)
         if cfg.filters_run:
             tags[tag.FILTERS_RUN] = cfg.filters_run
         out = Path(tmp) / "out"
         rows: list[dict] = []
+        metrics: dict[str, float] = {}
         with stage_run(STAGE, params, tags=tags, run_name=STAGE) as run:
-            for layer_name, targets in groups.items():
-                rows += _render_layer(
-                    cfg, layer_name, targets, models, engines, regs, size, device, out
-                )
+            refs = _natural_refs(models, groups, batches) if batches else {}
+            log.info(f"natural images: {natural}")
+            for name, targets in groups.items():
+                logits = name == LOGITS
+                done, m = _render_layer(
+                    cfg, name, targets, {"model": models["model"]} if logits else models,
+                    ["isic"] if logits else engines, regs, size, device, out, refs,
+                )  # fmt: skip
+                rows += [r for _, rs in done.values() for r in rs]
+                metrics |= m
+                if logits and batches:
+                    classes = [str(c) for c in loaded.config["classes"]]
+                    metrics |= _colour_check(done, classes, batches, regs)
+            metrics |= fv_report.overall_metrics(rows)
+            log_metrics(metrics)
             log_image_files(out / "images", "images")
             table = write_activations(rows, Path(tmp) / ARTIFACT)
             mlflow.log_artifact(str(table), str(Path(ARTIFACT).parent))
     log.info(f"visualize: {len(rows)} images, layers {', '.join(map(folder, groups))}")
-    return VisualizeOutcome(run.info.run_id, rows, [folder(n) for n in groups])
+    return VisualizeOutcome(run.info.run_id, rows, [folder(n) for n in groups], metrics)

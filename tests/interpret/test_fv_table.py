@@ -23,6 +23,8 @@ def _row(**kw) -> dict:
         layer="features.10", channel=3, objective="channel(features.10, 3)",
         activation_reached=1.5, engine="isic", regularization="thesis", model="model",
         label="features.10:3", file="images/features.10/model_isic_thesis_ch0003.png",
+        natural_max=1.2, natural_p99=1.0, fv_over_natural_max=1.25, fv_over_natural_p99=1.5,
+        selectivity="malignant 62%",
     )  # fmt: skip
     return row | kw
 
@@ -76,6 +78,10 @@ def test_an_older_table_with_the_required_columns_only_reads(tmp_path: Path):
             "layer,channel,file,activation_reached\nconv1,1,a.png,high\n",
             "row 2 has activation_reached='high'",
         ),
+        (
+            "layer,channel,file,natural_max\nconv1,1,a.png,1\nconv1,2,b.png,big\n",
+            "row 3 has natural_max='big'",
+        ),
     ],
 )
 def test_a_malformed_table_is_a_clear_error_naming_the_source(tmp_path: Path, text, message):
@@ -84,3 +90,19 @@ def test_a_malformed_table_is_a_clear_error_naming_the_source(tmp_path: Path, te
     with pytest.raises(IsicInputError, match="visualize run abc") as err:
         read_activations(path, source="visualize run abc: tables/activations.csv")
     assert message in str(err.value)
+
+
+def test_natural_columns_are_optional_and_read_back_as_floats(tmp_path: Path):
+    """Rows without the natural-image comparison (a unit that is not live, an older caller)
+    write empty cells; they read back as NaN floats and an empty selectivity."""
+    row = _row()
+    for c in ("natural_max", "natural_p99", "fv_over_natural_max", "fv_over_natural_p99"):
+        del row[c]
+    del row["selectivity"]
+    path = write_activations([_row(), row], tmp_path / "a.csv")
+    table = read_activations(path)
+    assert table["fv_over_natural_max"].dtype == "float64"
+    assert table["fv_over_natural_max"].iloc[0] == 1.25
+    assert table["natural_max"].isna().tolist() == [False, True]
+    assert table["selectivity"].tolist() == ["malignant 62%", ""]
+    pd.testing.assert_frame_equal(table, activations_frame([_row(), row]), check_dtype=False)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import mlflow
 import pandas as pd
+import pytest
 from mlflow.tracking import MlflowClient
 
 from entrypoints import visualize
@@ -61,27 +62,34 @@ def test_logs_grids_images_table_settings_and_tags(mlflow_tracking):
     assert list(table.columns[:6]) == [
         "layer", "channel", "objective", "activation_reached", "engine", "regularization",
     ]  # fmt: skip
-    # 2 channels x 2 models x (isic: thesis, none + torch_dreams)
-    assert len(table) == 12
+    # 2 channels x 2 models x (isic: thesis, none + torch_dreams), and the class logits
+    # (2 directions x 2 presets) of the model with our engine
+    logits = table[table["layer"] == "logits"]
+    table = table[table["layer"] != "logits"]
+    assert len(table) == 12 and len(logits) == 4
+    assert set(logits["model"]) == {"model"} and set(logits["engine"]) == {"isic"}
     assert set(table["layer"]) == {LAST} and set(table["channel"]) == {0, 3}
     assert set(table["regularization"]) == {"thesis", "none", "torch_dreams"}
     assert set(table["model"]) == {"model", "imagenet"}
     assert table["activation_reached"].notna().all()
     images = _artifacts(run.info.run_id, "images")
-    assert set(table["file"]) == images
-    assert all(f.startswith(f"images/{LAST}/") for f in images)
+    assert set(table["file"]) | set(logits["file"]) == images
+    assert all(f.startswith(f"images/{LAST}/") for f in table["file"])
     figures = _artifacts(run.info.run_id, "figures")
     assert f"figures/{LAST}/model_isic_thesis.png" in figures
     assert f"figures/{LAST}/imagenet_torch_dreams_torch_dreams.png" in figures
     assert f"figures/{LAST}/comparison.png" in figures
-    assert f"activation_mean/{LAST}/model/isic/thesis" in run.data.metrics
+    # metric keys: one "/" level, layer and preset (engine, model when not the default) once
+    assert f"activation_mean/{LAST}-thesis" in run.data.metrics
+    assert f"activation_mean/{LAST}-torch_dreams-imagenet" in run.data.metrics
+    assert all(k.count("/") <= 1 for k in run.data.metrics), sorted(run.data.metrics)
     # the contract with `sanity --fv_run`: it reads this table and finds the images it names
     from isic_tracking.tracking.sanity import read_visualize_run
 
     with tempfile.TemporaryDirectory() as tmp:
         read, pictures = read_visualize_run(run.info.run_id, ["benign", "malignant"], tmp)
     assert 0 < len(read) == pictures.shape[0] and pictures.shape[1:] == (3, 32, 32)
-    assert set(read["file"]) <= set(table["file"])
+    assert set(read["file"]) <= set(table["file"]) | set(logits["file"])
 
 
 def test_top_n_from_a_filters_run(mlflow_tracking):
@@ -113,6 +121,12 @@ def test_top_n_from_a_filters_run(mlflow_tracking):
     ]  # fmt: skip
     assert table.loc[table["layer"] == FIRST, "channel"].tolist() == [2]
     assert run.data.tags["isic.filters_run"] == filters_run.info.run_id
+    # each tile's class selectivity: the share of each class's images firing the filter
+    assert last["selectivity"].tolist() == [
+        "malignant 60%, benign 40%",
+        "benign 50%",
+        "malignant 30%",
+    ]
 
 
 def test_top_n_on_the_fly_from_the_manifest(mlflow_tracking, binary_manifest):
@@ -123,7 +137,8 @@ def test_top_n_on_the_fly_from_the_manifest(mlflow_tracking, binary_manifest):
     )  # fmt: skip
     assert visualize.main(argv) == 0
     table = _table(_visualize_run().info.run_id)
-    assert len(table) == 3 and table["channel"].nunique() == 3
+    chans = table[table["layer"] != "logits"]
+    assert len(chans) == 3 and chans["channel"].nunique() == 3
 
 
 def test_classes_renders_both_directions_of_the_binary_logit(mlflow_tracking):
@@ -175,7 +190,7 @@ def test_runner_returns_the_rows_of_the_table_it_logged(mlflow_tracking):
     model_run = checkpoint_run()
     cfg = VisualizeConfig(
         model_uri=f"runs:/{model_run}/checkpoint", channels="5", layers="first", steps=1,
-        image_size=32, device="cpu",
+        image_size=32, device="cpu", class_logits=False,
     )  # fmt: skip
     out = run_visualize(cfg)
     assert out.layers == [FIRST]
@@ -184,5 +199,51 @@ def test_runner_returns_the_rows_of_the_table_it_logged(mlflow_tracking):
             run_id=out.run_id, artifact_path="tables/activations.csv", dst_path=tmp
         )
         table = read_activations(path)
-    assert table.to_dict("records") == out.rows
+    from isic_tracking.interpret.fv_table import activations_frame
+
+    pd.testing.assert_frame_equal(table, activations_frame(out.rows), check_dtype=False)
     assert out.rows[0]["objective"] == f"channel({FIRST}, 5)"
+
+
+def test_every_picture_is_compared_with_the_natural_max_of_its_unit(
+    mlflow_tracking, binary_manifest
+):
+    """natural_max is the same objective (spatial mean of the channel, the model's
+    normalization, the render size) maximized over the analysed images; the ratio is the
+    activation reached over it; the class logits get the colour check and its tag."""
+    from isic_tracking.data.dataset import make_loader
+    from isic_tracking.data.manifest import read_manifest
+    from isic_tracking.data.transforms import build_transforms
+    from isic_tracking.interpret.activations import activation_stats
+    from isic_tracking.tracking.registry import load_model
+
+    model_run = checkpoint_run()
+    argv = _args(
+        model_run, "--layers", "first", "--channels", "1,2,5", "--manifest", str(binary_manifest)
+    )
+    assert visualize.main(argv) == 0
+    run = _visualize_run()
+    table = _table(run.info.run_id)
+    chans = table[table["layer"] == FIRST].set_index("channel")
+    loaded = load_model(f"runs:/{model_run}/checkpoint", "cpu")
+    rows = read_manifest(binary_manifest)  # no folds for this model: the manifest, whole
+    tf = build_transforms(32, train=False, mean=loaded.config["mean"], std=loaded.config["std"])
+    stats = activation_stats(loaded.model, make_loader(rows, tf, 16), [FIRST], reduce=("mean",))
+    expected = stats[FIRST].mean.max(0).values
+    for c in (1, 2, 5):
+        assert chans.loc[c, "natural_max"] == pytest.approx(float(expected[c]), rel=1e-4, abs=1e-5)
+        if chans.loc[c, "natural_max"] > 0:
+            ratio = chans.loc[c, "activation_reached"] / chans.loc[c, "natural_max"]
+            assert chans.loc[c, "fv_over_natural_max"] == pytest.approx(ratio, rel=1e-4)
+        assert chans.loc[c, "natural_p99"] <= chans.loc[c, "natural_max"]
+    assert f"fv_over_natural_max_frac/{FIRST}-thesis" in run.data.metrics
+    assert "fv_over_natural_max_frac/all-thesis" in run.data.metrics
+    assert run.data.params["resolved.natural_images"].startswith(
+        f"{len(rows)} images of split 'all'"
+    )
+    assert run.data.tags["isic.colour_check"] in ("pass", "fail")
+    assert {"colour_distance/benign-thesis", "colour_distance/malignant-thesis"} <= set(
+        run.data.metrics
+    )
+    assert all(k.count("/") <= 1 for k in run.data.metrics)
+    assert "tables/colour_check.csv" in _artifacts(run.info.run_id, "tables")

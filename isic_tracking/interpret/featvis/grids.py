@@ -2,13 +2,18 @@
 Figs. 27-32 and 44-48, and PNG export of single images.
 
 Figures are built with ``matplotlib.figure.Figure`` directly (no pyplot global state); the
-entry point logs them.
+entry point logs them. Readable by construction (issue 18, 8): constrained layout, tile
+titles wrapped to the tile's width (:func:`wrap_title`), so no title is clipped and no label
+runs over a neighbouring tile; :func:`twin_grid` puts a render and its twin (unregularized, or
+the ImageNet base) side by side, one panel each.
 """
 
 from __future__ import annotations
 
 import math
+import textwrap
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -34,9 +39,45 @@ def save_png(image: Tensor, path: str | Path) -> Path:
     return path
 
 
+#: Tile title font size (points) and the width of one character in font sizes (DejaVu Sans).
+TILE_FONT = 7.0
+_CHAR_EM = 0.62
+
+
+def wrap_title(text: str, inches: float, fontsize: float = TILE_FONT) -> str:
+    """``text`` with every line wrapped to what fits in ``inches`` at ``fontsize``."""
+    chars = max(8, int(inches * 72 / (fontsize * _CHAR_EM)))
+    return "\n".join(
+        "\n".join(textwrap.wrap(line, chars, break_on_hyphens=False) or [""])
+        for line in text.split("\n")
+    )
+
+
 def tile_titles(result: RenderResult) -> list[str]:
     """``<label>\\nact <value>`` for each image of a render."""
     return [f"{lab}\nact {float(a):.3g}" for lab, a in zip(result.labels, result.activation)]
+
+
+def tile_label(
+    layer: str, channel: int, reached: float, ratio: float, selectivity: str = "", label: str = ""
+) -> str:
+    """A tile's title: ``layer, filter c`` (or the class of a logit), the class selectivity
+    when known, and ``act <reached> | fv/nat max <ratio>`` (``n/a`` for a unit not live)."""
+    head = f"{layer}, filter {channel}" if layer not in ("", "logits") else f"logit: {label}"
+    r = "n/a" if ratio != ratio else f"{ratio:.2f}"  # NaN: not live on the natural images
+    lines = (
+        [head] + ([selectivity] if selectivity else []) + [f"act {reached:.3g} | fv/nat max {r}"]
+    )
+    return "\n".join(lines)
+
+
+@dataclass
+class Panel:
+    """One render shown as a block of tiles: its name, images ``[N, 3, H, W]``, tile titles."""
+
+    name: str
+    images: Tensor
+    titles: list[str]
 
 
 def image_grid(
@@ -63,24 +104,64 @@ def image_grid(
         ncols = math.ceil(n / len(row_labels)) if row_labels else math.ceil(math.sqrt(n))
     ncols = max(1, min(ncols, n)) if n else 1
     nrows = max(1, math.ceil(n / ncols))
+    lines = max((t.count("\n") + 1 for t in titles), default=1)
+    width = tile_inches * ncols + (0.4 if row_labels else 0)
     fig = Figure(
-        figsize=(tile_inches * ncols + (1.0 if row_labels else 0), tile_inches * nrows + 0.6)
+        figsize=(width, _tile_height(tile_inches, lines) * nrows + 0.5), layout="constrained"
     )
+    _fill(fig, images, titles, ncols, nrows, tile_inches)
+    axes = np.array(fig.axes).reshape(nrows, ncols)
+    if row_labels:
+        for r, lab in enumerate(row_labels[:nrows]):
+            axes[r, 0].set_ylabel(wrap_title(lab, tile_inches, 8), fontsize=8)
+    if title:
+        fig.suptitle(wrap_title(title, width, 9), fontsize=9)
+    return fig
+
+
+def _tile_height(tile_inches: float, lines: int) -> float:
+    """A tile's height: the image plus its title's lines (and a little air)."""
+    return tile_inches + lines * TILE_FONT * 1.25 / 72 + 0.05
+
+
+def _fill(fig, images: Tensor, titles: Sequence[str], ncols: int, nrows: int, inches: float):
+    """An ``nrows x ncols`` grid of image tiles (spares hidden) in ``fig`` (a figure or
+    subfigure), each titled with its title wrapped to the tile's width."""
     axes = fig.subplots(nrows, ncols, squeeze=False)
     for i, ax in enumerate(axes.flat):
         ax.set_xticks([])
         ax.set_yticks([])
-        if i < n:
+        if i < images.shape[0]:
             ax.imshow(to_uint8(images[i]))
-            ax.set_title(titles[i], fontsize=7)
+            ax.set_title(wrap_title(titles[i], inches), fontsize=TILE_FONT)
         else:
             ax.axis("off")
-    if row_labels:
-        for r, lab in enumerate(row_labels[:nrows]):
-            axes[r, 0].set_ylabel(lab, fontsize=8)
-    if title:
-        fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
+
+
+def twin_grid(
+    panels: Sequence[Panel], title: str | None = None, ncols: int | None = None,
+    tile_inches: float = 1.7,
+) -> Figure:  # fmt: skip
+    """Renders of the same targets side by side (e.g. a preset and its unregularized twin, or
+    the fine-tuned model and its ImageNet base): one titled panel each, same tile layout."""
+    if not panels:
+        raise ValueError("twin_grid needs at least one panel")
+    n = max(p.images.shape[0] for p in panels)
+    ncols = max(1, min(ncols or math.ceil(math.sqrt(n)), n))
+    nrows = max(1, math.ceil(n / ncols))
+    lines = max((t.count("\n") + 1 for p in panels for t in p.titles), default=1)
+    width = (tile_inches * ncols + 0.2) * len(panels)
+    names = [wrap_title(p.name, tile_inches * ncols, 8.5) for p in panels]
+    heads = max(n.count("\n") + 1 for n in names)
+    top = wrap_title(title, width, 9.5) if title else ""
+    height = _tile_height(tile_inches, lines) * nrows + 0.2 * heads + 0.2 * (top.count("\n") + 1)
+    fig = Figure(figsize=(width, height), layout="constrained")
+    subs = np.atleast_1d(fig.subfigures(1, len(panels), wspace=0.04))
+    for sub, p, name in zip(subs, panels, names):
+        _fill(sub, p.images, p.titles, ncols, nrows, tile_inches)
+        sub.suptitle(name, fontsize=8.5)
+    if top:
+        fig.suptitle(top, fontsize=9.5)
     return fig
 
 

@@ -1,0 +1,153 @@
+"""Does a class-logit visualization carry its class's colours? (issue 18, 6a)
+
+The synthetic classes differ by planted colours (malignant: black, blue-grey, red, white
+patches; benign: uniform brown; each multiclass family its own palette). So the picture that
+maximizes a class's logit should be closer, in colour, to the lesions of that class than to
+those of any other class.
+
+- :func:`lesion_mask`: the lesion pixels of a natural image, without a stored mask: pixels
+  whose colour is far from the skin, estimated as the median colour of the image's border.
+- :func:`colour_histogram`: a soft (trilinear) joint histogram in CIELAB (perceptual axes:
+  lightness, green-red, blue-yellow), so close colours share bins.
+- :func:`colour_check`: the distance from each visualization to every class's lesion
+  colours, as the Kullback-Leibler divergence ``KL(visualization || class)`` (how badly the
+  class's colours explain the picture's: a blue-grey or red pixel is cheap under the
+  malignant colours and dear under the benign brown, whereas a symmetric distance to the
+  malignant lesions' broad histogram is large for any single picture); a class passes when
+  its own class is the nearest.
+
+All pure functions over ``[3, H, W]`` / ``[N, 3, H, W]`` tensors in ``[0, 1]``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+import pandas as pd
+import torch
+from torch import Tensor
+
+#: Bins per CIELAB axis (L in 0..100, a and b in -80..80).
+BINS: tuple[int, int, int] = (6, 8, 8)
+_RANGES = ((0.0, 100.0), (-80.0, 80.0), (-80.0, 80.0))
+#: A pixel this far (RGB Euclidean, 0..1 scale) from the skin colour is lesion.
+LESION_THRESHOLD = 0.15
+#: The border ring (fraction of the side) whose median colour is the skin.
+BORDER = 0.08
+_WHITE = torch.tensor([0.95047, 1.0, 1.08883])
+_RGB_TO_XYZ = torch.tensor(
+    [[0.4124, 0.3576, 0.1805], [0.2126, 0.7152, 0.0722], [0.0193, 0.1192, 0.9505]]
+)
+
+
+def rgb_to_lab(rgb: Tensor) -> Tensor:
+    """sRGB ``[..., 3]`` in ``[0, 1]`` -> CIELAB ``[..., 3]`` (D65)."""
+    c = rgb.clamp(0, 1).float()
+    lin = torch.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
+    xyz = lin @ _RGB_TO_XYZ.T / _WHITE
+    f = torch.where(xyz > 0.008856, xyz ** (1 / 3), 7.787 * xyz + 16 / 116)
+    return torch.stack(
+        [116 * f[..., 1] - 16, 500 * (f[..., 0] - f[..., 1]), 200 * (f[..., 1] - f[..., 2])], -1
+    )
+
+
+def lesion_mask(
+    image: Tensor, threshold: float = LESION_THRESHOLD, border: float = BORDER
+) -> Tensor:
+    """``[H, W]`` bool: pixels farther than ``threshold`` from the skin colour (the median of
+    the outer ``border`` ring). Artifacts far from the skin count as lesion: a small, known
+    contamination (they are the same across classes)."""
+    _, h, w = image.shape
+    k = max(1, round(border * min(h, w)))
+    ring = torch.ones(h, w, dtype=torch.bool)
+    ring[k:-k, k:-k] = False
+    skin = image[:, ring].median(dim=1).values
+    return (image - skin[:, None, None]).norm(dim=0) > threshold
+
+
+def colour_histogram(pixels: Tensor, bins: Sequence[int] = BINS) -> Tensor:
+    """Normalized soft joint histogram ``[prod(bins)]`` of RGB pixels ``[P, 3]`` in CIELAB.
+
+    Each pixel spreads over the 8 bin centres around it (trilinear weights), so a colour at a
+    bin edge does not jump from one bin to the next."""
+    if pixels.numel() == 0:
+        raise ValueError("colour_histogram got no pixels")
+    lab = rgb_to_lab(pixels.reshape(-1, 3))
+    pos, lo_idx, frac = [], [], []
+    for axis, (n, (lo, hi)) in enumerate(zip(bins, _RANGES)):
+        p = ((lab[:, axis] - lo) / (hi - lo) * n - 0.5).clamp(0, n - 1)
+        f = p.floor()
+        pos.append(p)
+        lo_idx.append(f.long().clamp(max=n - 2) if n > 1 else f.long())
+        frac.append((p - lo_idx[-1]).clamp(0, 1) if n > 1 else torch.zeros_like(p))
+    hist = torch.zeros(tuple(bins))
+    for corner in range(8):
+        step = [(corner >> a) & 1 for a in range(3)]
+        if any(s and n == 1 for s, n in zip(step, bins)):
+            continue
+        idx = [i + s for i, s in zip(lo_idx, step)]
+        wgt = torch.ones_like(pos[0])
+        for s, f in zip(step, frac):
+            wgt = wgt * (f if s else 1 - f)
+        hist.index_put_(tuple(idx), wgt, accumulate=True)
+    flat = hist.flatten()
+    return flat / flat.sum()
+
+
+#: Share of a uniform histogram mixed into a class's, so no colour has probability 0.
+SMOOTHING = 0.01
+
+
+def divergence(p: Tensor, q: Tensor, smoothing: float = SMOOTHING) -> Tensor:
+    """``KL(p || q')`` in nats over the last axis, ``q'`` = ``q`` mixed with ``smoothing`` of
+    a uniform histogram (broadcasts: ``p [bins]`` against ``q [K, bins]``)."""
+    q = (1 - smoothing) * q + smoothing / q.shape[-1]
+    terms = torch.where(p > 0, p * (p.clamp(min=1e-12).log() - q.log()), torch.zeros_like(p))
+    return terms.sum(-1)
+
+
+def class_histograms(
+    batches: Iterable[tuple[Tensor, Tensor]], n_classes: int, bins: Sequence[int] = BINS
+) -> Tensor:
+    """``[K, bins]``: the colour histogram of the lesion pixels of each class's images
+    (``(images [B, 3, H, W], labels [B])`` batches); a class without images gets NaN."""
+    sums = torch.zeros(n_classes, int(torch.tensor(bins).prod()))
+    for images, labels in batches:
+        for img, y in zip(images, labels.tolist()):
+            mask = lesion_mask(img)
+            if mask.any():
+                sums[int(y)] += colour_histogram(img[:, mask].T, bins) * int(mask.sum())
+    totals = sums.sum(1, keepdim=True)
+    return torch.where(totals > 0, sums / totals.clamp(min=1e-12), torch.nan)
+
+
+def colour_check(visualizations: Tensor, classes: Sequence[str], hists: Tensor) -> pd.DataFrame:
+    """One row per class: the distance of its class-logit visualization (``visualizations[k]``
+    is class ``k``'s, ``[K, 3, H, W]``) to each class's lesion colours, the nearest class and
+    whether it is its own (``passed``)."""
+    if len(visualizations) != len(classes) or len(hists) != len(classes):
+        raise ValueError(
+            f"{len(visualizations)} visualizations, {len(hists)} histograms, {len(classes)} classes"
+        )
+    rows = []
+    for k, (img, name) in enumerate(zip(visualizations, classes)):
+        d = divergence(colour_histogram(img.reshape(3, -1).T)[None], hists)
+        d = torch.where(torch.isnan(d), torch.inf, d)
+        nearest = int(d.argmin())
+        others = torch.cat([d[:k], d[k + 1 :]])
+        rows.append(
+            {
+                "class": name,
+                "distance": float(d[k]),
+                "nearest_other": float(others.min()) if len(others) else float("nan"),
+                "nearest_class": classes[nearest],
+                "passed": nearest == k,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def verdict(table: pd.DataFrame) -> bool:
+    """The check passes when every class passes (two classes) or most do (more)."""
+    passed = table["passed"].astype(bool)
+    return bool(passed.all()) if len(table) <= 2 else bool(passed.mean() > 0.5)

@@ -1,0 +1,94 @@
+"""The colour check: a class-logit visualization must carry its class's planted lesion colours."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from isic_tracking.data.synthetic.lesions import _BROWN, _MEL_PALETTE
+from isic_tracking.data.synthetic.painting import render_image
+from isic_tracking.interpret.colour_check import (
+    class_histograms,
+    colour_check,
+    colour_histogram,
+    divergence,
+    lesion_mask,
+    rgb_to_lab,
+    verdict,
+)
+
+
+def _natural(kind: str, n: int, seed: int) -> torch.Tensor:
+    rng = np.random.default_rng(seed)
+    imgs = [render_image(rng, kind, 64, 64) for _ in range(n)]
+    return torch.tensor(np.stack(imgs)).permute(0, 3, 1, 2).float() / 255
+
+
+def _palette_image(palette: np.ndarray, seed: int = 0) -> torch.Tensor:
+    """A 'visualization' made of the palette's colours in random 8x8 patches."""
+    g = torch.Generator().manual_seed(seed)
+    idx = torch.randint(len(palette), (8, 8), generator=g)
+    img = torch.tensor(palette, dtype=torch.float32)[idx].permute(2, 0, 1)
+    return img.repeat_interleave(8, 1).repeat_interleave(8, 2)
+
+
+@pytest.fixture(scope="module")
+def hists() -> torch.Tensor:
+    benign, malignant = _natural("NV", 12, 0), _natural("MEL", 12, 1)
+    images = torch.cat([benign, malignant])
+    labels = torch.tensor([0] * 12 + [1] * 12)
+    return class_histograms([(images[:10], labels[:10]), (images[10:], labels[10:])], 2)
+
+
+def test_lab_of_known_colours():
+    lab = rgb_to_lab(torch.tensor([[1.0, 1.0, 1.0], [0.0, 0.0, 0.0], [1.0, 0.0, 0.0]]))
+    torch.testing.assert_close(lab[0], torch.tensor([100.0, 0.0, 0.0]), atol=0.5, rtol=0)
+    torch.testing.assert_close(lab[1], torch.zeros(3), atol=0.5, rtol=0)
+    assert lab[2, 1] > 70 and lab[2, 2] > 60  # red: a* and b* strongly positive
+
+
+def test_lesion_mask_finds_the_planted_lesion_not_the_skin():
+    img = torch.tensor([0.85, 0.63, 0.55])[:, None, None].repeat(1, 40, 40)
+    img[:, 15:25, 10:30] = torch.tensor(_BROWN)[:, None, None]
+    mask = lesion_mask(img)
+    assert mask[15:25, 10:30].all() and mask.sum() == 200
+
+
+def test_histogram_is_normalized_and_soft():
+    h = colour_histogram(torch.rand(500, 3))
+    assert h.sum().item() == pytest.approx(1.0) and (h >= 0).all()
+    # two nearly equal colours: nearly the same histogram
+    a = colour_histogram(torch.tensor([[0.45, 0.29, 0.19]]))
+    b = colour_histogram(torch.tensor([[0.46, 0.29, 0.19]]))
+    assert divergence(a, b) < 0.1
+
+
+def test_class_colours_match_their_class_and_swapped_ones_fail(hists):
+    benign_vis = _palette_image(np.stack([_BROWN, _BROWN * 0.85, _BROWN * 1.1]))
+    malignant_vis = _palette_image(_MEL_PALETTE)
+    right = colour_check(torch.stack([benign_vis, malignant_vis]), ["benign", "malignant"], hists)
+    assert right["passed"].tolist() == [True, True] and verdict(right)
+    assert (right["distance"] < right["nearest_other"]).all()
+    swapped = colour_check(torch.stack([malignant_vis, benign_vis]), ["benign", "malignant"], hists)
+    assert swapped["passed"].tolist() == [False, False] and not verdict(swapped)
+    assert swapped["nearest_class"].tolist() == ["malignant", "benign"]
+
+
+def test_natural_lesions_of_a_class_are_mostly_nearest_their_own_class(hists):
+    """Fresh natural images (other seeds): most lesions are nearest their own class (a single
+    melanoma can be mostly dark brown, so not every one)."""
+    for k, kind in enumerate(["NV", "MEL"]):
+        hits = 0
+        for img in _natural(kind, 8, 100 + k):
+            lesion = img[:, lesion_mask(img)]
+            hits += int(divergence(colour_histogram(lesion.T)[None], hists).argmin()) == k
+        assert hits >= 6, (kind, hits)
+
+
+def test_verdict_most_classes_for_more_than_two():
+    import pandas as pd
+
+    assert verdict(pd.DataFrame({"passed": [True, True, False]}))
+    assert not verdict(pd.DataFrame({"passed": [True, False, False, True]}))
+    assert not verdict(pd.DataFrame({"passed": [True, False]}))
