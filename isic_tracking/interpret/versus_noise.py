@@ -139,3 +139,27 @@ def summary(table: pd.DataFrame) -> tuple[str, str]:
             "the metric cannot separate class evidence from noise there"
         )
     return short, text
+
+
+def markdown(vt: pd.DataFrame) -> str:
+    """:func:`verdict_table` as a markdown table (the run's description)."""
+    lines = [
+        "| layer | fv − noise | interval | verdict | natural − noise |",
+        "|---|---:|---|---|---:|",
+    ]
+    for r in vt.itertuples():
+        lines.append(
+            f"| {r.layer} | {r.difference:+.3f} | [{r.lo:+.3f}, {r.hi:+.3f}] | {r.verdict} "
+            f"| {r.natural_minus_noise:+.3f} ({r.control}) |"
+        )
+    return "\n".join(lines)
+
+
+def one_level(metrics: Mapping[str, float]) -> dict[str, float]:
+    """Metric keys with at most one ``/`` (``<name>/<layer>``): a deeper ``/`` (a layer or
+    level name holding one) becomes ``.``, so every sanity metric sits one level deep."""
+    out = {}
+    for key, value in metrics.items():
+        head, sep, rest = key.partition("/")
+        out[head + sep + rest.replace("/", ".")] = value
+    return out

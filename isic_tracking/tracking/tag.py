@@ -36,6 +36,10 @@ TRAIN_RUN = "isic.train_run"
 FILTERS_RUN = "isic.filters_run"
 FV_RUN = "isic.fv_run"
 SANITY_VISUALIZATIONS = "isic.sanity.visualizations"
+SANITY_VERDICT = "isic.sanity.verdict"  # visualizations vs noise: closer at every / some / no layer
+SANITY_VERDICT_LAYERS = (
+    "isic.sanity.verdict_layers"  # "<layer>: closer | not closer | undecided; ..."
+)
 COMPARABLE = "isic.comparable"
 COMPARE_WARNINGS = "isic.compare_warnings"
 
