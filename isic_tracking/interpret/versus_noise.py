@@ -63,12 +63,24 @@ def versus_noise(
         n_boot, level, seed: bootstrap replicates, interval level, resampling seed.
 
     Returns:
-        Rows ``query_set, layer, depth, difference, lo, hi, level, verdict``; the natural
+        Rows ``query_set, layer, depth, n, difference, lo, hi, level, verdict`` (``n``: the
+        set's queries; with one query of a class, that class's queries are not resampled and
+        the interval only holds the natural images' share of the uncertainty); the natural
         control's rows have ``query_set = natural_same_class``. Empty without noise.
     """
     if NOISE not in vectors:
         return pd.DataFrame(
-            columns=["query_set", "layer", "depth", "difference", "lo", "hi", "level", "verdict"]
+            columns=[
+                "query_set",
+                "layer",
+                "depth",
+                "n",
+                "difference",
+                "lo",
+                "hi",
+                "level",
+                "verdict",
+            ]
         )
     nat, nat_c = vectors[NATURAL]
     noise, noise_c = vectors[NOISE]
@@ -83,7 +95,7 @@ def versus_noise(
             b = QuerySet(similarity(noise[layer], ref, metric), noise_c)
             d = difference_interval(a, b, nat_c, n_boot=n_boot, level=level, seed=seed + depth)
             rows.append(
-                dict(query_set=name, layer=layer, depth=depth, difference=d.estimate)
+                dict(query_set=name, layer=layer, depth=depth, n=len(cls), difference=d.estimate)
                 | dict(lo=d.lo, hi=d.hi, level=level, verdict=verdict(d.lo, d.hi))
             )
     return pd.DataFrame(rows)
@@ -108,7 +120,7 @@ def verdict_table(table: pd.DataFrame) -> pd.DataFrame:
     natural control's verdict (``control``): the artifact ``tables/versus_noise.csv``."""
     fv = table[table["query_set"] == "visualization"].set_index("layer")
     ctrl = table[table["query_set"] == "natural_same_class"].set_index("layer")
-    out = fv[["depth", "difference", "lo", "hi", "level", "verdict"]].copy()
+    out = fv[["depth", "n", "difference", "lo", "hi", "level", "verdict"]].copy()
     out["natural_minus_noise"] = ctrl["difference"]
     out["control"] = ctrl["verdict"]
     return out.reset_index()

@@ -63,6 +63,7 @@ def test_natural_images_in_place_of_visualizations_score_as_natural(planted):
     fv = t[t["query_set"] == "visualization"].set_index("layer")
     ctrl = t[t["query_set"] == "natural_same_class"].set_index("layer")
     assert list(fv.index) == conv_layers(model)
+    assert (fv["n"] == len(held_c)).all() and (ctrl["n"] == len(nat_c)).all()
     assert (fv["verdict"] == CLOSER).all() and (fv["lo"] > 0).all()
     # as close to their class as the natural images are to each other: the planted set's
     # difference lies in the natural control's interval, at every layer
@@ -104,7 +105,7 @@ def test_verdict_thresholds_metrics_and_the_blind_layer_warning():
         ("natural_same_class", "b.1", 0.4, 0.3, 0.5, CLOSER),
     ]
     t = pd.DataFrame(rows, columns=["query_set", "layer", "difference", "lo", "hi", "verdict"])
-    t["depth"], t["level"] = [0, 1, 0, 1], 0.95
+    t["depth"], t["n"], t["level"] = [0, 1, 0, 1], 5, 0.95
     m = verdict_metrics(t)
     assert m["fv_minus_noise/a"] == -0.2 and m["fv_minus_noise_hi/b.1"] == 0.3
     assert m["natural_minus_noise_lo/a"] == -0.1 and m["fv_closer_layers"] == 1
