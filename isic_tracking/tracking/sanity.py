@@ -231,11 +231,11 @@ def _log_path_similarity(res: S.PathSimilarityResult, cfg: SanityConfig) -> pd.D
     return table
 
 
-def _say_verdict(table: pd.DataFrame) -> None:
-    """The verdict against noise as tags, the run's description and one terminal line."""
+def _record_verdict(table: pd.DataFrame) -> str:
+    """The verdict against noise as tags and the run's description; returns its sentence."""
     short, text = verdict_summary(table)
     if not short:
-        return
+        return ""
     vt = verdict_table(table)
     mlflow.set_tags(
         {
@@ -246,7 +246,7 @@ def _say_verdict(table: pd.DataFrame) -> None:
             MLFLOW_RUN_NOTE: f"**Sanity: {text}.**\n\n{markdown(vt)}",
         }
     )
-    log.info(f"sanity: {text}")
+    return text
 
 
 def _randomization(m: ModelInputs, cfg: SanityConfig, vis: Visuals, levels: list[str]) -> None:
@@ -382,9 +382,11 @@ def run_sanity(cfg: SanityConfig) -> SanityOutcome:
             standardize=cfg.standardize,
             **m.forward_kw,
         )
-        _say_verdict(_log_path_similarity(res, cfg))
+        verdict = _record_verdict(_log_path_similarity(res, cfg))
         if levels:
             _randomization(m, cfg, vis, levels)
         if reference is not None:
             _transferability(reference, m, vis, logit_target)
+        if verdict:
+            log.info(f"sanity: {verdict}")  # the stage's conclusion, its last line
     return SanityOutcome(run.info.run_id, res, vis)

@@ -169,7 +169,7 @@ def test_sanity_reads_a_visualize_run(mlflow_tracking, binary_manifest):
 
 @pytest.mark.slow  # a real visualize run first
 def test_sanity_on_a_visualize_run_of_another_size_without_class_logits(
-    mlflow_tracking, binary_manifest
+    mlflow_tracking, binary_manifest, caplog
 ):
     """The model takes 64 px, the visualize run rendered at 48 px and has no class-logit
     pictures: sanity renders those (and its noise) at the run's size, instead of failing to
@@ -182,7 +182,11 @@ def test_sanity_on_a_visualize_run_of_another_size_without_class_logits(
     assert visualize.main(argv) == 0
     (vis_run,) = _stage_runs("visualize")
     argv = _args(model_run, binary_manifest, "--fv_run", vis_run.info.run_id, "--randomize", "fc.1")
-    assert sanity.main(argv) == 0
+    with caplog.at_level("INFO", logger="isic_tracking"):
+        assert sanity.main(argv) == 0
+    said = [r.getMessage() for r in caplog.records if r.name == "isic_tracking.tracking.sanity"]
+    assert said[-1].startswith("sanity: visualizations are ")  # the conclusion comes last
+    assert " than noise at " in said[-1] and "95% bootstrap interval" in said[-1]
     run = _stage_runs("sanity")[0]
     assert run.data.params["render_size"] == "48"
     assert f"similarity_class_logit/{LAYERS.split(',')[-1]}" in run.data.metrics
