@@ -29,7 +29,7 @@ deepest), and per layer one batched similarity op covers every (query, natural) 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -156,9 +156,8 @@ def natural_baselines(
 ) -> dict[str, Tensor]:
     """Natural vs natural: per layer and image, mean similarity to its class and to the rest.
 
-    Returns:
-        ``{"natural_same_class": [L, N], "natural_other_classes": [L, N]}``; an image is
-        never compared with itself.
+    Returns ``{"natural_same_class": [L, N], "natural_other_classes": [L, N]}``; an image is
+    never compared with itself.
     """
     same_rows, other_rows = [], []
     for act in natural.values():
@@ -177,11 +176,8 @@ def natural_baselines(
 def paired_similarity(
     a: Mapping[str, Tensor], b: Mapping[str, Tensor], metric: str = "spearman"
 ) -> Tensor:
-    """Per layer, similarity of ``a[i]`` with ``b[i]`` (e.g. unregularized vs regularized twin).
-
-    Returns:
-        ``[L, V]``.
-    """
+    """Per layer, similarity of ``a[i]`` with ``b[i]`` (e.g. unregularized vs regularized
+    twin): ``[L, V]``."""
     return torch.stack([similarity(x, b[layer], metric, paired=True) for layer, x in a.items()])
 
 
@@ -230,6 +226,9 @@ class PathSimilarityResult:
         layer_corr: ``[L, L]`` layer correlation of the visualizations (None with < 3).
         layers: layer names, shallow to deep.
         metric: the similarity metric.
+        vectors: the compared activation vectors (standardized when asked), ``{set:
+            ({layer: [Q, D]}, classes [Q])}`` for ``natural``, ``visualization``, ``noise``
+            and each extra set: what :mod:`.versus_noise` bootstraps.
     """
 
     scores: pd.DataFrame
@@ -237,6 +236,7 @@ class PathSimilarityResult:
     layer_corr: Tensor | None
     layers: list[str]
     metric: str
+    vectors: dict[str, tuple[dict[str, Tensor], Tensor]] = field(default_factory=dict)
 
 
 def _long(comparison: str, values: Tensor, layers: list[str], target: Tensor) -> pd.DataFrame:
@@ -363,6 +363,7 @@ def path_similarity_analysis(
     dev = next(iter(nat.values())).device
     nat_c, vis_c = natural_class.to(dev).long(), vis_class.to(dev).long()
 
+    vectors = {"natural": (nat, nat_c), "visualization": (vis, vis_c)}
     frames = [
         _long("visualization", path_similarity(vis, nat, vis_c, nat_c, metric), layers, vis_c)
     ]
@@ -371,6 +372,7 @@ def path_similarity_analysis(
     if noise is not None:
         noise_c = vis_c.repeat(len(noise) // len(vis_c) + 1)[: len(noise)]
         acts = acts_of(noise)
+        vectors["noise"] = (acts, noise_c)
         frames.append(
             _long("noise", path_similarity(acts, nat, noise_c, nat_c, metric), layers, noise_c)
         )
@@ -390,7 +392,8 @@ def path_similarity_analysis(
     for name, (imgs, cls) in (extra or {}).items():
         acts = acts_of(imgs)
         cls = cls.to(dev).long()
+        vectors[name] = (acts, cls)
         frames.append(_long(name, path_similarity(acts, nat, cls, nat_c, metric), layers, cls))
     scores = pd.concat(frames, ignore_index=True)
     corr = layer_correlation(vis, metric) if len(visualizations) >= 3 else None
-    return PathSimilarityResult(scores, summarize(scores), corr, layers, metric)
+    return PathSimilarityResult(scores, summarize(scores), corr, layers, metric, vectors)

@@ -163,6 +163,15 @@ def render_table(
     return images, reached
 
 
+def at_size(images: Tensor, size: int) -> Tensor:
+    """``[B, 3, H, W]`` images resized to ``size`` x ``size`` (unchanged when they are)."""
+    if tuple(images.shape[-2:]) == (size, size):
+        return images
+    return F.interpolate(
+        images.float(), size=(size, size), mode="bilinear", align_corners=False, antialias=True
+    ).clamp(0, 1)
+
+
 # --------------------------------------------------------------------------- from a visualize run
 
 

@@ -139,7 +139,11 @@ class SanityConfig:
         None, "another model (fold or arch) for transferability of class-logit visualizations"
     )
     steps: int = _f(48, "render steps (no fv_run)")
-    image_size: int = _f(0, "render size (0: the model's input size)")
+    image_size: int = _f(
+        0,
+        "size of the compared pictures and noise (0: the model's input size; with fv_run, "
+        "the run's picture size)",
+    )
     top_k: int = _f(5, "visualizations per class")
     regularization: str = _choice(
         "thesis",
@@ -150,6 +154,8 @@ class SanityConfig:
     standardize: bool = _f(
         False, "z-score each unit over the natural images before comparing (see sanity.py)"
     )
+    n_boot: int = _f(2000, "bootstrap replicates of the interval of fv - noise per layer")
+    interval: float = _f(0.95, "level of that interval (verdict: closer / not closer / undecided)")
     randomize: str = _f(
         "auto", "cascading randomization cut points: auto (head + 3 conv layers), none, or names"
     )
@@ -160,3 +166,7 @@ class SanityConfig:
 
     def __post_init__(self) -> None:
         _check_choices(self)
+        if self.n_boot < 1:
+            raise IsicInputError(f"n_boot={self.n_boot}: at least 1 bootstrap replicate")
+        if not 0.0 < self.interval < 1.0:
+            raise IsicInputError(f"interval={self.interval}: a level in (0, 1), e.g. 0.95")

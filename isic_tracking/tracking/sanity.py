@@ -18,10 +18,11 @@ import tempfile
 from dataclasses import dataclass
 from typing import Any
 
+import mlflow
 import numpy as np
 import pandas as pd
 import torch
-import torch.nn.functional as F
+from mlflow.utils.mlflow_tags import MLFLOW_RUN_NOTE
 from PIL import Image
 from torch import Tensor, nn
 
@@ -48,6 +49,7 @@ from isic_tracking.interpret.sanity_plots import (
 )
 from isic_tracking.interpret.sanity_sets import (
     Visuals,
+    at_size,
     channel_classes,
     class_selective_channels,
     objective_table,
@@ -58,6 +60,14 @@ from isic_tracking.interpret.sanity_sets import (
     twins,
 )
 from isic_tracking.interpret.stage_config import SanityConfig
+from isic_tracking.interpret.versus_noise import (
+    markdown,
+    one_level,
+    verdict_metrics,
+    verdict_table,
+    versus_noise,
+)
+from isic_tracking.interpret.versus_noise import summary as verdict_summary
 from isic_tracking.log import get_logger
 from isic_tracking.models import conv_layers, resolve_layers
 from isic_tracking.tracking import tag
@@ -122,14 +132,7 @@ def read_visualize_run(run_id: str, classes: list[str], tmp: str) -> tuple[pd.Da
         with Image.open(root / f) as im:
             imgs.append(np.asarray(im.convert("RGB"), dtype=np.float32) / 255.0)
     size = max(i.shape[0] for i in imgs)
-    images = torch.stack(
-        [
-            F.interpolate(
-                torch.tensor(i).permute(2, 0, 1)[None], size=(size, size), mode="bilinear"
-            )[0]
-            for i in imgs
-        ]
-    )
+    images = torch.cat([at_size(torch.tensor(i).permute(2, 0, 1)[None], size) for i in imgs])
     return table, images
 
 
@@ -163,9 +166,18 @@ def _rendered_visuals(m: ModelInputs, cfg: SanityConfig, natural, nat_class) -> 
     return Visuals(table, images, unregularized, logits, logit_images, rendered_logits=True)
 
 
-def _run_visuals(m: ModelInputs, cfg: SanityConfig, natural, nat_class, tmp: str) -> Visuals:
-    """A visualize run's channel pictures of its deepest layer (top_k per class) and logits."""
+def _run_visuals(
+    m: ModelInputs, cfg: SanityConfig, natural, nat_class, tmp: str
+) -> tuple[ModelInputs, Visuals]:
+    """A visualize run's channel pictures of its deepest layer (top_k per class) and logits.
+
+    The run's picture size (or ``image_size`` when given, the run's pictures resized to it)
+    becomes the render size: class-logit pictures rendered here, noise and randomization
+    renders match the run's pictures, whatever the model's input size.
+    """
     table, images = read_visualize_run(cfg.fv_run, m.classes, tmp)
+    m = dataclasses.replace(m, render_size=cfg.image_size or int(images.shape[-1]))
+    images = at_size(images, m.render_size)
     table, images, unregularized = twins(table, images)
     channel = (table["kind"] == "channel").to_numpy()
     logit = ~channel
@@ -175,7 +187,7 @@ def _run_visuals(m: ModelInputs, cfg: SanityConfig, natural, nat_class, tmp: str
     else:
         (logits, logit_images), rendered = _render_logits(m, cfg), True
     if not channel.any():  # class-logit pictures only: they are the compared set
-        return Visuals(logits, logit_images, unregularized, logits, logit_images, rendered)
+        return m, Visuals(logits, logit_images, unregularized, logits, logit_images, rendered)
     deepest = ordered(m.model, table.loc[channel, "layer"].unique().tolist())[-1]
     keep = channel & (table["layer"] == deepest).to_numpy()
     main = table[keep].reset_index(drop=True)
@@ -185,7 +197,7 @@ def _run_visuals(m: ModelInputs, cfg: SanityConfig, natural, nat_class, tmp: str
     main["label"] = [f"{r.label} ({m.classes[r.target]})" for r in main.itertuples()]
     top = select_top(main, k=cfg.top_k).index.to_numpy()
     sel = torch.tensor(np.flatnonzero(keep)[top])
-    return Visuals(
+    return m, Visuals(
         main.loc[top].reset_index(drop=True),
         images[sel],
         None if unregularized is None else unregularized[sel],
@@ -195,17 +207,46 @@ def _run_visuals(m: ModelInputs, cfg: SanityConfig, natural, nat_class, tmp: str
     )
 
 
-def _log_path_similarity(res: S.PathSimilarityResult) -> None:
-    log_metrics(S.summary_metrics(res.summary))
+def _log_path_similarity(res: S.PathSimilarityResult, cfg: SanityConfig) -> pd.DataFrame:
+    """Curves, baselines and the difference to noise per set and layer (returned)."""
+    table = versus_noise(
+        res.vectors, res.layers, res.metric, n_boot=cfg.n_boot, level=cfg.interval, seed=cfg.seed
+    )
+    verdicts = verdict_table(table)
+    log_metrics(one_level(S.summary_metrics(res.summary) | verdict_metrics(table)))
     log_dataframe(res.summary, "tables/path_similarity.csv")
     log_dataframe(res.scores, "tables/path_similarity_items.csv")
-    log_figure(plot_path_similarity(res.summary, res.metric), "figures/path_similarity.png")
+    log_dataframe(table, "tables/versus_noise.csv")
+    log_dataframe(verdicts, "tables/verdict.csv")
+    log_figure(
+        plot_path_similarity(res.summary, res.metric, versus_noise=verdicts),
+        "figures/path_similarity.png",
+    )
     if res.layer_corr is not None:
         corr = pd.DataFrame(res.layer_corr.cpu().numpy(), index=res.layers, columns=res.layers)
         log_dataframe(corr.reset_index(names="layer"), "tables/layer_correlation.csv")
         log_figure(
             plot_layer_correlation(res.layer_corr, res.layers), "figures/layer_correlation.png"
         )
+    return table
+
+
+def _record_verdict(table: pd.DataFrame) -> str:
+    """The verdict against noise as tags and the run's description; returns its sentence."""
+    short, text = verdict_summary(table)
+    if not short:
+        return ""
+    vt = verdict_table(table)
+    mlflow.set_tags(
+        {
+            tag.SANITY_VERDICT: short,
+            tag.SANITY_VERDICT_LAYERS: "; ".join(
+                f"{r.layer}: {r.verdict}" for r in vt.itertuples()
+            ),
+            MLFLOW_RUN_NOTE: f"**Sanity: {text}.**\n\n{markdown(vt)}",
+        }
+    )
+    return text
 
 
 def _randomization(m: ModelInputs, cfg: SanityConfig, vis: Visuals, levels: list[str]) -> None:
@@ -219,8 +260,8 @@ def _randomization(m: ModelInputs, cfg: SanityConfig, vis: Visuals, levels: list
 
     rand = cascading_randomization(m.model, render_fn, levels, seed=cfg.seed)
     agg = rand.table.groupby("level", sort=False)[["spearman", "ssim"]].mean()
-    log_metrics({f"randomization_spearman/{lv}": v for lv, v in agg["spearman"].items()})
-    log_metrics({f"randomization_ssim/{lv}": v for lv, v in agg["ssim"].items()})
+    log_metrics(one_level({f"randomization_spearman/{lv}": v for lv, v in agg["spearman"].items()}))
+    log_metrics(one_level({f"randomization_ssim/{lv}": v for lv, v in agg["ssim"].items()}))
     log_dataframe(rand.table, "tables/randomization.csv")
     log_figure(plot_randomization(rand.table), "figures/randomization.png")
     log_figure(
@@ -291,7 +332,7 @@ def run_sanity(cfg: SanityConfig) -> SanityOutcome:
 
     if cfg.fv_run:
         with tempfile.TemporaryDirectory() as tmp:
-            vis = _run_visuals(m, cfg, natural, nat_class, tmp)
+            m, vis = _run_visuals(m, cfg, natural, nat_class, tmp)
     else:
         vis = _rendered_visuals(m, cfg, natural, nat_class)
     target = torch.tensor(vis.main["target"].to_numpy(dtype="int64"))
@@ -318,7 +359,9 @@ def run_sanity(cfg: SanityConfig) -> SanityOutcome:
         log_dataframe(shown, "tables/visualizations.csv")
         log_figure(
             plot_image_grid(
-                torch.cat([vis.images, vis.logit_images]) if extra else vis.images,
+                torch.cat([vis.images, at_size(vis.logit_images, m.render_size)])
+                if extra
+                else vis.images,
                 shown["label"].tolist(),
                 title="Visualizations compared",
             ),
@@ -339,9 +382,11 @@ def run_sanity(cfg: SanityConfig) -> SanityOutcome:
             standardize=cfg.standardize,
             **m.forward_kw,
         )
-        _log_path_similarity(res)
+        verdict = _record_verdict(_log_path_similarity(res, cfg))
         if levels:
             _randomization(m, cfg, vis, levels)
         if reference is not None:
             _transferability(reference, m, vis, logit_target)
+        if verdict:
+            log.info(f"sanity: {verdict}")  # the stage's conclusion, its last line
     return SanityOutcome(run.info.run_id, res, vis)

@@ -36,6 +36,7 @@ from isic_tracking.interpret.sanity_sets import (
     class_selective_channels,
     select_top,
 )
+from isic_tracking.interpret.versus_noise import verdict_table, versus_noise
 from tests.interpret.nets import Counter, no_hooks
 
 MEAN, STD = (0.5, 0.5, 0.5), (0.25, 0.25, 0.25)
@@ -199,6 +200,15 @@ def test_analysis_reports_every_comparison_and_plots():
     assert (vis_rows["similarity"] > res.summary.query("comparison == 'noise'")["mean"].min()).all()
     fig = plot_path_similarity(res.summary)
     assert isinstance(fig, Figure) and len(fig.axes[0].lines) >= len(COMPARISONS)
+    # the compared vectors are kept for the verdict against noise, which adds a panel
+    assert set(res.vectors) == {"natural", "visualization", "noise", "class_logit"}
+    assert res.vectors["noise"][0]["2"].shape == (3, 16)
+    vt = verdict_table(versus_noise(res.vectors, res.layers, n_boot=50))
+    fig = plot_path_similarity(res.summary, versus_noise=vt)
+    low = fig.axes[1]
+    assert len(fig.axes) == 2 and low.collections  # the interval band
+    legend = [t.get_text() for t in low.get_legend().get_texts()]
+    assert "95% bootstrap interval" in legend and "visualization − noise" in legend
     assert isinstance(plot_layer_correlation(res.layer_corr, res.layers), Figure)
     with pytest.raises(IsicInputError, match="twins"):
         path_similarity_analysis(

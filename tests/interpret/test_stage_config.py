@@ -44,3 +44,12 @@ def test_choices_are_checked_on_the_command_line_and_in_yaml(tmp_path: Path, cap
         _parse(SanityConfig, ["--config", str(yaml)])
     yaml.write_text("n_images: 4\n")
     assert _parse(SanityConfig, ["--config", str(yaml), "--n_images", "6"]).n_images == 6
+
+
+def test_sanity_bootstrap_settings_are_checked():
+    cfg = _parse(SanityConfig, ["--n_boot", "500", "--interval", "0.9"])
+    assert cfg.n_boot == 500 and cfg.interval == 0.9
+    with pytest.raises(IsicInputError, match="n_boot=0: at least 1 bootstrap replicate"):
+        _parse(SanityConfig, ["--n_boot", "0"])
+    with pytest.raises(IsicInputError, match=r"interval=95.0: a level in \(0, 1\)"):
+        _parse(SanityConfig, ["--interval", "95"])

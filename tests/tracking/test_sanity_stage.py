@@ -51,6 +51,22 @@ def test_sanity_logs_similarity_baselines_figures_and_tags(mlflow_tracking, bina
             assert -1.0 <= m[f"{prefix}/{layer}"] <= 1.0, f"{prefix}/{layer}"
     for level in ("trained_other_seed", "fc.1", "conv1"):
         assert f"randomization_spearman/{level}" in m and f"randomization_ssim/{level}" in m
+    # the verdict against noise: per layer, a difference inside its interval, one level deep
+    for layer in LAYERS.split(","):
+        lo, d, hi = (m[f"fv_minus_noise{s}/{layer}"] for s in ("_lo", "", "_hi"))
+        assert lo <= d <= hi
+        assert m[f"natural_minus_noise_lo/{layer}"] <= m[f"natural_minus_noise_hi/{layer}"]
+        assert f"class_logit_minus_noise/{layer}" in m
+    assert all(k.count("/") <= 1 for k in m), [k for k in m if k.count("/") > 1]
+    tags = run.data.tags
+    assert tags["isic.sanity.verdict"] in {
+        "closer than noise at every layer",
+        "closer than noise at some layers",
+        "not closer than noise at any layer",
+    }
+    assert tags["isic.sanity.verdict_layers"].startswith("conv1: ")
+    assert tags["mlflow.note.content"].startswith("**Sanity: visualizations are ")
+    assert "| layer | fv − noise | interval | verdict |" in tags["mlflow.note.content"]
     assert 0.0 <= m["transferability"] <= 1.0
     assert run.data.tags["model.source_run_id"] == model_run
     assert run.data.tags["isic.sanity.visualizations"] == "channel"
@@ -65,7 +81,17 @@ def test_sanity_logs_similarity_baselines_figures_and_tags(mlflow_tracking, bina
         "tables/path_similarity.csv",
         "tables/visualizations.csv",
         "tables/transferability.csv",
+        "tables/verdict.csv",
+        "tables/versus_noise.csv",
     } <= arts
+    with tempfile.TemporaryDirectory() as tmp:
+        local = mlflow.artifacts.download_artifacts(
+            run_id=run.info.run_id, artifact_path="tables/verdict.csv", dst_path=tmp
+        )
+        verdicts = pd.read_csv(local)
+    assert verdicts["layer"].tolist() == LAYERS.split(",")
+    assert set(verdicts["verdict"]) <= {"closer", "not closer", "undecided"}
+    assert (verdicts["lo"] <= verdicts["hi"]).all()
 
 
 def _error(capsys, argv: list[str]) -> str:
@@ -139,3 +165,29 @@ def test_sanity_reads_a_visualize_run(mlflow_tracking, binary_manifest):
     assert channels.groupby("target").size().max() <= 2  # top_k=2 per class
     assert set(channels["regularization"]) == {"thesis"}
     assert set(channels["target"]) <= {0, 1}
+
+
+@pytest.mark.slow  # a real visualize run first
+def test_sanity_on_a_visualize_run_of_another_size_without_class_logits(
+    mlflow_tracking, binary_manifest, caplog
+):
+    """The model takes 64 px, the visualize run rendered at 48 px and has no class-logit
+    pictures: sanity renders those (and its noise) at the run's size, instead of failing to
+    stack 48 px and 64 px pictures (the demo's crash)."""
+    from entrypoints import visualize
+
+    model_run = checkpoint_run(0)
+    argv = ["--model_uri", f"runs:/{model_run}/checkpoint", "--layers", "layer4.1.conv2",
+            "--channels", "0,1,2", "--image_size", "48", "--steps", "2", "--device", "cpu"]  # fmt: skip
+    assert visualize.main(argv) == 0
+    (vis_run,) = _stage_runs("visualize")
+    argv = _args(model_run, binary_manifest, "--fv_run", vis_run.info.run_id, "--randomize", "fc.1")
+    with caplog.at_level("INFO", logger="isic_tracking"):
+        assert sanity.main(argv) == 0
+    said = [r.getMessage() for r in caplog.records if r.name == "isic_tracking.tracking.sanity"]
+    assert said[-1].startswith("sanity: visualizations are ")  # the conclusion comes last
+    assert " than noise at " in said[-1] and "95% bootstrap interval" in said[-1]
+    run = _stage_runs("sanity")[0]
+    assert run.data.params["render_size"] == "48"
+    assert f"similarity_class_logit/{LAYERS.split(',')[-1]}" in run.data.metrics
+    assert "randomization_ssim/fc.1" in run.data.metrics  # renders at 48 px compared with 48 px
