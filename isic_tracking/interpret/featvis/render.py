@@ -25,7 +25,7 @@ from torch import Tensor, nn
 
 from isic_tracking.data.transforms import IMAGENET_MEAN, IMAGENET_STD, normalize
 from isic_tracking.errors import IsicInputError
-from isic_tracking.interpret.featvis.fastpath import DEFAULT_LR, plan
+from isic_tracking.interpret.featvis.fastpath import DEFAULT_LR, fold_batchnorm, plan
 from isic_tracking.interpret.featvis.objectives import Activations, Objective
 from isic_tracking.interpret.featvis.param import ImageParam, ParamFn, fourier_image
 from isic_tracking.interpret.featvis.regularizers import Regularizer
@@ -108,6 +108,15 @@ def _explain_size(recorder: LayerRecorder, size: int, device, err: RuntimeError)
     ) from err
 
 
+def probe_fits(model: nn.Module, layers: Sequence[str], size: int) -> bool:
+    """Whether ``model`` runs up to ``layers`` at ``size`` px."""
+    try:
+        probe(model, layers, size)
+        return True
+    except IsicInputError:
+        return False
+
+
 def probe(model: nn.Module, layers: Sequence[str], size: int) -> Activations:
     """One no-grad forward of a single grey image at ``size``, stopped at the deepest layer;
     an unknown layer or a too-small size raises IsicInputError."""
@@ -183,6 +192,7 @@ def render(
     device: torch.device | str | None = None,
     amp: bool | None = None,
     channels_last: bool | None = None,
+    fold_bn: bool | None = None,
     progressive: float | None = None,
     record_every: int = 1,
     mean: Sequence[float] | None = None,
@@ -213,6 +223,8 @@ def render(
         amp: bfloat16 autocast; default on where bf16 is native (CUDA with bf16, CPUs with
             AVX512-BF16/AMX), see :mod:`.fastpath`.
         channels_last: channels-last model input; default on for CPU.
+        fold_bn: fold eval-mode BatchNorm into the conv before it (:func:`.fold_batchnorm`,
+            not where a hooked layer is involved); default on for CPU.
         progressive: fraction of the steps run at half the size before the image is upsampled
             into the full-size parameterization (default 0: off; it lowers the activation
             reached, features optimized at half size are too large at full size).
@@ -223,7 +235,8 @@ def render(
 
     Returns:
         :class:`RenderResult` with the images, the activation reached and its history;
-        ``settings`` says which path ran (``path``, ``amp``, ``channels_last``, ``stages``).
+        ``settings`` says which path ran (``path``, ``amp``, ``channels_last``, ``fold_bn`` and
+        ``folded_bn`` (conv+BN pairs folded), ``stages``).
 
     Raises:
         IsicInputError: unknown layer, channel out of range, image size too small.
@@ -257,15 +270,18 @@ def render(
     history: list[Tensor] = []
     history_steps: list[int] = []
     cudnn_benchmark = torch.backends.cudnn.benchmark
+    path = plan(
+        device, size, steps, amp=amp, channels_last=channels_last, fold_bn=fold_bn,
+        progressive=progressive, fits=lambda s: probe_fits(model, objective.layers, s),
+    )  # fmt: skip
     with (
         frozen_eval(model),
+        fold_batchnorm(model, objective.layers)
+        if path.fold_bn
+        else contextlib.nullcontext(0) as folded,
         LayerRecorder(model, objective.layers) as recorder,
         torch.random.fork_rng(devices=rng_devices, device_type="cuda"),
     ):
-        path = plan(
-            device, size, steps, amp=amp, channels_last=channels_last,
-            progressive=progressive, fits=lambda s: _runs_at(recorder, s, device),
-        )  # fmt: skip
         memory_format = torch.channels_last if path.channels_last else torch.contiguous_format
         torch.default_generator.manual_seed(seed)
         if device.type == "cuda":
@@ -339,5 +355,6 @@ def render(
             "regularizers": [r.name for r in regularizers],
             "device": str(device),
             **path.settings(),
+            "folded_bn": folded,
         },
     )

@@ -7,7 +7,12 @@ import pytest
 import torch
 
 from isic_tracking.interpret.featvis import channel, render
-from isic_tracking.interpret.featvis.fastpath import bf16_supported, cpu_bf16_supported, plan
+from isic_tracking.interpret.featvis.fastpath import (
+    bf16_supported,
+    cpu_bf16_supported,
+    fold_batchnorm,
+    plan,
+)
 from isic_tracking.interpret.featvis.presets import preset
 from isic_tracking.models import create_model
 
@@ -104,3 +109,34 @@ def test_fast_path_reaches_the_plain_paths_activation_on_a_small_real_model():
         fast.activation,
         fp32.activation,
     )
+
+
+def test_fold_batchnorm_keeps_the_outputs_and_restores_the_modules():
+    torch.manual_seed(0)
+    model = create_model("smallcnn", 2)
+    for m in model.modules():  # non-trivial running statistics and affine parameters
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.5, 0.5), m.running_var.uniform_(0.5, 2.0)
+            m.weight.data.uniform_(0.5, 1.5), m.bias.data.uniform_(-0.2, 0.2)
+    model.eval()
+    x = torch.rand(2, 3, 32, 32)
+    before = model(x)
+    originals = list(model.features)
+    with torch.no_grad(), fold_batchnorm(model, keep={"features.12"}) as folded:
+        assert folded == 3  # the pair of the kept conv features.12 stays as it is
+        assert isinstance(model.features[1], torch.nn.Identity)
+        assert model.features[12] is originals[12] and model.features[13] is originals[13]
+        assert torch.allclose(model(x), before, atol=1e-5)
+    assert list(model.features) == originals
+
+
+def test_render_folds_batchnorm_on_cpu_and_says_so():
+    torch.manual_seed(0)
+    model = create_model("smallcnn", 2).eval()
+    obj = channel("features.8", [0, 1])
+    res = render(model, obj, size=32, steps=2, amp=False)
+    assert res.settings["fold_bn"] and res.settings["folded_bn"] == 3  # all but the hooked
+    off = render(model, obj, size=32, steps=2, amp=False, fold_bn=False)
+    assert off.settings["folded_bn"] == 0
+    assert torch.allclose(res.images, off.images, atol=1e-4)  # same render up to rounding
+    assert all(isinstance(m, torch.nn.BatchNorm2d) for m in model.features[1::4])
