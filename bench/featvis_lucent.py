@@ -15,11 +15,12 @@ notebook, never here).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import sys
 import types
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -62,6 +63,20 @@ def import_lucent() -> types.ModuleType:
     return optvis
 
 
+@contextlib.contextmanager
+def _no_hooks_left(model: nn.Module) -> Iterator[None]:
+    """lucent's ``render_vis`` hooks every module and never removes the hooks (they would keep
+    every layer's output alive and slow every later forward, also other engines'): remove
+    the forward hooks added during the render."""
+    before = {id(m): set(m._forward_hooks) for m in model.modules()}
+    try:
+        yield
+    finally:
+        for m in model.modules():
+            for key in set(m._forward_hooks) - before.get(id(m), set()):
+                del m._forward_hooks[key]
+
+
 def render_lucent(
     model: nn.Module,
     layer: str,
@@ -97,7 +112,7 @@ def render_lucent(
 
     random.seed(seed)
     np.random.seed(seed)
-    with frozen_eval(model), torch.random.fork_rng(devices=[]):
+    with frozen_eval(model), _no_hooks_left(model), torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         render.render_vis(
             model, objective, param_f, optimizer=lambda p: TrackedAdam(p, lr=5e-2),

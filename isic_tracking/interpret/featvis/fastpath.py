@@ -20,7 +20,7 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch.nn.utils.fusion import fuse_conv_bn_eval
+from torch.nn.utils.fusion import fuse_conv_bn_weights
 
 from isic_tracking.log import get_logger
 
@@ -157,6 +157,21 @@ def plan(
     return RenderPath(bool(amp), bool(channels_last), stages, reasons, bool(fold_bn))
 
 
+def _fused_conv(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> nn.Conv2d:
+    """A new conv = ``bn(conv(x))`` in eval mode (built, not deep-copied: the original may
+    carry forward hooks, e.g. ones another library left behind)."""
+    w, b = fuse_conv_bn_weights(
+        conv.weight, conv.bias, bn.running_mean, bn.running_var, bn.eps, bn.weight, bn.bias
+    )
+    fused = nn.Conv2d(
+        conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding,
+        conv.dilation, conv.groups, bias=True, padding_mode=conv.padding_mode,
+        device=w.device, dtype=w.dtype,
+    )  # fmt: skip
+    fused.weight, fused.bias = w, b
+    return fused.requires_grad_(False)
+
+
 @contextlib.contextmanager
 def fold_batchnorm(model: nn.Module, keep: Collection[str] = ()) -> Iterator[int]:
     """Fold every eval-mode ``BatchNorm2d`` that directly follows a ``Conv2d`` in an
@@ -182,7 +197,7 @@ def fold_batchnorm(model: nn.Module, keep: Collection[str] = ()) -> Iterator[int
                     continue
                 if bn.running_mean is None:  # track_running_stats=False: batch statistics
                     continue
-                fused = fuse_conv_bn_eval(conv, bn).requires_grad_(False)
+                fused = _fused_conv(conv, bn)
                 swaps += [(seq, i, conv), (seq, i + 1, bn)]
                 seq[i], seq[i + 1] = fused, nn.Identity()
         yield len(swaps) // 2
