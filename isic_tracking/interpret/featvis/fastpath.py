@@ -204,3 +204,10 @@ def fold_batchnorm(model: nn.Module, keep: Collection[str] = ()) -> Iterator[int
     finally:
         for seq, i, module in reversed(swaps):
             seq[i] = module
+
+
+def path_params(device: torch.device | str, size: int, steps: int) -> dict[str, Any]:
+    """``render.*`` run params: the path a default :func:`~.render.render` takes on ``device``
+    (what a visualize run logs before it renders; each result's ``settings`` has the same)."""
+    settings = plan(torch.device(device), size, steps).settings()
+    return {f"render.{k}": v for k, v in settings.items() if v != ""}

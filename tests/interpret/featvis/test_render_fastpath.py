@@ -11,6 +11,7 @@ from isic_tracking.interpret.featvis.fastpath import (
     bf16_supported,
     cpu_bf16_supported,
     fold_batchnorm,
+    path_params,
     plan,
 )
 from isic_tracking.interpret.featvis.presets import preset
@@ -140,3 +141,11 @@ def test_render_folds_batchnorm_on_cpu_and_says_so():
     assert off.settings["folded_bn"] == 0
     assert torch.allclose(res.images, off.images, atol=1e-4)  # same render up to rounding
     assert all(isinstance(m, torch.nn.BatchNorm2d) for m in model.features[1::4])
+
+
+def test_path_params_are_the_default_renders_settings(tiny_cnn):
+    params = path_params("cpu", 32, 3)
+    res = render(tiny_cnn, channel("6", [0]), size=32, steps=3)
+    assert params["render.path"] == res.settings["path"] == "fast"
+    assert params["render.amp"] == res.settings["amp"]
+    assert params["render.stages"] == res.settings["stages"] == [[32, 3]]
