@@ -1,24 +1,24 @@
-"""Feature visualization: our batched engine vs torch-dreams, same request, side by side.
+"""Feature visualization on CPU: our engine vs torch-dreams and lucent, same request (issue 17).
 
-Same model, layer, channels, image size and steps for both engines:
-  * isic:          ``render`` with B channels per forward (one target per batch element),
-                   Fourier parameterization + the thesis's transforms (preset ``fourier``);
-  * torch_dreams:  torch-dreams 4.0's ``Dreamer.render`` once per channel, as the thesis ran it
-                   (weights keep ``requires_grad``, as the library leaves them).
-Optionally (``--td-frozen``) torch-dreams again with frozen weights, to show how much of the gain
-comes from not computing weight gradients.
+Same model, layer, channels, image size and steps for every engine, weights frozen for all:
+  * isic:          ``render``'s default path (on CPU: bf16 autocast where native, channels-last
+                   input, half the steps at half the size), preset ``fourier``, one batch;
+  * isic_fp32:     the same render with the fast path off (fp32, contiguous input): what bf16
+                   autocast changes in the activation reached;
+  * isic_plain:    the engine before issue 17 (fp32, lr 0.05);
+  * torch_dreams:  torch-dreams 4.0, one ``Dreamer.render`` per channel;
+  * lucent:        lucent 0.1.8, one ``render_vis`` with a batch objective per channel
+                   (set-up: see bench/featvis_lucent.py).
+Every engine's activation is tracked per step the same way (bench/featvis_track.py: final or
+snapshot image -> ImageNet normalization -> the channel's spatial mean, fp32, weights frozen),
+which gives the CPU time each engine needs to reach an anchor's final activation: the speed at
+equal quality. Engines run once briefly (2 steps) as a warm-up, then alternate within each
+repeat (and thread count), so load changes hit all; medians over repeats.
 
-``--cpu-bf16`` adds our engine under bfloat16 autocast (CPUs with AVX512-BF16/AMX).
-
-The activation reached is measured the same way for both: the channel's mean (pre-ReLU) output
-for the final image, without transforms (``featvis.evaluate``). Every engine runs once briefly
-(2 steps) as a warm-up; then engines alternate within each repeat so load changes hit both;
-medians over repeats. On CPU the table also gives process CPU time, which, with
-``--threads 1``, stays meaningful on a shared machine where wall time does not.
-
-    python bench/featvis.py                                   # AlexNet last conv, 224 px, CPU
-    python bench/featvis.py --threads 1 --cpu-bf16 --td-frozen
-    python bench/featvis.py --device cuda --arch vgg16 --size 256 --channels 64 --batch-size 64
+    python -m bench.featvis --threads 1,2 --repeats 3 --engines isic,torch_dreams,lucent
+    python -m bench.featvis --arch vgg16 --layer features.28 --channels 2 --steps 30
+    python -m bench.featvis --model-uri models:/isic-binary-smallcnn@champion   # MLflow store
+    python -m bench.featvis --repeats 1 --threads 1 --engines isic,isic_fp32,isic_plain
 """
 
 from __future__ import annotations
@@ -26,134 +26,156 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import time
+from functools import partial
 
 import torch
 
+from bench.featvis_lucent import render_lucent
+from bench.featvis_track import Tracker, clock
+from isic_tracking.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from isic_tracking.errors import IsicInputError
-from isic_tracking.interpret.featvis import channel, render
+from isic_tracking.interpret.featvis import channel, evaluate, render
 from isic_tracking.interpret.featvis.dreams import render_torch_dreams
 from isic_tracking.interpret.featvis.presets import preset
 from isic_tracking.models import create_model, resolve_layers
 
+ANCHORS = ("torch_dreams", "lucent")
+ENGINES = ("isic", "isic_fp32", "isic_plain", *ANCHORS)
+FP32 = {"amp": False, "channels_last": False, "progressive": 0.0}
+OPTIONS = {"isic": {}, "isic_fp32": FP32, "isic_plain": {**FP32, "lr": 0.05}}
 
-def load_model(arch: str, weights: str) -> tuple[torch.nn.Module, str]:
-    """ImageNet weights when cached (``weights=auto``) or asked (``pretrained``), else random."""
-    if weights in ("auto", "pretrained"):
+
+def load_model(args) -> tuple[torch.nn.Module, str]:
+    """A registered model (``--model-uri``), ImageNet weights when cached, else random init."""
+    if args.model_uri:
+        from isic_tracking.tracking.registry import load_model as load_registered
+
+        return load_registered(args.model_uri).model, args.model_uri
+    if args.weights in ("auto", "pretrained"):
         try:
-            return create_model(arch, 1000, pretrained=True), "ImageNet (torch cache)"
+            return create_model(args.arch, 1000, pretrained=True), "ImageNet (torch cache)"
         except IsicInputError:
-            if weights == "pretrained":
+            if args.weights == "pretrained":
                 raise
     torch.manual_seed(0)
-    return create_model(arch, 1000), "random init (seed 0)"
+    return create_model(args.arch, 1000), "random init (seed 0)"
 
 
-def run_isic(model, layer, chans, args, device, amp):
-    acts = []
-    for i in range(0, len(chans), args.batch_size):
-        res = render(
-            model,
-            channel(layer, chans[i : i + args.batch_size]),
-            size=args.size,
-            steps=args.steps,
-            seed=args.seed,
-            device=device,
-            amp=amp,
-            record_every=0,
-            **preset("fourier"),
-        )
-        acts.append(res.activation)
-    return torch.cat(acts)
+def engine_fn(name: str, model, layer: str, chans: list[int], args):
+    """``fn(steps, on_step) -> final images`` for engine ``name``."""
+    norm = {"mean": IMAGENET_MEAN, "std": IMAGENET_STD}
+    if name in OPTIONS:
+        options = OPTIONS[name]
+
+        def run(steps, on_step):
+            res = render(
+                model, channel(layer, chans), size=args.size, steps=steps, seed=args.seed,
+                record_every=0, on_step=on_step, **norm, **options, **preset(args.preset),
+            )  # fmt: skip
+            run.settings = res.settings
+            return res.images
+
+        return run
+    if name == "torch_dreams":
+        return lambda steps, on_step: render_torch_dreams(
+            model, layer, chans, size=args.size, steps=steps, seed=args.seed,
+            on_step=on_step, **norm,
+        ).images  # fmt: skip
+    return lambda steps, on_step: render_lucent(
+        model, layer, chans, size=args.size, steps=steps, seed=args.seed, on_step=on_step
+    )
 
 
-def run_dreams(model, layer, chans, args, device, frozen):
-    res = render_torch_dreams(
-        model, layer, chans, size=args.size, steps=args.steps, seed=args.seed,
-        device=device, freeze_model=frozen,
-    )  # fmt: skip
-    return res.activation
+def measure(fn, steps: int, every: int, score) -> dict:
+    """One tracked run: CPU/wall seconds (tracker time removed), activation curve."""
+    tracker = Tracker(steps, every)
+    tracker.begin()
+    start = clock()
+    images = fn(steps, tracker)
+    end = clock()
+    cpu = end[0] - start[0] - tracker.overhead[0]
+    wall = end[1] - start[1] - tracker.overhead[1]
+    curve = tracker.curve(score)
+    # the last snapshot is the final image: the activation column and the targets are the
+    # same measurement as every point of the curve
+    last = torch.cat([run[steps][2] for run in tracker.runs])
+    assert torch.equal(last, images.float().cpu()), "the last snapshot is not the final image"
+    return {"cpu": cpu, "wall": wall, "act": curve[steps], "curve": curve, "tracker": tracker}
 
 
-def timed(fn, device) -> tuple[float, float, torch.Tensor]:
-    """(wall seconds, process CPU seconds, result) of ``fn()``."""
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    wall, cpu = time.perf_counter(), time.process_time()
-    out = fn()
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    return time.perf_counter() - wall, time.process_time() - cpu, out
+def table(results: dict[str, list[dict]], n: int) -> list[str]:
+    """Markdown rows: medians over repeats; time to each anchor's final activation."""
+    med = {k: {m: statistics.median(r[m] for r in v) for m in ("cpu", "wall")}
+           for k, v in results.items()}  # fmt: skip
+    finals = {a: results[a][0]["act"] for a in ANCHORS if a in results}
+    head = "| engine | CPU s / channel | wall s | mean activation |"
+    for a in finals:
+        head += f" CPU s to {a}'s {finals[a]:.4g} | speed-up vs {a} (CPU, equal act.) |"
+    rows = [head, "|---|" + "---:|" * (head.count("|") - 2)]
+    for name, runs in results.items():
+        row = f"| {name} | {med[name]['cpu'] / n:.2f} | {med[name]['wall']:.1f} |"
+        row += f" {runs[0]['act']:.4f} |"
+        for a, target in finals.items():
+            times = [r["tracker"].time_to(r["curve"], target) for r in runs]
+            if any(t is None for t in times):
+                row += " not reached | — |"
+                continue
+            t = statistics.median(times)
+            row += f" {t:.1f} | **{med[a]['cpu'] / t:.1f}x** |"
+        rows.append(row)
+    return rows
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--arch", default="alexnet")
+    p.add_argument("--model-uri", default="", help="a registered model instead of --arch")
     p.add_argument("--layer", default="last", help="layer name or first/last (default last conv)")
     p.add_argument("--size", type=int, default=224)
     p.add_argument("--steps", type=int, default=120)
-    p.add_argument("--channels", type=int, default=8, help="channels 0..N-1 are rendered")
-    p.add_argument("--batch-size", type=int, default=8, help="channels per forward (ours)")
-    p.add_argument("--repeats", type=int, default=1)
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: leave)")
+    p.add_argument("--channels", type=int, default=8, help="channels 0..N-1, one isic batch")
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--threads", default="1,2", help="torch CPU thread counts, comma-separated")
     p.add_argument("--weights", choices=["auto", "pretrained", "random"], default="auto")
-    p.add_argument(
-        "--cpu-bf16", action="store_true", help="CPU: also our engine under bf16 autocast"
-    )
-    p.add_argument("--td-frozen", action="store_true", help="also torch-dreams, frozen weights")
+    p.add_argument("--preset", default="fourier", help="our engine's preset (default fourier)")
+    p.add_argument("--engines", default=",".join(ENGINES))
+    p.add_argument("--track-every", type=int, default=10, help="snapshot every N steps")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    device = torch.device(args.device)
-    model, weights = load_model(args.arch, args.weights)
-    model.to(device).eval()
+    engines = [e for e in args.engines.split(",") if e]
+    if unknown := set(engines) - set(ENGINES):
+        p.error(f"--engines: unknown {sorted(unknown)}; choose from {', '.join(ENGINES)}")
+    threads = [int(t) for t in args.threads.split(",")]
+    model, weights = load_model(args)
+    model.eval()
     layer = resolve_layers(model, args.layer)[0]
     chans = list(range(args.channels))
-
-    amp_default = device.type == "cuda"
-    engines = {
-        "isic": lambda: run_isic(model, layer, chans, args, device, amp_default),
-        "torch_dreams": lambda: run_dreams(model, layer, chans, args, device, False),
-    }
-    if args.cpu_bf16 and device.type == "cpu":
-        engines["isic (bf16 autocast)"] = lambda: run_isic(model, layer, chans, args, device, True)
-    if args.td_frozen:
-        engines["torch_dreams (frozen weights)"] = lambda: run_dreams(
-            model, layer, chans, args, device, True
-        )
-    steps, args.steps = args.steps, 2
-    for fn in engines.values():  # warm-up: allocator, oneDNN / cuDNN kernels, lazy imports
-        fn()
-    args.steps = steps
-    walls: dict[str, list[float]] = {k: [] for k in engines}
-    cpus: dict[str, list[float]] = {k: [] for k in engines}
-    acts: dict[str, torch.Tensor] = {}
+    fns = {e: engine_fn(e, model, layer, chans, args) for e in engines}
+    objective = channel(layer, chans)
+    score = partial(evaluate, model, objective, mean=IMAGENET_MEAN, std=IMAGENET_STD)
+    for fn in fns.values():  # warm-up: allocator, oneDNN kernels, lazy imports
+        fn(2, None)
+    results = {t: {e: [] for e in engines} for t in threads}
     for _ in range(args.repeats):
-        for name, fn in engines.items():
-            wall, cpu, acts[name] = timed(fn, device)
-            walls[name].append(wall)
-            cpus[name].append(cpu)
-
+        for t in threads:
+            torch.set_num_threads(t)
+            for name, fn in fns.items():
+                results[t][name].append(measure(fn, args.steps, args.track_every, score))
+    path = getattr(fns.get("isic"), "settings", {})
     print(
-        f"\n{args.arch} `{layer}`, {args.size} px, {args.steps} steps, {len(chans)} channels, "
-        f"weights: {weights}, device: {device}, threads: {torch.get_num_threads()}, "
-        f"isic batch {args.batch_size}, repeats {args.repeats} (median), "
-        f"load average {os.getloadavg()[0]:.1f}\n"
+        f"\n{args.model_uri or args.arch} `{layer}`, {args.size} px, {args.steps} steps, "
+        f"{len(chans)} channels, weights: {weights}, preset {args.preset}, "
+        f"isic path: amp {path.get('amp')}, channels_last {path.get('channels_last')}, "
+        f"stages {path.get('stages')}; repeats {args.repeats} (median), "
+        f"load average {os.getloadavg()[0]:.1f}"
     )
-    cpu_cols = device.type == "cpu"
-    head = "| engine | wall s | channels/s (wall) | speed-up (wall) |"
-    head += " CPU s | speed-up (CPU time) |" if cpu_cols else ""
-    print(head + " mean activation reached |")
-    print("|---|" + "---:|" * (head.count("|") - 1))
-    base_wall = statistics.median(walls["torch_dreams"])
-    base_cpu = statistics.median(cpus["torch_dreams"])
-    for name in engines:
-        wall, cpu = statistics.median(walls[name]), statistics.median(cpus[name])
-        row = f"| {name} | {wall:.1f} | {len(chans) / wall:.3f} | {base_wall / wall:.1f}x |"
-        row += f" {cpu:.1f} | {base_cpu / cpu:.1f}x |" if cpu_cols else ""
-        print(row + f" {acts[name].mean():.4f} |")
+    for t in threads:
+        print(f"\n{t} thread(s):\n")
+        print("\n".join(table(results[t], len(chans))))
+    print("\nmean activation per step (first repeat, 1st thread count):")
+    for name, runs in results[threads[0]].items():
+        curve = runs[0]["curve"]
+        print(f"{name}: " + ", ".join(f"{s}:{v:.4f}" for s, v in curve.items()))
     return 0
 
 

@@ -39,7 +39,6 @@ SHORTCUT_CHECK = "isic.shortcut_check"  # filters: "pass"/"fail", planted shortc
 FV_RUN = "isic.fv_run"
 SANITY_VISUALIZATIONS = "isic.sanity.visualizations"
 COLOUR_CHECK = "isic.colour_check"  # visualize: "pass" / "fail", class-logit colours vs lesions
-
 SANITY_VERDICT = "isic.sanity.verdict"  # visualizations vs noise: closer at every / some / no layer
 SANITY_VERDICT_LAYERS = (
     "isic.sanity.verdict_layers"  # "<layer>: closer | not closer | undecided; ..."

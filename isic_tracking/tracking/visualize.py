@@ -35,6 +35,7 @@ from isic_tracking.errors import IsicInputError
 from isic_tracking.interpret import fv_natural, fv_report
 from isic_tracking.interpret.colour_check import class_histograms
 from isic_tracking.interpret.featvis import LOGITS, render
+from isic_tracking.interpret.featvis.fastpath import path_params
 from isic_tracking.interpret.featvis.grids import comparison_grid, save_png, twin_grid
 from isic_tracking.interpret.featvis.presets import PRESETS, preset
 from isic_tracking.interpret.featvis.render import RenderResult, check_request, layer_channels
@@ -356,6 +357,7 @@ def run_visualize(cfg: VisualizeConfig) -> VisualizeOutcome:
         params = {
             **dataclasses.asdict(cfg),
             "resolved.image_size": size,
+            **path_params(device, size, cfg.steps),  # which render path runs (issue 17)
             "resolved.channels": {
                 folder(n): ",".join(str(t.channel) for t in ts) for n, ts in groups.items()
             },

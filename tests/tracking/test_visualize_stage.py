@@ -58,6 +58,7 @@ def test_logs_grids_images_table_settings_and_tags(mlflow_tracking):
     assert run.data.tags["model.source_run_id"] == model_run
     assert run.data.params["regularization"] == "thesis,none"
     assert run.data.params["resolved.image_size"] == "32"
+    assert run.data.params["render.path"] == "fast" and "render.amp" in run.data.params
     table = _table(run.info.run_id)
     assert list(table.columns[:6]) == [
         "layer", "channel", "objective", "activation_reached", "engine", "regularization",

@@ -25,6 +25,7 @@ from isic_tracking.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from isic_tracking.errors import IsicInputError
 from isic_tracking.interpret.featvis.objectives import LOGITS, channel
 from isic_tracking.interpret.featvis.render import (
+    OnStep,
     RenderResult,
     check_request,
     evaluate,
@@ -78,6 +79,29 @@ def _check_smallest(model: nn.Module, size: int, scale_min: float) -> None:
         ) from err
 
 
+def _tracked_param(size: int, device: torch.device, on_step: OnStep | None):
+    """torch-dreams' default image parameter (same start image: created at the same point of
+    the seeded RNG sequence as ``Dreamer.render`` creates it), reporting to ``on_step``.
+
+    ``Dreamer.render`` calls ``forward`` at the start of step i, i.e. on the image after i
+    updates; it deep-copies the parameter, so the step counter lives in this closure."""
+    from torch_dreams.auto_image_param import AutoImageParam
+
+    if on_step is None:
+        return None
+    count = [0]
+
+    class Tracked(AutoImageParam):
+        def forward(self, device):
+            done = count[0]
+            count[0] += 1
+            if done:
+                on_step(done, lambda: self.postprocess(device=device).detach())
+            return super().forward(device)
+
+    return Tracked(height=size, width=size, device=str(device), standard_deviation=0.01)
+
+
 def render_torch_dreams(
     model: nn.Module,
     layer_name: str,
@@ -96,6 +120,7 @@ def render_torch_dreams(
     grad_clip: float = 1.0,
     freeze_model: bool = True,
     show_progress: bool = False,
+    on_step: OnStep | None = None,
 ) -> RenderResult:
     """Render the mean activation of each of ``channels`` of ``layer_name`` with torch-dreams.
 
@@ -115,6 +140,8 @@ def render_torch_dreams(
         freeze_model: turn the weights' ``requires_grad`` off during the render (torch-dreams
             itself leaves it on and computes, and accumulates, weight gradients every step).
         show_progress: a progress bar over the channels.
+        on_step: ``on_step(step, images)`` per channel, as :func:`~.render.render`'s (``images()``
+            is that channel's current ``[1, 3, size, size]`` image); a new channel restarts at 1.
 
     Returns:
         :class:`~.render.RenderResult` like :func:`~.render.render` (history per channel:
@@ -150,6 +177,7 @@ def render_torch_dreams(
 
             param = dreamer.render(
                 layers=[module],
+                image_parameter=_tracked_param(size, device, on_step),
                 custom_func=objective_fn,
                 iters=steps,
                 width=size,
@@ -165,6 +193,8 @@ def render_torch_dreams(
             )
             with torch.no_grad():
                 images.append(param.postprocess(device=device).detach().float().cpu())
+            if on_step is not None:
+                on_step(steps, lambda param=param: param.postprocess(device=device).detach())
             history.append(torch.stack(trace).float().cpu())
     if device.type == "cuda":
         torch.cuda.synchronize(device)

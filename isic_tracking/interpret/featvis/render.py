@@ -14,18 +14,20 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from isic_tracking.data.transforms import IMAGENET_MEAN, IMAGENET_STD, normalize
 from isic_tracking.errors import IsicInputError
+from isic_tracking.interpret.featvis.fastpath import DEFAULT_LR, fold_batchnorm, plan
 from isic_tracking.interpret.featvis.objectives import Activations, Objective
-from isic_tracking.interpret.featvis.param import ParamFn, fourier_image
+from isic_tracking.interpret.featvis.param import ImageParam, ParamFn, fourier_image
 from isic_tracking.interpret.featvis.regularizers import Regularizer
 from isic_tracking.interpret.featvis.transforms import Transform, compose, thesis_transforms
 from isic_tracking.interpret.hooks import LayerRecorder, frozen_eval
@@ -69,10 +71,9 @@ def _model_device(model: nn.Module) -> torch.device:
     return p.device if p is not None else torch.device("cpu")
 
 
-def _amp_context(device: torch.device, amp: bool | None) -> contextlib.AbstractContextManager:
-    """bfloat16 autocast (no loss scaling needed): by default on CUDA, on request elsewhere."""
-    use = (device.type == "cuda") if amp is None else amp
-    if not use or (device.type == "cuda" and not torch.cuda.is_bf16_supported()):
+def _amp_context(device: torch.device, amp: bool) -> contextlib.AbstractContextManager:
+    """bfloat16 autocast (no loss scaling needed) when ``amp``, as resolved by :func:`.plan`."""
+    if not amp:
         return contextlib.nullcontext()
     return torch.autocast(device.type, dtype=torch.bfloat16)
 
@@ -105,6 +106,15 @@ def _explain_size(recorder: LayerRecorder, size: int, device, err: RuntimeError)
         f"{deepest!r}: the smallest size that runs is {hi} px; use image_size >= {hi} "
         f"({err})"
     ) from err
+
+
+def probe_fits(model: nn.Module, layers: Sequence[str], size: int) -> bool:
+    """Whether ``model`` runs up to ``layers`` at ``size`` px."""
+    try:
+        probe(model, layers, size)
+        return True
+    except IsicInputError:
+        return False
 
 
 def probe(model: nn.Module, layers: Sequence[str], size: int) -> Activations:
@@ -149,6 +159,24 @@ def evaluate(
         return objective(rec(normalize(images.to(device), mean, std))).float().cpu()
 
 
+#: ``on_step(step, images)``: called after every optimizer step (1-based) with a function that
+#: returns the current images at the requested size (no gradient), e.g. to track the activation.
+OnStep = Callable[[int, Callable[[], Tensor]], None]
+
+
+def _at_size(image_fn: ImageParam, size: int) -> Callable[[], Tensor]:
+    """The current images, upsampled to ``size`` when the stage runs smaller."""
+
+    @torch.no_grad()
+    def images() -> Tensor:
+        x = image_fn()
+        if x.shape[-1] != size:
+            x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
+        return x.detach()
+
+    return images
+
+
 def render(
     model: nn.Module,
     objective: Objective,
@@ -159,14 +187,18 @@ def render(
     transforms: Transform | Sequence[Transform] | None = None,
     regularizers: Sequence[Regularizer] = (),
     steps: int = 200,
-    lr: float = 0.05,
+    lr: float = DEFAULT_LR,
     seed: int = 0,
     device: torch.device | str | None = None,
     amp: bool | None = None,
+    channels_last: bool | None = None,
+    fold_bn: bool | None = None,
+    progressive: float | None = None,
     record_every: int = 1,
     mean: Sequence[float] | None = None,
     std: Sequence[float] | None = None,
     show_progress: bool = False,
+    on_step: OnStep | None = None,
 ) -> RenderResult:
     """Optimize ``batch`` images to maximize ``objective``, all in one forward per step.
 
@@ -184,16 +216,27 @@ def render(
         regularizers: image priors (see :mod:`.regularizers`): in the loss, or applied every k
             steps.
         steps: optimization steps (default 200).
-        lr: Adam learning rate (default 0.05, as lucent).
+        lr: Adam learning rate (default :data:`~.fastpath.DEFAULT_LR` = 0.2: in half the steps
+            a higher activation than lucent's 0.05, see docs/benchmarks.md, issue 17).
         seed: seeds the start image and every random transform; same seed, same images.
         device: where to render; default the model's device.
-        amp: bfloat16 autocast for the forward; default on for CUDA.
+        amp: bfloat16 autocast; default on where bf16 is native (CUDA with bf16, CPUs with
+            AVX512-BF16/AMX), see :mod:`.fastpath`.
+        channels_last: channels-last model input; default on for CPU.
+        fold_bn: fold eval-mode BatchNorm into the conv before it (:func:`.fold_batchnorm`,
+            not where a hooked layer is involved); default on for CPU.
+        progressive: fraction of the steps run at half the size before the image is upsampled
+            into the full-size parameterization (default 0: off; it lowers the activation
+            reached, features optimized at half size are too large at full size).
         record_every: record the objective every this many steps (0: never).
         mean, std: input normalization; default from ``model.isic_config``, else ImageNet.
         show_progress: a progress bar over the steps.
+        on_step: see :data:`OnStep` (its own time counts in ``seconds``).
 
     Returns:
-        :class:`RenderResult` with the images, the activation reached and its history.
+        :class:`RenderResult` with the images, the activation reached and its history;
+        ``settings`` says which path ran (``path``, ``amp``, ``channels_last``, ``fold_bn`` and
+        ``folded_bn`` (conv+BN pairs folded), ``stages``).
 
     Raises:
         IsicInputError: unknown layer, channel out of range, image size too small.
@@ -227,45 +270,64 @@ def render(
     history: list[Tensor] = []
     history_steps: list[int] = []
     cudnn_benchmark = torch.backends.cudnn.benchmark
+    path = plan(
+        device, size, steps, amp=amp, channels_last=channels_last, fold_bn=fold_bn,
+        progressive=progressive, fits=lambda s: probe_fits(model, objective.layers, s),
+    )  # fmt: skip
     with (
         frozen_eval(model),
+        fold_batchnorm(model, objective.layers)
+        if path.fold_bn
+        else contextlib.nullcontext(0) as folded,
         LayerRecorder(model, objective.layers) as recorder,
         torch.random.fork_rng(devices=rng_devices, device_type="cuda"),
     ):
+        memory_format = torch.channels_last if path.channels_last else torch.contiguous_format
         torch.default_generator.manual_seed(seed)
         if device.type == "cuda":
-            torch.backends.cudnn.benchmark = True  # one input shape: tune once
+            torch.backends.cudnn.benchmark = True  # one input shape per stage: tune once
             with torch.cuda.device(device):
                 torch.cuda.manual_seed(seed)
         try:
-            params, image_fn = param_fn(batch, size, generator=generator, device=device)
-            optimizer = torch.optim.Adam(params, lr=lr)
             start = time.perf_counter()
-            for step in progress(range(steps), desc="render", disable=not show_progress):
-                images = image_fn()
-                with _amp_context(device, amp):
-                    try:
-                        acts = recorder(norm(transforms(images)))
-                    except RuntimeError as err:
-                        if step == 0:
-                            _explain_size(recorder, size, device, err)
-                        raise
-                    value = objective(acts).float()
-                loss = -value.sum()
-                for reg in in_loss:
-                    loss = loss + reg.penalty(images).sum()
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                for reg in periodic:
-                    if (step + 1) % reg.every == 0:
-                        with torch.no_grad():
-                            image_fn.assign(reg.apply(image_fn()))
-                if record_every and step % record_every == 0:
-                    history.append(value.detach())
-                    history_steps.append(step)
-            with torch.no_grad():
-                final = image_fn().detach()
+            step, image_fn = 0, None
+            bar = progress(None, total=steps, desc="render", disable=not show_progress)
+            for stage_size, stage_steps in path.stages:
+                params, new_fn = param_fn(batch, stage_size, generator=generator, device=device)
+                if image_fn is not None:  # next stage: start from the upsampled image
+                    new_fn.assign(_at_size(image_fn, stage_size)())
+                image_fn = new_fn
+                optimizer = torch.optim.Adam(params, lr=lr)
+                for _ in range(stage_steps):
+                    images = image_fn()
+                    with _amp_context(device, path.amp):
+                        x = norm(transforms(images)).contiguous(memory_format=memory_format)
+                        try:
+                            acts = recorder(x)
+                        except RuntimeError as err:
+                            if step == 0:
+                                _explain_size(recorder, stage_size, device, err)
+                            raise
+                        value = objective(acts).float()
+                    loss = -value.sum()
+                    for reg in in_loss:
+                        loss = loss + reg.penalty(images).sum()
+                    optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                    optimizer.step()
+                    for reg in periodic:
+                        if (step + 1) % reg.every == 0:
+                            with torch.no_grad():
+                                image_fn.assign(reg.apply(image_fn()))
+                    if record_every and step % record_every == 0:
+                        history.append(value.detach())
+                        history_steps.append(step)
+                    step += 1
+                    bar.update()
+                    if on_step is not None:
+                        on_step(step, _at_size(image_fn, size))
+            bar.close()
+            final = _at_size(image_fn, size)()
             if device.type == "cuda":
                 torch.cuda.synchronize(device)
             seconds = time.perf_counter() - start
@@ -292,5 +354,7 @@ def render(
             or getattr(getattr(param_fn, "func", None), "__name__", repr(param_fn)),
             "regularizers": [r.name for r in regularizers],
             "device": str(device),
+            **path.settings(),
+            "folded_bn": folded,
         },
     )

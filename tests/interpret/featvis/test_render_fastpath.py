@@ -1,0 +1,151 @@
+"""The render engine's fast path (issue 17): bf16 detection and fallback, progressive
+resolution, channels-last input, and the settings that say which path ran."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from isic_tracking.interpret.featvis import channel, render
+from isic_tracking.interpret.featvis.fastpath import (
+    bf16_supported,
+    cpu_bf16_supported,
+    fold_batchnorm,
+    path_params,
+    plan,
+)
+from isic_tracking.interpret.featvis.presets import preset
+from isic_tracking.models import create_model
+
+CPU = torch.device("cpu")
+
+
+def test_cpu_bf16_detection_follows_the_cpu_flags():
+    flags = (
+        open("/proc/cpuinfo").read().split()
+        if __import__("os").path.exists("/proc/cpuinfo")
+        else []
+    )
+    native = cpu_bf16_supported()
+    assert isinstance(native, bool) and native == bf16_supported(CPU)
+    if flags:  # Linux: the kernel's flags say whether the CPU has AMX or AVX512-BF16
+        assert native == ("amx_bf16" in flags or "avx512_bf16" in flags)
+
+
+def test_plan_uses_bf16_only_where_native_and_falls_back_cleanly():
+    fast = plan(CPU, 224, 100, native_bf16=True)
+    assert fast.amp and fast.channels_last and fast.stages == ((224, 100),)
+    assert fast.settings()["amp"] == "bfloat16" and fast.settings()["path"] == "fast"
+    slow = plan(CPU, 224, 100, native_bf16=False)
+    assert not slow.amp and "no native bfloat16" in slow.reason
+    assert slow.settings()["amp"] == "off"
+    assert not plan(CPU, 224, 100, amp=False, native_bf16=True).amp
+    gpu = plan(torch.device("cuda"), 224, 100, native_bf16=False)
+    assert not gpu.amp and not gpu.channels_last and gpu.stages == ((224, 100),)
+    plain = plan(CPU, 224, 100, amp=False, channels_last=False, progressive=0.0)
+    assert not plain.fast and plain.settings()["path"] == "plain"
+
+
+def test_plan_skips_the_low_stage_where_the_model_cannot_run_or_it_saves_nothing():
+    assert plan(CPU, 224, 100, progressive=0.5, fits=lambda s: s >= 150).stages == ((224, 100),)
+    assert (
+        "does not run at 112 px"
+        in plan(CPU, 224, 100, progressive=0.5, fits=lambda s: False).reason
+    )
+    assert plan(CPU, 224, 100, progressive=0.25).stages == ((112, 25), (224, 75))
+    with pytest.raises(ValueError, match="progressive"):
+        plan(CPU, 224, 100, progressive=1.0)
+
+
+def test_default_render_on_cpu_says_which_path_ran(tiny_cnn):
+    res = render(tiny_cnn, channel("6", [0, 1]), size=32, steps=3)
+    s = res.settings
+    assert s["amp"] == ("bfloat16" if cpu_bf16_supported() else "off")
+    assert s["channels_last"] is True and s["stages"] == [[32, 3]]
+    plain = render(tiny_cnn, channel("6", [0, 1]), size=32, steps=3, amp=False,
+                   channels_last=False)  # fmt: skip
+    assert plain.settings["path"] == "plain" and plain.settings["amp"] == "off"
+
+
+def test_progressive_renders_the_requested_size_and_calls_on_step_at_full_size(tiny_cnn):
+    seen = []
+    res = render(
+        tiny_cnn, channel("6", [0, 1, 2]), size=48, steps=6, progressive=0.5,
+        on_step=lambda step, images: seen.append((step, tuple(images().shape))),
+    )  # fmt: skip
+    assert res.images.shape == (3, 3, 48, 48)
+    assert res.settings["stages"] == [[24, 3], [48, 3]]
+    assert seen == [(i, (3, 3, 48, 48)) for i in range(1, 7)]
+
+
+def test_progressive_full_stage_continues_from_the_upsampled_low_stage_image():
+    torch.manual_seed(0)
+    model = create_model("smallcnn", 2).eval()
+    seen = {}
+    render(
+        model, channel("features.8", [0, 1]), size=64, steps=10, progressive=0.5, lr=0.05,
+        amp=False, on_step=lambda step, images: seen.__setitem__(step, images()),
+        **preset("fourier"),
+    )  # fmt: skip
+    # step 6 is one Adam step after the switch: step 5's pattern, not a fresh grey start
+    a, b = (seen[5] - 0.5).flatten(), (seen[6] - 0.5).flatten()
+    corr = torch.corrcoef(torch.stack([a, b]))[0, 1]
+    assert corr > 0.8, corr
+
+
+def test_fast_path_reaches_the_plain_paths_activation_on_a_small_real_model():
+    """The quality guard: the default CPU path (bf16 autocast where native, channels-last,
+    lr 0.2) reaches at least the activation of the engine before it (fp32, lr 0.05), and bf16
+    alone does not lower it (same learning rate)."""
+    torch.manual_seed(0)
+    model = create_model("smallcnn", 2).eval()
+    obj = channel("features.8", list(range(4)))
+    kw = dict(size=128, steps=30, seed=0, record_every=0, **preset("fourier"))
+    old = render(model, obj, amp=False, channels_last=False, lr=0.05, **kw)
+    fp32 = render(model, obj, amp=False, channels_last=False, **kw)
+    fast = render(model, obj, **kw)
+    assert fast.settings["stages"] == [[128, 30]] and fast.settings["lr"] == 0.2
+    assert fast.activation.mean() >= old.activation.mean(), (fast.activation, old.activation)
+    assert fast.activation.mean() >= 0.95 * fp32.activation.mean(), (
+        fast.activation,
+        fp32.activation,
+    )
+
+
+def test_fold_batchnorm_keeps_the_outputs_and_restores_the_modules():
+    torch.manual_seed(0)
+    model = create_model("smallcnn", 2)
+    for m in model.modules():  # non-trivial running statistics and affine parameters
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.5, 0.5), m.running_var.uniform_(0.5, 2.0)
+            m.weight.data.uniform_(0.5, 1.5), m.bias.data.uniform_(-0.2, 0.2)
+    model.eval()
+    x = torch.rand(2, 3, 32, 32)
+    before = model(x)
+    originals = list(model.features)
+    with torch.no_grad(), fold_batchnorm(model, keep={"features.12"}) as folded:
+        assert folded == 3  # the pair of the kept conv features.12 stays as it is
+        assert isinstance(model.features[1], torch.nn.Identity)
+        assert model.features[12] is originals[12] and model.features[13] is originals[13]
+        assert torch.allclose(model(x), before, atol=1e-5)
+    assert list(model.features) == originals
+
+
+def test_render_folds_batchnorm_on_cpu_and_says_so():
+    torch.manual_seed(0)
+    model = create_model("smallcnn", 2).eval()
+    obj = channel("features.8", [0, 1])
+    res = render(model, obj, size=32, steps=2, amp=False)
+    assert res.settings["fold_bn"] and res.settings["folded_bn"] == 3  # all but the hooked
+    off = render(model, obj, size=32, steps=2, amp=False, fold_bn=False)
+    assert off.settings["folded_bn"] == 0
+    assert torch.allclose(res.images, off.images, atol=1e-4)  # same render up to rounding
+    assert all(isinstance(m, torch.nn.BatchNorm2d) for m in model.features[1::4])
+
+
+def test_path_params_are_the_default_renders_settings(tiny_cnn):
+    params = path_params("cpu", 32, 3)
+    res = render(tiny_cnn, channel("6", [0]), size=32, steps=3)
+    assert params["render.path"] == res.settings["path"] == "fast"
+    assert params["render.amp"] == res.settings["amp"]
+    assert params["render.stages"] == res.settings["stages"] == [[32, 3]]
