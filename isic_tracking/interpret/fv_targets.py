@@ -17,7 +17,7 @@ from isic_tracking.interpret.choices import ENGINES  # noqa: F401 (re-exported)
 from isic_tracking.interpret.featvis import LOGITS, Objective, channel, class_logit
 from isic_tracking.interpret.featvis.render import RenderResult
 from isic_tracking.interpret.fv_table import LOGITS_LAYER, NATURAL_COLUMNS, objective_name
-from isic_tracking.interpret.liveness import live_mask
+from isic_tracking.interpret.liveness import most_activated_table
 from isic_tracking.interpret.names import metric_key, safe_name
 
 #: ``channels=all`` refuses a layer wider than this (one picture per channel).
@@ -111,10 +111,8 @@ def selectivity_from_table(table: pd.DataFrame, layer: str, last: str) -> dict[i
 
 def most_activated(max_per_image: Tensor, top_n: int) -> list[int]:
     """The ``top_n`` live filters (:mod:`.liveness`: never a dead or constant one) with the
-    highest mean (over images ``[N, C]``) of their max."""
-    live = live_mask(max_per_image)
-    order = max_per_image.mean(0).argsort(descending=True).tolist()
-    return [c for c in order if live[c]][:top_n]
+    highest mean (over images ``[N, C]``) of their max (the filters stage's Table 10)."""
+    return most_activated_table(max_per_image, top_n)["filter"].tolist()
 
 
 def channel_targets(

@@ -72,6 +72,23 @@ def live_mask(max_acts: Tensor | np.ndarray) -> np.ndarray:
     return (filter_liveness(max_acts)["status"] == LIVE).to_numpy()
 
 
+def most_activated_table(max_acts: Tensor | np.ndarray, top_n: int) -> pd.DataFrame:
+    """The thesis's Table 10 for one layer: the ``top_n`` live filters with the highest mean
+    (over images) of their max activation; ``rank, filter, mean_max, max``. What
+    ``channels=top_n`` of ``visualize`` renders, so the table and the pictures agree."""
+    a = max_matrix(max_acts)
+    mean, live = a.mean(axis=0), live_mask(a)
+    order = [int(c) for c in np.argsort(-mean, kind="stable") if live[c]][:top_n]
+    return pd.DataFrame(
+        {
+            "rank": np.arange(1, len(order) + 1),
+            "filter": order,
+            "mean_max": mean[order],
+            "max": a.max(axis=0)[order],
+        }
+    )
+
+
 def inactive_filters(liveness: dict[str, pd.DataFrame]) -> pd.DataFrame:
     """The dead and constant filters of every layer: ``layer, filter, status, max, std``."""
     parts = [t[t["status"] != LIVE].assign(layer=layer) for layer, t in liveness.items()]

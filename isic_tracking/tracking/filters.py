@@ -46,7 +46,11 @@ from isic_tracking.interpret.filter_outputs import (
 )
 from isic_tracking.interpret.filter_report import FilterReport, filter_report
 from isic_tracking.interpret.filters import check_classes_present, membership
-from isic_tracking.interpret.liveness import inactive_filters, liveness_counts
+from isic_tracking.interpret.liveness import (
+    inactive_filters,
+    liveness_counts,
+    most_activated_table,
+)
 from isic_tracking.interpret.names import safe_name
 from isic_tracking.interpret.plots import (
     exemplar_grid,
@@ -154,6 +158,15 @@ def _log_shortcut(
     )
 
 
+def _log_most_activated(stats: dict[str, LayerStats], top_n: int) -> None:
+    """Table 10 of the thesis: the most activated live filters of each analysed layer."""
+    table = pd.concat(
+        [most_activated_table(s.max, top_n).assign(layer=name) for name, s in stats.items()],
+        ignore_index=True,
+    )
+    log_dataframe(table, "tables/most_activated.csv")
+
+
 def _log_tables(report: FilterReport, layers: list[str]) -> None:
     _log_liveness(report)
     _log_kind(report.class_top, report.class_percent, "class", "Class", layers)
@@ -238,6 +251,7 @@ def run_filters(cfg: FiltersConfig) -> FiltersOutcome:
             split=split,
         )
         _log_tables(report, layers)
+        _log_most_activated(stats, cfg.top_n)
         if cfg.shortcut_artifact != "none":
             _log_shortcut(cfg, report, stats[layers[-1]], classes)
         n_grids = 0

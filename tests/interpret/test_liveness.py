@@ -25,6 +25,7 @@ from isic_tracking.interpret.liveness import (
     inactive_filters,
     live_mask,
     liveness_counts,
+    most_activated_table,
 )
 from isic_tracking.interpret.response import response_layers
 from isic_tracking.models.small_cnn import SmallCNN
@@ -130,6 +131,14 @@ def test_most_activated_skips_dead_and_constant_filters():
     max_acts = torch.tensor([[-0.01, -3.0, 0.3, 0.1], [-0.02, 0.5, 0.3, 0.2]])
     # means: -0.015 (dead), -1.25 (live), 0.3 (constant), 0.15 (live)
     assert most_activated(max_acts, 2) == [3, 1]
+
+
+def test_most_activated_table_ranks_live_filters_by_mean_max():
+    max_acts = torch.tensor([[-0.01, -3.0, 0.3, 0.1], [-0.02, 0.5, 0.3, 0.2]])
+    table = most_activated_table(max_acts, 5)
+    assert list(table["filter"]) == [3, 1] and list(table["rank"]) == [1, 2]
+    assert table["mean_max"].tolist() == pytest.approx([0.15, -1.25])
+    assert table["max"].tolist() == pytest.approx([0.2, 0.5])
 
 
 def test_response_is_read_after_the_batchnorm_that_follows_a_conv():

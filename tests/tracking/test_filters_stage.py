@@ -98,6 +98,14 @@ def test_filters_stage_logs_tables_figures_metrics_and_model_tags(trained, capsy
     assert metrics["dead_filters"] == (inactive["status"] == "dead").sum()
     assert metrics[f"constant_filters/{layer}"] == (inactive["status"] == "constant").sum()
     assert not set(inactive["filter"]) & (set(top["filter"]) | set(groups["filter"]))
+    most = pd.read_csv(  # Table 10: the most activated live filters, what visualize renders
+        mlflow.artifacts.download_artifacts(
+            run_id=run.info.run_id, artifact_path="tables/most_activated.csv"
+        )
+    )
+    assert list(most.columns) == ["rank", "filter", "mean_max", "max", "layer"]
+    assert not set(most["filter"]) & set(inactive["filter"])
+    assert most["mean_max"].is_monotonic_decreasing
     assert all(k.count("/") <= 1 for k in metrics), sorted(metrics)
     assert params["response_layers"] != layer  # timm test_resnet: conv -> bn
 
