@@ -7,7 +7,8 @@ most ~lr per step, and a saturated colour needs a coefficient of ~12-16 (the DC 
 is coefficient / 4 before the sigmoid), so at the demo's 64 steps lr 0.05 stops at ~3.2, a
 washed-out image, and first-layer filters (whose optimum is a saturated colour) stayed at
 half their natural maximum (docs/benchmarks.md, "Visualizations against the natural
-maximum"). Presets may carry ``lr``; it is passed to :func:`~.render.render` with the rest.
+maximum"). Every preset carries its ``lr`` (passed to :func:`~.render.render` with the
+rest), so a preset stays what it is by name whatever render's own default.
 """
 
 from __future__ import annotations
@@ -20,14 +21,19 @@ from isic_tracking.interpret.featvis.param import fourier_image, maco_image, pix
 from isic_tracking.interpret.featvis.regularizers import bilateral, l1, total_variation
 from isic_tracking.interpret.featvis.transforms import thesis_transforms
 
+#: Learning rate of the presets that keep their original settings by name (lucent's, and the
+#: thesis's): render's own default (:data:`~.fastpath.DEFAULT_LR`) is the faster 0.2.
+ORIGINAL_LR = 0.05
+
 
 def _thesis() -> dict[str, Any]:
     """Fourier image, the thesis's transforms, L1 (0.05) + total variation in the loss and a
-    bilateral filter (sigmaColor 75) every 10 steps."""
+    bilateral filter (sigmaColor 75) every 10 steps, Adam at lr 0.05."""
     return {
         "param_fn": fourier_image,
         "transforms": thesis_transforms(),
         "regularizers": [l1(0.05), total_variation(0.05), bilateral(every=10)],
+        "lr": ORIGINAL_LR,
     }
 
 
@@ -42,17 +48,27 @@ def _tuned() -> dict[str, Any]:
 
 def _none() -> dict[str, Any]:
     """Plain pixels, no transform, no prior: the unregularized baseline."""
-    return {"param_fn": pixel_image, "transforms": [], "regularizers": []}
+    return {"param_fn": pixel_image, "transforms": [], "regularizers": [], "lr": ORIGINAL_LR}
 
 
 def _fourier() -> dict[str, Any]:
     """Fourier image and the thesis's transforms, no penalty (lucent's default)."""
-    return {"param_fn": fourier_image, "transforms": thesis_transforms(), "regularizers": []}
+    return {
+        "param_fn": fourier_image,
+        "transforms": thesis_transforms(),
+        "regularizers": [],
+        "lr": ORIGINAL_LR,
+    }
 
 
 def _maco() -> dict[str, Any]:
     """MACO phase-only image (Fel et al. 2023) and the thesis's transforms."""
-    return {"param_fn": maco_image, "transforms": thesis_transforms(), "regularizers": []}
+    return {
+        "param_fn": maco_image,
+        "transforms": thesis_transforms(),
+        "regularizers": [],
+        "lr": ORIGINAL_LR,
+    }
 
 
 PRESETS: dict[str, Callable[[], dict[str, Any]]] = {

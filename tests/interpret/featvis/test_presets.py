@@ -18,7 +18,9 @@ from isic_tracking.interpret.stage_config import VisualizeConfig
 
 def test_thesis_keeps_table_3_and_tuned_is_it_at_a_higher_lr():
     thesis, tuned = preset("thesis"), preset("tuned")
-    assert thesis["param_fn"] is fourier_image and "lr" not in thesis  # render's 0.05
+    assert thesis["param_fn"] is fourier_image and thesis["lr"] == 0.05  # Table 3 (lucent's)
+    for name in ("none", "fourier", "maco"):  # the original presets keep lr 0.05 by name
+        assert preset(name)["lr"] == 0.05
     assert [r.name for r in thesis["regularizers"]] == ["l1(0.05)", "tv(0.05)", "bilateral(75)"]
     assert [r.every for r in thesis["regularizers"]] == [0, 0, 10]
     assert tuned["lr"] == TUNED_LR == 0.2
