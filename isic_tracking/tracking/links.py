@@ -32,7 +32,8 @@ def experiment_url(experiment_id: str, tracking_uri: str | None = None) -> str:
 
 
 def run_url(experiment_id: str, run_id: str, tracking_uri: str | None = None) -> str:
-    return f"{ui_base(tracking_uri)}/#/experiments/{experiment_id}/runs/{run_id}"
+    """A run's page in the model-training view (a fresh browser would open the GenAI one)."""
+    return f"{ui_base(tracking_uri)}/#/experiments/{experiment_id}/runs/{run_id}?{TRAINING_VIEW}"
 
 
 def model_version_url(name: str, version: str, tracking_uri: str | None = None) -> str:

@@ -26,7 +26,9 @@ def test_links_point_at_the_server_or_at_mlflow_ui() -> None:
     assert experiment_url("7", "http://h:1") == (
         "http://h:1/#/experiments/7/runs?workflowType=machine_learning"
     )
-    assert run_url("7", "abc", "http://h:1") == "http://h:1/#/experiments/7/runs/abc"
+    assert run_url("7", "abc", "http://h:1") == (
+        "http://h:1/#/experiments/7/runs/abc?workflowType=machine_learning"
+    )
     assert model_version_url("isic-binary-x", "2", "http://h:1") == (
         "http://h:1/#/models/isic-binary-x/versions/2"
     )
