@@ -99,12 +99,12 @@ def test_fast_path_reaches_the_plain_paths_activation_on_a_small_real_model():
     alone does not lower it (same learning rate)."""
     torch.manual_seed(0)
     model = create_model("smallcnn", 2).eval()
-    obj = channel("features.8", list(range(4)))
-    kw = dict(size=128, steps=30, seed=0, record_every=0, **preset("fourier"))
+    obj = channel("features.8", list(range(3)))
+    kw = dict(size=96, steps=20, seed=0, record_every=0, **preset("fourier"))
     old = render(model, obj, amp=False, channels_last=False, lr=0.05, **kw)
     fp32 = render(model, obj, amp=False, channels_last=False, **kw)
     fast = render(model, obj, **kw)
-    assert fast.settings["stages"] == [[128, 30]] and fast.settings["lr"] == 0.2
+    assert fast.settings["stages"] == [[96, 20]] and fast.settings["lr"] == 0.2
     assert fast.activation.mean() >= old.activation.mean(), (fast.activation, old.activation)
     assert fast.activation.mean() >= 0.95 * fp32.activation.mean(), (
         fast.activation,
