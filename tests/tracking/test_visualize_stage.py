@@ -237,13 +237,13 @@ def test_every_picture_is_compared_with_the_natural_max_of_its_unit(
             ratio = chans.loc[c, "activation_reached"] / chans.loc[c, "natural_max"]
             assert chans.loc[c, "fv_over_natural_max"] == pytest.approx(ratio, rel=1e-4)
         assert chans.loc[c, "natural_p99"] <= chans.loc[c, "natural_max"]
-    assert f"fv_over_natural_max_frac/{FIRST}-thesis" in run.data.metrics
-    assert "fv_over_natural_max_frac/all-thesis" in run.data.metrics
+    assert f"fv_over_natural_max_frac/{FIRST}-tuned" in run.data.metrics  # the default preset
+    assert "fv_over_natural_max_frac/all-tuned" in run.data.metrics
     assert run.data.params["resolved.natural_images"].startswith(
         f"{len(rows)} images of split 'all'"
     )
     assert run.data.tags["isic.colour_check"] in ("pass", "fail")
-    assert {"colour_distance/benign-thesis", "colour_distance/malignant-thesis"} <= set(
+    assert {"colour_distance/benign-tuned", "colour_distance/malignant-tuned"} <= set(
         run.data.metrics
     )
     assert all(k.count("/") <= 1 for k in run.data.metrics)
