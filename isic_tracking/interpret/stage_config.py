@@ -146,9 +146,10 @@ class SanityConfig:
     )
     top_k: int = _f(5, "visualizations per class")
     regularization: str = _choice(
-        "thesis",
+        "tuned",
         [k for k in PRESET_NAMES if k != "none"],
-        "featvis preset of the rendered visualizations; their twins use `none`",
+        "featvis preset of the rendered visualizations (tuned, as visualize's default); their "
+        "twins use `none`",
     )
     pooling: str = _choice("mean", POOLINGS, "how an activation map becomes one vector")
     standardize: bool = _f(
