@@ -173,7 +173,7 @@ def test_folds_run_apart_join_one_parent_and_finish_once(
     assert first.model_name is None and first.summary == {}
     assert second.run_id == first.run_id and second.model_name == "isic-binary-timm-test_resnet"
     # fold 0 finished in the first call: its metrics and predictions were read back
-    assert len(second.fold_metrics) == 2 and "best_val_roc_auc_mean" in second.summary
+    assert len(second.fold_metrics) == 2 and "cv_roc_auc_mean" in second.summary
     parent = MlflowClient().get_run(first.run_id)
     assert parent.data.tags["isic.complete"] == "true" and "oof_roc_auc" in parent.data.metrics
     assert said.lines[0].startswith("fold 0: best val_roc_auc=")
