@@ -42,7 +42,7 @@ def test_plan_uses_bf16_only_where_native_and_falls_back_cleanly():
     assert not plan(CPU, 224, 100, amp=False, native_bf16=True).amp
     gpu = plan(torch.device("cuda"), 224, 100, native_bf16=False)
     assert not gpu.amp and not gpu.channels_last and gpu.stages == ((224, 100),)
-    plain = plan(CPU, 224, 100, amp=False, channels_last=False, progressive=0.0)
+    plain = plan(CPU, 224, 100, amp=False, channels_last=False, fold_bn=False, progressive=0.0)
     assert not plain.fast and plain.settings()["path"] == "plain"
 
 
@@ -63,7 +63,7 @@ def test_default_render_on_cpu_says_which_path_ran(tiny_cnn):
     assert s["amp"] == ("bfloat16" if cpu_bf16_supported() else "off")
     assert s["channels_last"] is True and s["stages"] == [[32, 3]]
     plain = render(tiny_cnn, channel("6", [0, 1]), size=32, steps=3, amp=False,
-                   channels_last=False)  # fmt: skip
+                   channels_last=False, fold_bn=False)  # fmt: skip
     assert plain.settings["path"] == "plain" and plain.settings["amp"] == "off"
 
 
@@ -83,7 +83,7 @@ def test_progressive_full_stage_continues_from_the_upsampled_low_stage_image():
     model = create_model("smallcnn", 2).eval()
     seen = {}
     render(
-        model, channel("features.8", [0, 1]), size=64, steps=10, progressive=0.5, lr=0.05,
+        model, channel("features.8", [0, 1]), size=64, steps=10, progressive=0.5,
         amp=False, on_step=lambda step, images: seen.__setitem__(step, images()),
         **preset("fourier"),
     )  # fmt: skip
@@ -100,7 +100,8 @@ def test_fast_path_reaches_the_plain_paths_activation_on_a_small_real_model():
     torch.manual_seed(0)
     model = create_model("smallcnn", 2).eval()
     obj = channel("features.8", list(range(3)))
-    kw = dict(size=96, steps=20, seed=0, record_every=0, **preset("fourier"))
+    fourier = {k: v for k, v in preset("fourier").items() if k != "lr"}  # render's default lr
+    kw = dict(size=96, steps=20, seed=0, record_every=0, **fourier)
     old = render(model, obj, amp=False, channels_last=False, lr=0.05, **kw)
     fp32 = render(model, obj, amp=False, channels_last=False, **kw)
     fast = render(model, obj, **kw)
