@@ -57,7 +57,7 @@ def _main(argv: Sequence[str] | None = None) -> int:
         )
         log_metrics({"n_images": args.n_images})
         for layout, planted in read_shortcut(args.out).items():
-            log_metrics(planted, prefix=f"shortcut/{layout}/")
+            log_metrics(planted, prefix=f"shortcut_{layout}/")  # one `/` level
         for name, path in paths.items():
             log.info(f"{name}: {path}")
     return 0

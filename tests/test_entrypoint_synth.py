@@ -30,8 +30,8 @@ def test_shortcut_flags_plant_and_log_the_rates(mlflow_tracking: str, tmp_path: 
         planted = json.loads((out / layout / "synthetic_shortcut.json").read_text())
         assert planted["artifact"] == "fluid" and planted["n_benign_with_artifact"] == 0
         metrics = run.data.metrics
-        assert metrics[f"shortcut/{layout}/malignant_rate"] == planted["malignant_rate"]
-        assert metrics[f"shortcut/{layout}/benign_rate"] == 0.0
+        assert metrics[f"shortcut_{layout}/malignant_rate"] == planted["malignant_rate"]
+        assert metrics[f"shortcut_{layout}/benign_rate"] == 0.0
         assert abs(planted["malignant_rate"] - 0.5) <= 0.5 / planted["n_malignant"]
 
 
@@ -39,7 +39,7 @@ def test_default_run_plants_nothing(mlflow_tracking: str, tmp_path: Path):
     assert main(["--out", str(tmp_path / "raw"), *SMALL]) == 0
     run = _run()
     assert run.data.params["shortcut_artifact"] == "none"
-    assert not [k for k in run.data.metrics if k.startswith("shortcut/")]
+    assert not [k for k in run.data.metrics if k.startswith("shortcut_")]
     assert not list((tmp_path / "raw").rglob("*.json"))
 
 
