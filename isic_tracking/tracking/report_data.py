@@ -16,12 +16,14 @@ from pathlib import Path
 import mlflow
 import pandas as pd
 from mlflow.entities import Run
+from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from isic_tracking.report import Figure, Item, Report, Section, Table, slug
 from isic_tracking.tracking import tag
 from isic_tracking.tracking.compare import PARTS, compare_runs, mean_std_table
 from isic_tracking.tracking.links import run_url
+from isic_tracking.tracking.pipeline import effective_run
 from isic_tracking.tracking.runs import get_run, param
 
 #: The report's sections in the thesis's order: (id, title, what it shows).
@@ -89,10 +91,14 @@ class ChainRuns:
 
 
 def chain_runs(pipeline_run_id: str) -> ChainRuns:
-    """The stages of a ``main`` pipeline run (its ``stage.<name>`` tags)."""
+    """The stages of a ``main`` pipeline run (its ``stage.<name>`` tags); a train run that
+    resumed an earlier one stands for that one (:func:`.pipeline.effective_run`), which holds
+    the results."""
     run = get_run(pipeline_run_id)
     stages = {
-        k.removeprefix("stage."): v for k, v in run.data.tags.items() if k.startswith("stage.")
+        k.removeprefix("stage."): effective_run(get_run(v)).info.run_id
+        for k, v in run.data.tags.items()
+        if k.startswith("stage.")
     }
     train = get_run(stages["train"]) if "train" in stages else None
     # the train run's resolved values: main logs what it was given (an empty arch is quoted)
@@ -151,7 +157,16 @@ def _item(
     if run_id is None:
         return Item(item_id, title, missing=f"the chain has no {stage} run")
     run = get_run(run_id)
-    tables, figures, verdicts = fill(run)
+    try:
+        tables, figures, verdicts = fill(run)
+    except (MlflowException, OSError, ValueError) as err:  # a cell says why, the rest stands
+        return Item(
+            item_id,
+            title,
+            run_id=run_id,
+            run_link=run_url(run.info.experiment_id, run_id),
+            missing=f"could not read the {stage} run's artifacts: {err}",
+        )
     return Item(
         item_id,
         title,

@@ -12,7 +12,7 @@ import mlflow
 import pandas as pd
 
 from isic_tracking.tracking import log_dataframe, log_figure, tag
-from isic_tracking.tracking.report_data import SECTIONS, build_report, chain_runs
+from isic_tracking.tracking.report_data import SECTIONS, ChainRuns, build_report, chain_runs
 from isic_tracking.tracking.train_results import FOLD_STAGE
 
 
@@ -75,3 +75,29 @@ def test_report_sections_from_logged_runs(mlflow_tracking: str) -> None:
     ]
     for missing in ("featvis-binary-smallcnn", "sanity-binary-smallcnn"):
         assert items[missing].missing and not items[missing].figures
+
+
+def test_resumed_train_stands_for_its_target_and_a_missing_artifact_is_said(
+    mlflow_tracking: str,
+) -> None:
+    """A pipeline that resumed a killed train points at a stub run (tag isic.resumed_into):
+    the report reads the run that holds the results. A stage run missing an artifact gives
+    a cell that says so instead of failing the report."""
+    real = chain_runs(_chain()).stages["train"]
+    with mlflow.start_run(run_name="pipeline") as pipe:
+        with mlflow.start_run(run_name="train", nested=True) as stub:
+            mlflow.set_tags({tag.STAGE: "train", tag.RESUMED_INTO: real})
+        with mlflow.start_run(run_name="visualize", nested=True) as vis:
+            mlflow.set_tag(tag.STAGE, "visualize")
+        mlflow.set_tags({"stage.train": stub.info.run_id, "stage.visualize": vis.info.run_id})
+    chain = chain_runs(pipe.info.run_id)
+    assert chain.stages["train"] == real
+    with mlflow.start_run(run_name="bare-train") as bare:
+        mlflow.set_tags({tag.STAGE: "train"})
+        mlflow.log_params({"arch": "vgg16", "task": "binary"})
+    broken = ChainRuns("vgg16", "binary", pipe.info.run_id, {"train": bare.info.run_id})
+    items = {i.id: i for s in build_report("r", [chain, broken]).sections for i in s.items}
+    assert "fold_metrics.csv" in items["results-binary-vgg16"].missing
+    assert items["results-binary-vgg16"].run_id == bare.info.run_id
+    assert items["results-binary-smallcnn"].tables  # the good chain is unaffected
+    assert "logged nothing" in items["featvis-binary-smallcnn"].missing
