@@ -80,10 +80,15 @@ def test_thesis_study_and_report(tmp_path: Path) -> None:
         )
         out = first.stdout + first.stderr
         assert first.returncode == 0, out[-6000:]
-        runs = rest(url, "runs/search", {"experiment_ids": ["0"], "max_results": 2000})["runs"]
+        exps = rest(url, "experiments/search", {"max_results": 100})["experiments"]
+        ids = [e["experiment_id"] for e in exps]
+        runs = rest(url, "runs/search", {"experiment_ids": ids, "max_results": 2000})["runs"]
         by_id = {r["info"]["run_id"]: r for r in runs}
         study = next(r for r in runs if _tags(r).get("isic.stage") == "thesis")
         study_id, st = study["info"]["run_id"], _tags(study)
+        assert by_id[study_id]["info"]["experiment_id"] == next(
+            e["experiment_id"] for e in exps if e["name"] == "isic-thesis"
+        )  # the study's own experiment (mlflow run's launcher stays in Default)
         chains = {k: v for k, v in st.items() if k.startswith("stage.main-")}
         assert sorted(chains) == sorted(f"stage.main-{t}-{_slug(a)}" for t in TASKS for a in ARCHS)
         for run_id in chains.values():  # each chain a child of the study run, all finished
