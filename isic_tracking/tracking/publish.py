@@ -22,7 +22,7 @@ def report_path(kind: str, run_id: str, report_dir: str | None = None) -> Path:
         uri = mlflow.get_tracking_uri()
         sqlite = uri.startswith("sqlite:///")
         base = Path(uri.removeprefix("sqlite:///")).parent if sqlite else Path("outputs")
-    return base / "reports" / f"{kind}-{run_id}" / REPORT
+    return (base / "reports" / f"{kind}-{run_id}" / REPORT).resolve()  # printed: absolute
 
 
 def write_report(html: str, path: Path) -> Path:
