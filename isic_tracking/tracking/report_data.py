@@ -225,11 +225,7 @@ def _cells(chain: ChainRuns, read: _Reader) -> dict[str, Item]:
         ]
         return [], read.figures(rid, figs), []
 
-    def featvis(run: Run) -> tuple[list[Table], list[Figure], list[str]]:
-        rid = run.info.run_id
-        return [], read.figures(rid, _artifacts(rid, "figures", ".png")), _verdicts(run)
-
-    def sanity(run: Run) -> tuple[list[Table], list[Figure], list[str]]:
+    def every_figure(run: Run) -> tuple[list[Table], list[Figure], list[str]]:
         rid = run.info.run_id
         return [], read.figures(rid, _artifacts(rid, "figures", ".png")), _verdicts(run)
 
@@ -238,8 +234,8 @@ def _cells(chain: ChainRuns, read: _Reader) -> dict[str, Item]:
         "confusion": ("train", confusion),
         "top5": ("filters", top5),
         "class-filters": ("filters", class_filters),
-        "featvis": ("visualize", featvis),
-        "sanity": ("sanity", sanity),
+        "featvis": ("visualize", every_figure),
+        "sanity": ("sanity", every_figure),
     }
     return {s: _item(s, chain, stage, fill) for s, (stage, fill) in fills.items()}
 
