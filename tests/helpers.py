@@ -3,19 +3,29 @@
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import mlflow
 import torch
+from torch import nn
 
 from isic_tracking.models import create_model
 from isic_tracking.train.checkpoint import save_model_checkpoint
 
 
-def checkpoint_run(seed: int = 0, tags: dict[str, str] | None = None) -> str:
-    """A run holding a random-init resnet18 checkpoint for the binary task (64 px)."""
+def checkpoint_run(
+    seed: int = 0,
+    tags: dict[str, str] | None = None,
+    edit: Callable[[nn.Module], None] | None = None,
+) -> str:
+    """A run holding a random-init resnet18 checkpoint for the binary task (64 px);
+    ``edit`` changes the model's weights in place before it is saved."""
     torch.manual_seed(seed)
     model = create_model("resnet18", 1)
+    if edit is not None:
+        with torch.no_grad():
+            edit(model)
     cfg = dict(
         model.isic_config,
         task="binary",

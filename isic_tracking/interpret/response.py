@@ -11,11 +11,15 @@ smallest. There the BatchNorm's output is the pre-activation to analyse.
 
 from __future__ import annotations
 
+import dataclasses
 import re
+from collections.abc import Iterable, Sequence
 
+import torch
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
+from isic_tracking.interpret.activations import REDUCTIONS, LayerStats, activation_stats
 from isic_tracking.models import get_layer
 
 
@@ -44,3 +48,18 @@ def _following_bn(model: nn.Module, layer: str) -> str | None:
 def response_layers(model: nn.Module, layers: list[str]) -> dict[str, str]:
     """``{module to hook: layer}``: each layer's BatchNorm where one follows it, else itself."""
     return {(_following_bn(model, layer) or layer): layer for layer in layers}
+
+
+def response_stats(
+    model: nn.Module,
+    loader: Iterable,
+    layers: list[str],
+    device: str | torch.device = "cpu",
+    *,
+    reduce: Sequence[str] = REDUCTIONS,
+) -> dict[str, LayerStats]:
+    """:func:`activation_stats` of each layer's *response* (its BatchNorm's output where one
+    follows it), keyed and named by the layer: what every filter ranking reads."""
+    hooked = response_layers(model, layers)
+    stats = activation_stats(model, loader, list(hooked), device, reduce=reduce)
+    return {hooked[n]: dataclasses.replace(s, name=hooked[n]) for n, s in stats.items()}

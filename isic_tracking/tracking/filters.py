@@ -32,7 +32,7 @@ from isic_tracking.data.defaults import default_manifest
 from isic_tracking.data.outliers import score_table
 from isic_tracking.data.transforms import build_transforms
 from isic_tracking.errors import IsicInputError
-from isic_tracking.interpret.activations import LayerStats, activation_stats
+from isic_tracking.interpret.activations import LayerStats
 from isic_tracking.interpret.exemplars import exemplar_crops, top_exemplars
 from isic_tracking.interpret.filter_outputs import (
     ZSCORE,
@@ -58,7 +58,7 @@ from isic_tracking.interpret.plots import (
     jaccard_heatmap,
     top_filters_table,
 )
-from isic_tracking.interpret.response import response_layers
+from isic_tracking.interpret.response import response_layers, response_stats
 from isic_tracking.interpret.stage_config import FiltersConfig
 from isic_tracking.log import get_logger
 from isic_tracking.models import resolve_layers
@@ -237,10 +237,7 @@ def run_filters(cfg: FiltersConfig) -> FiltersOutcome:
             workers=cfg.workers,
             return_index=True,
         )
-        stats = {
-            hooked[name]: dataclasses.replace(s, name=hooked[name])
-            for name, s in activation_stats(model, loader, list(hooked), device).items()
-        }
+        stats = response_stats(model, loader, layers, device)
         report = filter_report(
             {n: s.max for n, s in stats.items()},
             stats[layers[0]].labels,

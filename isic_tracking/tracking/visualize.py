@@ -104,12 +104,13 @@ def _filters_run_top(run_id: str, tmp: str) -> pd.DataFrame:
 
 
 def _top_on_the_fly(cfg: VisualizeConfig, model, layers, loaded, size, device) -> dict:
-    """Most activated filters (mean over images of each filter's max) on a few manifest images."""
+    """Most activated live filters (mean over images of each filter's max response, read after
+    its BatchNorm as the filters stage does) on a few manifest images."""
     from isic_tracking.data.dataset import make_loader
     from isic_tracking.data.defaults import default_manifest
     from isic_tracking.data.manifest import read_manifest
     from isic_tracking.data.transforms import build_transforms
-    from isic_tracking.interpret.activations import activation_stats
+    from isic_tracking.interpret.response import response_stats
 
     path = cfg.manifest
     if path is None:
@@ -125,8 +126,8 @@ def _top_on_the_fly(cfg: VisualizeConfig, model, layers, loaded, size, device) -
     loader = make_loader(
         rows, build_transforms(size, train=False, mean=mc["mean"], std=mc["std"]), cfg.batch_size
     )
-    stats = activation_stats(model, loader, layers, device, reduce=("max",))
-    log.info(f"top_n: ranked filters on {n} images of {path}")
+    stats = response_stats(model, loader, layers, device, reduce=("max",))
+    log.info(f"top_n: ranked filters (their responses, after BatchNorm) on {n} images of {path}")
     return {name: most_activated(s.max, cfg.top_n) for name, s in stats.items()}
 
 

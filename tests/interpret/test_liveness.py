@@ -179,3 +179,20 @@ def test_a_negative_batchnorm_weight_revives_a_filter_whose_conv_output_is_negat
     bn = activation_stats(model, loader, list(response_layers(model, ["0"])), reduce=("max",))
     assert filter_liveness(conv)["status"][0] == DEAD
     assert filter_liveness(bn["1"].max)["status"][0] == LIVE
+
+
+def test_response_stats_are_keyed_by_the_layer_and_read_after_its_batchnorm():
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from isic_tracking.interpret.response import response_stats
+
+    model = nn.Sequential(nn.Conv2d(3, 2, 1, bias=False), nn.BatchNorm2d(2), nn.ReLU())
+    with torch.no_grad():
+        model[0].weight.fill_(-1.0)
+        model[1].weight.copy_(torch.tensor([-1.0, 1.0]))
+    model.eval()
+    loader = DataLoader(TensorDataset(torch.rand(8, 3, 6, 6)), batch_size=4)
+    stats = response_stats(model, loader, ["0"], reduce=("max",))
+    assert list(stats) == ["0"] and stats["0"].name == "0"
+    # channel 0's negative BatchNorm weight makes it live; channel 1 stays dead
+    assert filter_liveness(stats["0"].max)["status"].tolist() == [LIVE, DEAD]

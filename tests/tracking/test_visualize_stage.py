@@ -8,6 +8,7 @@ from pathlib import Path
 import mlflow
 import pandas as pd
 import pytest
+import torch
 from mlflow.tracking import MlflowClient
 
 from entrypoints import visualize
@@ -140,6 +141,48 @@ def test_top_n_on_the_fly_from_the_manifest(mlflow_tracking, binary_manifest):
     table = _table(_visualize_run().info.run_id)
     chans = table[table["layer"] != "logits"]
     assert len(chans) == 3 and chans["channel"].nunique() == 3
+
+
+def _flip_last_batchnorm(model) -> None:
+    """Give the last conv's BatchNorm random signs and shifts, so that the conv's output and
+    its response (the BatchNorm's output, what the ReLU sees) rank filters differently."""
+    g = torch.Generator().manual_seed(1)
+    bn = model.layer4[1].bn2
+    bn.weight.copy_(torch.randn(bn.num_features, generator=g))
+    bn.bias.copy_(torch.randn(bn.num_features, generator=g))
+
+
+def test_top_n_on_the_fly_ranks_the_responses_after_batchnorm(mlflow_tracking, binary_manifest):
+    """The on-the-fly ranking reads each filter after its BatchNorm, as the filters stage
+    does: never the raw conv output, whose max can rank a filter the ReLU silences."""
+    from isic_tracking.data.dataset import make_loader
+    from isic_tracking.data.manifest import read_manifest
+    from isic_tracking.data.transforms import build_transforms
+    from isic_tracking.interpret.activations import activation_stats
+    from isic_tracking.interpret.fv_targets import most_activated
+    from isic_tracking.interpret.response import response_stats
+    from isic_tracking.tracking.registry import load_model
+
+    model_run = checkpoint_run(edit=_flip_last_batchnorm)
+    argv = _args(
+        model_run, "--layers", "last", "--top_n", "3", "--manifest", str(binary_manifest),
+        "--n_images", "100000",
+    )  # fmt: skip
+    assert visualize.main(argv) == 0
+    table = _table(_visualize_run().info.run_id)
+    chosen = table.loc[table["layer"] == LAST, "channel"].tolist()
+
+    loaded = load_model(f"runs:/{model_run}/checkpoint")
+    cfg = loaded.config
+    loader = make_loader(
+        read_manifest(binary_manifest),
+        build_transforms(32, train=False, mean=cfg["mean"], std=cfg["std"]),
+        16,
+    )
+    bn = response_stats(loaded.model, loader, [LAST], reduce=("max",))[LAST].max
+    conv = activation_stats(loaded.model, loader, [LAST], reduce=("max",))[LAST].max
+    assert most_activated(conv, 3) != most_activated(bn, 3)  # the test tells them apart
+    assert chosen == most_activated(bn, 3)
 
 
 def test_classes_renders_both_directions_of_the_binary_logit(mlflow_tracking):
