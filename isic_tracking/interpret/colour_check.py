@@ -13,14 +13,19 @@ those of any other class.
   colours, as the Kullback-Leibler divergence ``KL(visualization || class)`` (how badly the
   class's colours explain the picture's: a blue-grey or red pixel is cheap under the
   malignant colours and dear under the benign brown, whereas a symmetric distance to the
-  malignant lesions' broad histogram is large for any single picture); a class passes when
-  its own class is the nearest.
+  malignant lesions' broad histogram is large for any single picture).
+
+  A class passes when its own class is the nearest; the table keeps the distance to every
+  class.
+- :func:`chance_p`: how often relabelling the pictures at random would pass as many
+  classes (all ``K!`` relabellings up to 8 classes): the check's own significance.
 
 All pure functions over ``[3, H, W]`` / ``[N, 3, H, W]`` tensors in ``[0, 1]``.
 """
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable, Sequence
 
 import pandas as pd
@@ -121,30 +126,62 @@ def class_histograms(
     return torch.where(totals > 0, sums / totals.clamp(min=1e-12), torch.nan)
 
 
+def distances(visualizations: Tensor, hists: Tensor) -> Tensor:
+    """``[K pictures, K classes]``: ``KL(picture || class)``; ``inf`` for a class without
+    lesion pixels (NaN histogram)."""
+    d = torch.stack(
+        [divergence(colour_histogram(v.reshape(3, -1).T)[None], hists) for v in visualizations]
+    )
+    return torch.where(torch.isnan(d), torch.inf, d)
+
+
 def colour_check(visualizations: Tensor, classes: Sequence[str], hists: Tensor) -> pd.DataFrame:
     """One row per class: the distance of its class-logit visualization (``visualizations[k]``
-    is class ``k``'s, ``[K, 3, H, W]``) to each class's lesion colours, the nearest class and
-    whether it is its own (``passed``)."""
+    is class ``k``'s, ``[K, 3, H, W]``) to its own class's lesion colours and to the nearest
+    other's, the nearest class, ``passed`` (it is its own) and the distance to every class
+    (``to_<class>``)."""
     if len(visualizations) != len(classes) or len(hists) != len(classes):
         raise ValueError(
             f"{len(visualizations)} visualizations, {len(hists)} histograms, {len(classes)} classes"
         )
+    d = distances(visualizations, hists)
     rows = []
-    for k, (img, name) in enumerate(zip(visualizations, classes)):
-        d = divergence(colour_histogram(img.reshape(3, -1).T)[None], hists)
-        d = torch.where(torch.isnan(d), torch.inf, d)
-        nearest = int(d.argmin())
-        others = torch.cat([d[:k], d[k + 1 :]])
+    for k, name in enumerate(classes):
+        others = [j for j in range(len(classes)) if j != k]
+        nearest = int(d[k].argmin())
         rows.append(
             {
                 "class": name,
-                "distance": float(d[k]),
-                "nearest_other": float(others.min()) if len(others) else float("nan"),
+                "distance": float(d[k, k]),
+                "nearest_other": float(d[k, others].min()) if others else float("nan"),
                 "nearest_class": classes[nearest],
                 "passed": nearest == k,
+                **{f"to_{c}": float(d[k, j]) for j, c in enumerate(classes)},
             }
         )
     return pd.DataFrame(rows)
+
+
+#: Up to this many classes :func:`chance_p` enumerates every relabelling (8! = 40,320).
+EXACT_UP_TO = 8
+
+
+def chance_p(table: pd.DataFrame, classes: Sequence[str], n_draws: int = 20_000) -> float:
+    """The share of relabellings of the pictures (picture of class ``k`` read as class
+    ``pi(k)``) that pass at least as many classes as ``table`` does: exact over all ``K!``
+    up to :data:`EXACT_UP_TO` classes, else ``n_draws`` seeded draws. Each picture's nearest
+    class stays what it is; only the labels move."""
+    k = len(classes)
+    nearest = torch.tensor([classes.index(c) for c in table["nearest_class"]])
+    observed = int(table["passed"].sum())
+    if k <= EXACT_UP_TO:
+        perms = torch.tensor(list(itertools.permutations(range(k))))
+    else:
+        g = torch.Generator().manual_seed(0)
+        perms = torch.stack([torch.randperm(k, generator=g) for _ in range(n_draws)])
+    # under pi, class pi(i) owns picture i; it passes when that picture's nearest is pi(i)
+    hits = (nearest[None, :] == perms).sum(1)
+    return float((hits >= observed).float().mean())  # the identity is one of them: p > 0
 
 
 def verdict(table: pd.DataFrame) -> bool:

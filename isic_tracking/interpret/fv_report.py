@@ -13,7 +13,7 @@ import torch
 from torch import Tensor
 
 from isic_tracking.interpret import fv_natural
-from isic_tracking.interpret.colour_check import colour_check, verdict
+from isic_tracking.interpret.colour_check import chance_p, colour_check, verdict
 from isic_tracking.interpret.featvis.grids import Panel, tile_label
 from isic_tracking.interpret.fv_table import LOGITS_LAYER
 from isic_tracking.interpret.fv_targets import stage_metric
@@ -117,7 +117,10 @@ def colour_report(
     table.insert(0, "regularization", preset)
     metrics = {}
     for r in table.to_dict("records"):
-        metrics[stage_metric("colour_distance", f"{r['class']}-{preset}")] = r["distance"]
-        metrics[stage_metric("colour_nearest_other", f"{r['class']}-{preset}")] = r["nearest_other"]
+        key = f"{r['class']}-{preset}"
+        metrics[stage_metric("colour_distance", key)] = r["distance"]
+        metrics[stage_metric("colour_nearest_other", key)] = r["nearest_other"]
     metrics[stage_metric("colour_check_passed", preset)] = float(table["passed"].mean())
+    if len(classes) > 2:  # two classes: 1 of 2 relabellings, never significant
+        metrics[stage_metric("colour_check_chance_p", preset)] = chance_p(table, list(classes))
     return table, metrics, verdict(table)

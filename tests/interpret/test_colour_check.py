@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
 from isic_tracking.data.synthetic.lesions import _BROWN, _MEL_PALETTE
 from isic_tracking.data.synthetic.painting import render_image
 from isic_tracking.interpret.colour_check import (
+    chance_p,
     class_histograms,
     colour_check,
     colour_histogram,
@@ -87,8 +89,45 @@ def test_natural_lesions_of_a_class_are_mostly_nearest_their_own_class(hists):
 
 
 def test_verdict_most_classes_for_more_than_two():
-    import pandas as pd
-
     assert verdict(pd.DataFrame({"passed": [True, True, False]}))
     assert not verdict(pd.DataFrame({"passed": [True, False, False, True]}))
     assert not verdict(pd.DataFrame({"passed": [True, False]}))
+
+
+MULTI = ["MEL", "NV", "BCC", "AK", "BKL", "DF", "VASC", "SCC"]
+
+
+@pytest.fixture(scope="module")
+def multiclass_hists() -> torch.Tensor:
+    images = torch.cat([_natural(kind, 6, 10 + k) for k, kind in enumerate(MULTI)])
+    labels = torch.arange(len(MULTI)).repeat_interleave(6)
+    return class_histograms([(images, labels)], len(MULTI))
+
+
+def _lesion_picture(img: torch.Tensor) -> torch.Tensor:
+    """The lesion pixels of a natural image as a ``[3, 1, P]`` picture."""
+    return img[:, lesion_mask(img)][:, None, :]
+
+
+def test_the_lesions_of_each_of_the_eight_classes_are_told_apart(multiclass_hists):
+    """The metric on planted inputs, 8 classes: the lesion pixels of one fresh image of each
+    class in place of the class pictures pass nearly every class, with a small chance p; the
+    same pictures under labels shifted by one pass almost none, at a chance p near 1."""
+    lesions = [_lesion_picture(_natural(kind, 1, 500 + k)[0]) for k, kind in enumerate(MULTI)]
+    side = min(v.shape[-1] for v in lesions)
+    vis = torch.stack([v[..., :side] for v in lesions])
+    table = colour_check(vis, MULTI, multiclass_hists)
+    assert table["passed"].sum() >= 7 and verdict(table), table
+    assert chance_p(table, MULTI) < 0.001
+    assert table.filter(like="to_").shape[1] == 8  # the distance to every class
+    shifted = colour_check(vis.roll(1, 0), MULTI, multiclass_hists)
+    assert shifted["passed"].sum() <= 1 and not verdict(shifted)
+    assert chance_p(shifted, MULTI) > 0.3
+
+
+def test_chance_p_counts_the_relabellings_that_pass_as_many():
+    classes = ["a", "b", "c"]
+    perfect = pd.DataFrame({"nearest_class": classes, "passed": [True] * 3})
+    assert chance_p(perfect, classes) == pytest.approx(1 / 6)  # only the identity
+    none = pd.DataFrame({"nearest_class": ["b", "c", "a"], "passed": [False] * 3})
+    assert chance_p(none, classes) == 1.0

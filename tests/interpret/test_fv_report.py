@@ -68,3 +68,4 @@ def test_colour_report_pairs_each_class_with_its_picture():
     assert passed and table["passed"].all()
     assert metrics["colour_check_passed/tuned"] == 1.0
     assert metrics["colour_distance/benign-tuned"] < metrics["colour_nearest_other/benign-tuned"]
+    assert "colour_check_chance_p/tuned" not in metrics  # 2 classes: never significant

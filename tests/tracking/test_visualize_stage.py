@@ -286,8 +286,9 @@ def test_every_picture_is_compared_with_the_natural_max_of_its_unit(
         f"{len(rows)} images of split 'all'"
     )
     assert run.data.tags["isic.colour_check"] in ("pass", "fail")
-    assert {"colour_distance/benign-tuned", "colour_distance/malignant-tuned"} <= set(
-        run.data.metrics
-    )
+    assert {
+        "colour_distance/benign-tuned",
+        "colour_distance/malignant-tuned",
+    } <= set(run.data.metrics)
     assert all(k.count("/") <= 1 for k in run.data.metrics)
     assert "tables/colour_check.csv" in _artifacts(run.info.run_id, "tables")
