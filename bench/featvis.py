@@ -1,8 +1,9 @@
 """Feature visualization on CPU: our engine vs torch-dreams and lucent, same request (issue 17).
 
-Same model, layer, channels, image size and steps for every engine, weights frozen for all:
+Same model, layer, channels, image size and steps for every engine (``--isic-steps`` lets
+ours run longer, to measure its time to an anchor's final activation), weights frozen for all:
   * isic:          ``render``'s default path (on CPU: bf16 autocast where native, channels-last
-                   input, half the steps at half the size), preset ``fourier``, one batch;
+                   input, BatchNorm folded, lr 0.2), preset ``fourier``, one batch;
   * isic_fp32:     the same render with the fast path off (fp32, contiguous input): what bf16
                    autocast changes in the activation reached;
   * isic_plain:    the engine before issue 17 (fp32, lr 0.05);
@@ -108,12 +109,12 @@ def table(results: dict[str, list[dict]], n: int) -> list[str]:
     med = {k: {m: statistics.median(r[m] for r in v) for m in ("cpu", "wall")}
            for k, v in results.items()}  # fmt: skip
     finals = {a: results[a][0]["act"] for a in ANCHORS if a in results}
-    head = "| engine | CPU s / channel | wall s | mean activation |"
+    head = "| engine | steps | CPU s / channel | wall s | mean activation |"
     for a in finals:
         head += f" CPU s to {a}'s {finals[a]:.4g} | speed-up vs {a} (CPU, equal act.) |"
     rows = [head, "|---|" + "---:|" * (head.count("|") - 2)]
     for name, runs in results.items():
-        row = f"| {name} | {med[name]['cpu'] / n:.2f} | {med[name]['wall']:.1f} |"
+        row = f"| {name} | {max(runs[0]['curve'])} | {med[name]['cpu'] / n:.2f} | {med[name]['wall']:.1f} |"
         row += f" {runs[0]['act']:.4f} |"
         for a, target in finals.items():
             times = [r["tracker"].time_to(r["curve"], target) for r in runs]
@@ -133,6 +134,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--layer", default="last", help="layer name or first/last (default last conv)")
     p.add_argument("--size", type=int, default=224)
     p.add_argument("--steps", type=int, default=120)
+    p.add_argument(
+        "--isic-steps", type=int, default=0,
+        help="steps of our engines (default --steps): more lets the time to an anchor's final "
+        "activation be measured when our curve reaches it only after --steps",
+    )  # fmt: skip
     p.add_argument("--channels", type=int, default=8, help="channels 0..N-1, one isic batch")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--threads", default="1,2", help="torch CPU thread counts, comma-separated")
@@ -160,10 +166,12 @@ def main(argv: list[str] | None = None) -> int:
         for t in threads:
             torch.set_num_threads(t)
             for name, fn in fns.items():
-                results[t][name].append(measure(fn, args.steps, args.track_every, score))
+                steps = args.isic_steps or args.steps if name.startswith("isic") else args.steps
+                results[t][name].append(measure(fn, steps, args.track_every, score))
     path = getattr(fns.get("isic"), "settings", {})
     print(
-        f"\n{args.model_uri or args.arch} `{layer}`, {args.size} px, {args.steps} steps, "
+        f"\n{args.model_uri or args.arch} `{layer}`, {args.size} px, {args.steps} steps "
+        f"(ours {args.isic_steps or args.steps}), "
         f"{len(chans)} channels, weights: {weights}, preset {args.preset}, "
         f"isic path: amp {path.get('amp')}, channels_last {path.get('channels_last')}, "
         f"stages {path.get('stages')}; repeats {args.repeats} (median), "

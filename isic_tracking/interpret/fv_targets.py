@@ -136,18 +136,21 @@ def channel_targets(
     }
 
 
-def single_objective(t: Target) -> Objective:
-    """The objective of one target with a shared index (fits any batch, e.g. natural images)."""
+def single_objective(t: Target, read: str | None = None) -> Objective:
+    """The objective of one target with a shared index (fits any batch, e.g. natural images);
+    ``read``: the module whose output holds the channel (default its layer; see
+    :func:`~isic_tracking.interpret.response.response_module`)."""
     if t.layer != LOGITS:
-        return channel(t.layer, t.channel)
+        return channel(read or t.layer, t.channel)
     obj = class_logit(t.channel)
     return -obj if t.sign < 0 else obj
 
 
-def objective(targets: Sequence[Target]) -> Objective:
-    """One per-element objective for targets of one layer (or of the logits, one sign)."""
+def objective(targets: Sequence[Target], read: str | None = None) -> Objective:
+    """One per-element objective for targets of one layer (or of the logits, one sign);
+    ``read`` as in :func:`single_objective`."""
     if targets[0].layer != LOGITS:
-        return channel(targets[0].layer, [t.channel for t in targets])
+        return channel(read or targets[0].layer, [t.channel for t in targets])
     obj = class_logit([t.channel for t in targets])
     return -obj if targets[0].sign < 0 else obj
 

@@ -45,6 +45,12 @@ def _following_bn(model: nn.Module, layer: str) -> str | None:
     return None
 
 
+def response_module(model: nn.Module, layer: str) -> str:
+    """The module whose output is ``layer``'s response: its BatchNorm where one follows it,
+    else the layer itself (``""``, the model's output / class logits, stays ``""``)."""
+    return (_following_bn(model, layer) or layer) if layer else layer
+
+
 def response_layers(model: nn.Module, layers: list[str]) -> dict[str, str]:
     """``{module to hook: layer}``: each layer's BatchNorm where one follows it, else itself."""
     return {(_following_bn(model, layer) or layer): layer for layer in layers}

@@ -22,6 +22,7 @@ from isic_tracking.errors import IsicInputError
 from isic_tracking.interpret import featvis as fv
 from isic_tracking.interpret.featvis.presets import preset
 from isic_tracking.interpret.fv_table import objective_name, parse_objective
+from isic_tracking.interpret.response import response_module
 
 #: the columns that identify an objective: a regularized picture and its twin share them
 OBJECTIVE_KEY = ["kind", "layer", "channel", "sign"]
@@ -113,12 +114,16 @@ def objective_table(
     return pd.DataFrame(rows)
 
 
-def table_objective(table: pd.DataFrame) -> fv.Objective:
-    """One per-element objective for rows of one kind (class logits or channels of one layer)."""
+def table_objective(table: pd.DataFrame, model: nn.Module | None = None) -> fv.Objective:
+    """One per-element objective for rows of one kind (class logits or channels of one layer);
+    with ``model``, channels are read where that model's filter responses are (after the
+    layer's BatchNorm, :func:`~isic_tracking.interpret.response.response_module`), as
+    ``visualize`` renders them."""
     kinds = table["kind"].unique().tolist()
     if kinds == ["channel"]:
         (layer,) = table["layer"].unique().tolist()
-        return fv.channels(layer, table["channel"].astype(int).tolist())
+        read = response_module(model, layer) if model is not None else layer
+        return fv.channels(read, table["channel"].astype(int).tolist())
     idx = torch.tensor(table["channel"].to_numpy(dtype="int64"))
     sign = torch.tensor(table["sign"].to_numpy(dtype="float32"))
     labels = table["label"].tolist()
@@ -150,7 +155,7 @@ def render_table(
     for idx in groups.values():
         res = fv.render(
             model,
-            table_objective(table.iloc[idx]),
+            table_objective(table.iloc[idx], model),
             size=size,
             steps=steps,
             seed=seed,

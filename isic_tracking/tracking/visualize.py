@@ -63,6 +63,7 @@ from isic_tracking.interpret.fv_targets import (
     stage_metric,
     top_from_table,
 )
+from isic_tracking.interpret.response import response_module
 from isic_tracking.interpret.stage_config import VisualizeConfig
 from isic_tracking.log import get_logger
 from isic_tracking.models import conv_layers, resolve_layers
@@ -173,18 +174,19 @@ def _layer_targets(cfg, loaded: LoadedModel, size: int, device, tmp: str) -> dic
 def _render_targets(cfg, model, targets, engine, reg, size, config, device) -> RenderResult:
     """All targets of one layer with one engine and preset, in batches; results concatenated."""
     parts = []
+    read = response_module(model, targets[0].layer)  # the filter's response (after its BN)
     for chunk in chunks(targets, max(1, cfg.batch_size)):
         if engine == "torch_dreams":
             from isic_tracking.interpret.featvis.dreams import render_torch_dreams
 
             res = render_torch_dreams(
-                model, chunk[0].layer, [t.channel for t in chunk], size=size,
+                model, read, [t.channel for t in chunk], size=size,
                 steps=cfg.steps, seed=cfg.seed, device=device,
                 mean=config["mean"], std=config["std"],
             )  # fmt: skip
         else:
             res = render(
-                model, objective(chunk), size=size, steps=cfg.steps, seed=cfg.seed,
+                model, objective(chunk, read), size=size, steps=cfg.steps, seed=cfg.seed,
                 device=device, mean=config["mean"], std=config["std"], **preset(reg),
             )  # fmt: skip
         parts.append((chunk, res))
@@ -250,7 +252,11 @@ def _natural_refs(models: dict, groups: dict, batches) -> dict:
     refs = {}
     for key, m in models.items():
         mine = {n: ts for n, ts in groups.items() if key == "model" or n != LOGITS}
-        objs = [single_objective(t) for ts in mine.values() for t in ts]
+        objs = [
+            single_objective(t, response_module(m.model, t.layer))
+            for ts in mine.values()
+            for t in ts
+        ]
         values = fv_natural.natural_values(
             m.model, objs, (x for x, _ in batches()), m.config["mean"], m.config["std"]
         )
@@ -363,6 +369,9 @@ def run_visualize(cfg: VisualizeConfig) -> VisualizeOutcome:
                 folder(n): ",".join(str(t.channel) for t in ts) for n, ts in groups.items()
             },
             "resolved.natural_images": natural,
+            "resolved.response": {  # the module each layer's pictures maximize and are read at
+                folder(n): response_module(loaded.model, n) for n in groups if n != LOGITS
+            },
         }
         tags = dict(loaded.tags)
         if cfg.filters_run:

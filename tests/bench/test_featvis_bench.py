@@ -70,6 +70,19 @@ def test_the_bench_runs_every_engine_and_prints_the_tables(capsys):
     for name in engines.split(","):
         assert f"| {name} |" in out and f"{name}: 2:" in out
     assert "CPU s to torch_dreams's" in out
+    assert "| isic | 4 |" in out and "| torch_dreams | 4 |" in out  # the steps column
+
+
+def test_our_engine_may_run_longer_to_reach_an_anchor(capsys):
+    """--isic-steps: our engines run that many steps, the anchors --steps."""
+    argv = ["--arch", "smallcnn", "--weights", "random", "--size", "32", "--steps", "2",
+            "--isic-steps", "4", "--channels", "1", "--repeats", "1", "--threads", "1",
+            "--track-every", "2", "--engines", "isic,torch_dreams"]  # fmt: skip
+    assert bench.main(argv) == 0
+    out = capsys.readouterr().out
+    assert "| isic | 4 |" in out and "| torch_dreams | 2 |" in out
+    assert "isic: 2:" in out and ", 4:" in out.split("isic: ", 1)[1].split("\n")[0]
+    assert "2 steps (ours 4)" in out
     with pytest.raises(SystemExit):
         bench.main([*argv[:-1], "isic,nope"])
 

@@ -153,3 +153,15 @@ def test_summary_metrics_names():
             "custom_mean": 0.5,
         }
     )
+
+
+def test_table_objective_reads_a_channel_after_its_batchnorm_when_given_the_model():
+    import pandas as pd
+
+    from isic_tracking.interpret.sanity_sets import table_objective
+    from isic_tracking.models import create_model
+
+    model = create_model("smallcnn", 2)
+    table = pd.DataFrame({"kind": ["channel"] * 2, "layer": ["features.12"] * 2, "channel": [3, 5]})
+    assert table_objective(table).layers == ("features.12",)
+    assert table_objective(table, model).layers == ("features.13",)  # conv -> BatchNorm

@@ -292,3 +292,37 @@ def test_every_picture_is_compared_with_the_natural_max_of_its_unit(
     } <= set(run.data.metrics)
     assert all(k.count("/") <= 1 for k in run.data.metrics)
     assert "tables/colour_check.csv" in _artifacts(run.info.run_id, "tables")
+
+
+def test_pictures_maximize_and_are_measured_at_the_filters_response(
+    mlflow_tracking, binary_manifest
+):
+    """In a conv -> BatchNorm net the picture of a filter maximizes its response (the
+    BatchNorm's output, what the ReLU sees, as filters ranks it), and its natural maximum is
+    read there too: with a BatchNorm that flips signs, the conv's own output would be the
+    opposite objective."""
+    from isic_tracking.data.dataset import make_loader
+    from isic_tracking.data.manifest import read_manifest
+    from isic_tracking.data.transforms import build_transforms
+    from isic_tracking.interpret.activations import activation_stats
+    from isic_tracking.tracking.registry import load_model
+
+    model_run = checkpoint_run(edit=_flip_last_batchnorm)
+    argv = _args(
+        model_run, "--layers", "last", "--channels", "0,1,2,3", "--manifest",
+        str(binary_manifest), "--split", "all",
+    )  # fmt: skip
+    assert visualize.main(argv) == 0
+    run = _visualize_run()
+    assert run.data.params[f"resolved.response.{LAST}"] == "layer4.1.bn2"
+    chans = _table(run.info.run_id)
+    chans = chans[chans["layer"] == LAST].set_index("channel")
+
+    loaded = load_model(f"runs:/{model_run}/checkpoint")
+    tf = build_transforms(32, train=False, mean=loaded.config["mean"], std=loaded.config["std"])
+    loader = make_loader(read_manifest(binary_manifest), tf, 16)
+    stats = activation_stats(loaded.model, loader, ["layer4.1.bn2", LAST], reduce=("mean",))
+    bn, conv = (stats[n].mean.max(0).values for n in ("layer4.1.bn2", LAST))
+    for c in range(4):
+        assert chans.loc[c, "natural_max"] == pytest.approx(float(bn[c]), rel=1e-4, abs=1e-5)
+    assert not torch.allclose(bn[:4], conv[:4], atol=1e-3)  # the test tells them apart

@@ -179,9 +179,11 @@ def fold_batchnorm(model: nn.Module, keep: Collection[str] = ()) -> Iterator[int
 
     In eval mode BatchNorm is a fixed per-channel affine map, so conv+BN is one conv with
     scaled weights and a bias: same outputs up to rounding, without BatchNorm's forward and
-    backward over the largest feature maps (19 % of a smallcnn render step on CPU). Pairs where
-    either module is named in ``keep`` (a hooked layer, whose own output must stay what it is)
-    are left alone; the original modules are put back on exit.
+    backward over the largest feature maps (19 % of a smallcnn render step on CPU). A pair whose
+    conv is named in ``keep`` (a hooked layer, whose own output must stay what it is) is left
+    alone. A hooked BatchNorm does not stop the fold: its place holds an ``nn.Identity`` whose
+    output is the fused conv's, i.e. the BatchNorm's output (the filter's response, what
+    :mod:`isic_tracking.interpret.response` reads). The original modules are put back on exit.
     """
     swaps: list[tuple[nn.Sequential, int, nn.Module]] = []
     try:
@@ -193,7 +195,7 @@ def fold_batchnorm(model: nn.Module, keep: Collection[str] = ()) -> Iterator[int
                 conv, bn = seq[i], seq[i + 1]
                 if not (isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d)):
                     continue
-                if conv.training or bn.training or names[i] in keep or names[i + 1] in keep:
+                if conv.training or bn.training or names[i] in keep:
                     continue
                 if bn.running_mean is None:  # track_running_stats=False: batch statistics
                     continue

@@ -144,6 +144,27 @@ def test_render_folds_batchnorm_on_cpu_and_says_so():
     assert all(isinstance(m, torch.nn.BatchNorm2d) for m in model.features[1::4])
 
 
+def test_a_hooked_batchnorm_still_folds_and_reads_the_fused_output():
+    """Rendering a filter's response (its BatchNorm's output) folds that pair too: the
+    Identity in the BatchNorm's place outputs the fused conv, i.e. the same values."""
+    torch.manual_seed(0)
+    model = create_model("smallcnn", 2)
+    for m in model.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.5, 0.5), m.running_var.uniform_(0.5, 2.0)
+            m.weight.data.uniform_(-1.5, 1.5), m.bias.data.uniform_(-0.2, 0.2)
+    model.eval()
+    x = torch.rand(2, 3, 32, 32)
+    with torch.no_grad():
+        expected = model.features[:10](x)  # through the BatchNorm features.9
+        with fold_batchnorm(model, keep={"features.9"}) as folded:
+            assert folded == 4 and isinstance(model.features[9], torch.nn.Identity)
+            seen = model.features[:10](x)  # ends at the Identity in the BatchNorm's place
+    assert torch.allclose(seen, expected, atol=1e-5)
+    res = render(model, channel("features.9", [0, 1]), size=32, steps=2, amp=False)
+    assert res.settings["folded_bn"] == 4
+
+
 def test_path_params_are_the_default_renders_settings(tiny_cnn):
     params = path_params("cpu", 32, 3)
     res = render(tiny_cnn, channel("6", [0]), size=32, steps=3)
