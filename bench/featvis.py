@@ -3,7 +3,8 @@
 Same model, layer, channels, image size and steps for every engine (``--isic-steps`` lets
 ours run longer, to measure its time to an anchor's final activation), weights frozen for all:
   * isic:          ``render``'s default path (on CPU: bf16 autocast where native, channels-last
-                   input, BatchNorm folded, lr 0.2), preset ``fourier``, one batch;
+                   input, BatchNorm folded), preset ``tuned`` (visualize's default: the thesis's
+                   priors at lr 0.2; ``--preset``/``--lr`` choose another), one batch;
   * isic_fp32:     the same render with the fast path off (fp32, contiguous input): what bf16
                    autocast changes in the activation reached;
   * isic_plain:    the engine before issue 17 (fp32, lr 0.05);
@@ -66,12 +67,13 @@ def engine_fn(name: str, model, layer: str, chans: list[int], args):
     """``fn(steps, on_step) -> final images`` for engine ``name``."""
     norm = {"mean": IMAGENET_MEAN, "std": IMAGENET_STD}
     if name in OPTIONS:
-        options = OPTIONS[name]
+        # the preset (with its own lr), --lr, then the engine's options (isic_plain: lr 0.05)
+        settings = {**preset(args.preset), **({"lr": args.lr} if args.lr else {}), **OPTIONS[name]}
 
         def run(steps, on_step):
             res = render(
                 model, channel(layer, chans), size=args.size, steps=steps, seed=args.seed,
-                record_every=0, on_step=on_step, **norm, **options, **preset(args.preset),
+                record_every=0, on_step=on_step, **norm, **settings,
             )  # fmt: skip
             run.settings = res.settings
             return res.images
@@ -143,7 +145,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--threads", default="1,2", help="torch CPU thread counts, comma-separated")
     p.add_argument("--weights", choices=["auto", "pretrained", "random"], default="auto")
-    p.add_argument("--preset", default="fourier", help="our engine's preset (default fourier)")
+    p.add_argument(
+        "--preset", default="tuned",
+        help="our engine's preset (default tuned: what visualize and sanity render)",
+    )  # fmt: skip
+    p.add_argument("--lr", type=float, default=0.0, help="our engine's lr (default: the preset's)")
     p.add_argument("--engines", default=",".join(ENGINES))
     p.add_argument("--track-every", type=int, default=10, help="snapshot every N steps")
     p.add_argument("--seed", type=int, default=0)
@@ -172,7 +178,8 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"\n{args.model_uri or args.arch} `{layer}`, {args.size} px, {args.steps} steps "
         f"(ours {args.isic_steps or args.steps}), "
-        f"{len(chans)} channels, weights: {weights}, preset {args.preset}, "
+        f"{len(chans)} channels, weights: {weights}, preset {args.preset}"
+        f"{f' at lr {args.lr}' if args.lr else ''}, "
         f"isic path: amp {path.get('amp')}, channels_last {path.get('channels_last')}, "
         f"stages {path.get('stages')}; repeats {args.repeats} (median), "
         f"load average {os.getloadavg()[0]:.1f}"
