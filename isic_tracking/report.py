@@ -3,17 +3,22 @@ with the run it came from, the settings that produced it and the verdicts that q
 
 Pure: it takes what :mod:`isic_tracking.tracking.report_data` read from MLflow and returns a
 string. Images are inlined as ``data:`` URIs and there is no JavaScript, so the file reads the
-same from disk, from a mail attachment and from MLflow's artifact viewer.
+same from disk, from a mail attachment and from MLflow's artifact viewer. A large PNG (a grid of
+noisy visualizations compresses badly: 1-2 MB each) is inlined as a JPEG when that is smaller
+(:func:`inline_image`): the demo grid's report fell from 28 MB to a few; the logged figure
+itself, behind the item's run link, keeps every pixel.
 """
 
 from __future__ import annotations
 
 import base64
 import html
+import io
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import pandas as pd
+from PIL import Image
 
 
 @dataclass(frozen=True)
@@ -93,10 +98,31 @@ def _table_html(t: Table) -> str:
     return f'<h4>{_e(t.caption)}</h4>{note}<div class="scroll">{body}</div>'
 
 
+#: A PNG up to this size is inlined as it is; a larger one as a JPEG when that is smaller.
+INLINE_PNG_LIMIT = 200_000
+JPEG_QUALITY = 88
+
+
+def inline_image(png: bytes, limit: int = INLINE_PNG_LIMIT) -> tuple[str, bytes]:
+    """(MIME type, bytes) to inline for a figure: the PNG itself up to ``limit`` bytes, else
+    the smaller of it and a JPEG (quality :data:`JPEG_QUALITY`, transparency on white)."""
+    if len(png) <= limit:
+        return "image/png", png
+    with Image.open(io.BytesIO(png)) as im:
+        rgba = im.convert("RGBA")
+    flat = Image.new("RGB", rgba.size, "white")
+    flat.paste(rgba, mask=rgba.getchannel("A"))
+    buf = io.BytesIO()
+    flat.save(buf, format="JPEG", quality=JPEG_QUALITY, optimize=True)
+    jpeg = buf.getvalue()
+    return ("image/jpeg", jpeg) if len(jpeg) < len(png) else ("image/png", png)
+
+
 def _figure_html(f: Figure) -> str:
-    data = base64.b64encode(f.png).decode("ascii")
+    mime, raw = inline_image(f.png)
+    data = base64.b64encode(raw).decode("ascii")
     return (
-        f'<figure><img alt="{_e(f.caption)}" src="data:image/png;base64,{data}">'
+        f'<figure><img alt="{_e(f.caption)}" src="data:{mime};base64,{data}">'
         f"<figcaption>{_e(f.caption)}</figcaption></figure>"
     )
 

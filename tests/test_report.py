@@ -28,7 +28,7 @@ class _Collect(HTMLParser):
         self.tags.append((tag, dict(attrs)))
 
 
-def _report() -> Report:
+def _report(figure: bytes | None = None) -> Report:
     item = Item(
         "confusion-binary-timm-resnet18",
         "timm:resnet18 · binary",
@@ -37,7 +37,7 @@ def _report() -> Report:
         settings={"folds": "3"},
         verdicts=["sanity_verdict: closer than noise in 2 of 3 layers"],
         tables=[Table("per fold", pd.DataFrame({"fold": [0], "auc": [0.9]}), "data set d1")],
-        figures=[Figure("figures/oof_confusion_matrix.png", _png((200, 10, 10)))],
+        figures=[Figure("figures/oof_confusion_matrix.png", figure or _png((200, 10, 10)))],
     )
     empty = Item("sanity-binary-x", "x · binary", missing="the chain has no sanity run")
     return Report(
@@ -72,3 +72,24 @@ def test_html_is_self_contained_and_findable() -> None:
 def test_slug() -> None:
     assert slug("timm:ResNet18") == "timm-resnet18"
     assert slug("multiclass") == "multiclass"
+
+
+def test_a_large_figure_is_inlined_as_a_smaller_jpeg_and_a_small_one_as_is() -> None:
+    import numpy as np
+
+    from isic_tracking.report import INLINE_PNG_LIMIT, inline_image
+
+    rng = np.random.default_rng(0)
+    noise = Image.fromarray(rng.integers(0, 256, (400, 400, 4), dtype=np.uint8), "RGBA")
+    buf = io.BytesIO()
+    noise.save(buf, format="PNG")
+    big = buf.getvalue()
+    assert len(big) > INLINE_PNG_LIMIT
+    mime, data = inline_image(big)
+    assert mime == "image/jpeg" and len(data) < len(big)
+    with Image.open(io.BytesIO(data)) as im:
+        assert im.size == (400, 400) and im.mode == "RGB"
+    small = _png((200, 10, 10))
+    assert inline_image(small) == ("image/png", small)
+    page = render_html(_report(figure=big))
+    assert page.count("data:image/jpeg;base64,") == 1
