@@ -252,11 +252,8 @@ def _natural_refs(models: dict, groups: dict, batches) -> dict:
     refs = {}
     for key, m in models.items():
         mine = {n: ts for n, ts in groups.items() if key == "model" or n != LOGITS}
-        objs = [
-            single_objective(t, response_module(m.model, t.layer))
-            for ts in mine.values()
-            for t in ts
-        ]
+        read = {n: response_module(m.model, n) for n in mine}  # each filter's response
+        objs = [single_objective(t, read[n]) for n, ts in mine.items() for t in ts]
         values = fv_natural.natural_values(
             m.model, objs, (x for x, _ in batches()), m.config["mean"], m.config["std"]
         )
@@ -369,8 +366,9 @@ def run_visualize(cfg: VisualizeConfig) -> VisualizeOutcome:
                 folder(n): ",".join(str(t.channel) for t in ts) for n, ts in groups.items()
             },
             "resolved.natural_images": natural,
-            "resolved.response": {  # the module each layer's pictures maximize and are read at
-                folder(n): response_module(loaded.model, n) for n in groups if n != LOGITS
+            # the module each layer's pictures maximize and are measured at
+            "resolved.response": {
+                folder(n): response_module(loaded.model, n) or "output" for n in groups
             },
         }
         tags = dict(loaded.tags)
