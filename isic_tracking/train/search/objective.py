@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import math
 import shutil
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +18,7 @@ from isic_tracking.train.fold import train_fold
 from isic_tracking.train.search.config import SearchConfig
 from isic_tracking.train.search.data import SearchData
 from isic_tracking.train.search.liveness import owner_attrs
+from isic_tracking.train.search.scratch import sweep_dead, trial_dir
 
 
 @dataclass
@@ -69,7 +69,8 @@ class SearchObjective:
             trial.set_user_attr(key, value)
         self.hooks.start(trial, params)
         run = _TrialRun(trial, self.metric, int(params["epochs"]), self.hooks)
-        state_dir = tempfile.mkdtemp(prefix=f"isic-trial{trial.number}-")
+        sweep_dead()  # the scratch folders of killed workers of this host
+        state_dir = trial_dir(trial.number)
         try:
             result = train_fold(
                 self.cfg.train_config(params),
