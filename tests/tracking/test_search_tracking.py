@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -141,17 +142,19 @@ def test_two_worker_processes_share_one_study(
 
 @pytest.mark.slow
 def test_killed_worker_trial_is_failed_and_retried(
-    manifest: str, mlflow_tracking: str, tmp_path: Path
+    manifest: str, mlflow_tracking: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     url = f"journal:{tmp_path / 'kill.journal'}"
     cfg = tiny_config(manifest, n_trials=1, storage=url, study_name="kill", max_batches=None)
     study = open_study(make_storage(url), "kill", cfg)
     study.enqueue_trial({"lr": 1e-3, "batch_size": 16, "epochs": 2})
     args = [f"--{k}={v}" for k, v in vars(cfg).items() if v is not None]
+    scratch = tmp_path / "tmp"  # the worker's temp directory
+    scratch.mkdir()
     proc = subprocess.Popen(
         [sys.executable, "-m", "entrypoints.search", *args],
         cwd=REPO,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
+        env={**os.environ, "PYTHONPATH": str(REPO), "TMPDIR": str(scratch)},
     )
     try:
         deadline = time.monotonic() + 300
@@ -165,8 +168,13 @@ def test_killed_worker_trial_is_failed_and_retried(
     finally:
         proc.wait()
     assert study.get_trials()[0].state == TrialState.RUNNING  # nobody told the storage
+    assert [d.name.split("-")[2].split(".")[0] for d in scratch.glob("isic-trial0-*")] == [
+        str(proc.pid)
+    ]
 
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
     outcome = run_search(cfg)  # same command again: the dead trial is failed and re-run
+    assert list(scratch.glob("isic-trial*")) == []  # the killed one's swept, the retry's removed
 
     dead, retry = study.get_trials()
     assert dead.state == TrialState.FAIL and retry.state == TrialState.COMPLETE
