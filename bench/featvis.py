@@ -172,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
         for t in threads:
             torch.set_num_threads(t)
             for name, fn in fns.items():
-                steps = args.isic_steps or args.steps if name.startswith("isic") else args.steps
+                steps = (args.isic_steps or args.steps) if name.startswith("isic") else args.steps
                 results[t][name].append(measure(fn, steps, args.track_every, score))
     path = getattr(fns.get("isic"), "settings", {})
     print(
