@@ -131,18 +131,18 @@ def _claim_parent(study: optuna.Study, study_name: str, task: str | None = None)
     own = os.environ.get("MLFLOW_RUN_ID")
     parent = find_parent_run(study, study_name, task)
     if parent is None:
-        if own:
-            client.set_tag(own, tag.STAGE, SEARCH_STAGE)
-            client.set_tag(own, tag.STUDY_NAME, study_name)
-            mine = own
-        else:
-            mine = client.create_run(
-                experiment_id(task),
-                run_name=f"search-{study_name}",
-                tags=context_tags(**{tag.STAGE: SEARCH_STAGE, tag.STUDY_NAME: study_name}),
+        mine = own or (
+            client.create_run(
+                experiment_id(task), run_name=f"search-{study_name}", tags=context_tags()
             ).info.run_id
+        )
         # every machine that found no parent claims; all of them pick the earliest claim
-        parent = elect_parent(mine, experiment_id(task), _parent_filter(study_name))
+        parent = elect_parent(
+            mine,
+            experiment_id(task),
+            _parent_filter(study_name),
+            tags={tag.STAGE: SEARCH_STAGE, tag.STUDY_NAME: study_name},
+        )
         study.set_user_attr(PARENT_ATTR, parent)
         if parent != mine:
             client.set_tag(mine, tag.STAGE, "search-worker")

@@ -112,21 +112,17 @@ def _claim_fold_parent(cfg: TrainConfig, cfg_hash: str, own_run: str | None) -> 
     """One-fold workers (``fold=k``) started together: each claims a parent run and all
     agree on the earliest claim (:func:`elect_parent`); the losers point at it."""
     client = MlflowClient()
-    tags = {tag.STAGE: "train", tag.CONFIG_HASH: cfg_hash, tag.COMPLETE: "false"}
-    if own_run:
-        for k, v in tags.items():
-            client.set_tag(own_run, k, v)
-        mine = own_run
-    else:
-        mine = client.create_run(
-            experiment_id(cfg.task), run_name=f"train-{cfg.arch}", tags=context_tags(**tags)
-        )
-        mine = mine.info.run_id
+    mine = own_run or (
+        client.create_run(
+            experiment_id(cfg.task), run_name=f"train-{cfg.arch}", tags=context_tags()
+        ).info.run_id
+    )
     parent = elect_parent(
         mine,
         experiment_id(cfg.task),
         f"tags.`{tag.STAGE}` = 'train' and tags.`{tag.CONFIG_HASH}` = '{cfg_hash}'",
         eligible=lambda r: r.data.tags.get(tag.COMPLETE) != "true",
+        tags={tag.STAGE: "train", tag.CONFIG_HASH: cfg_hash, tag.COMPLETE: "false"},
     )
     if parent != mine and mine != own_run:  # own_run is re-tagged as a resume below
         client.set_tag(mine, tag.STAGE, "train-resume")
