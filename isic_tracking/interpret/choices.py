@@ -12,3 +12,9 @@ ENGINES: tuple[str, ...] = ("isic", "torch_dreams")
 POOLINGS: tuple[str, ...] = ("mean", "max", "flatten")
 #: similarity between activation vectors (sanity metrics)
 METRICS: tuple[str, ...] = ("spearman", "pearson", "cosine")
+#: colour basis of the ``tuned`` preset (:func:`isic_tracking.interpret.featvis.presets.resolve_colours`)
+COLOUR_CHOICES: tuple[str, ...] = ("data", "imagenet")
+COLOURS_HELP = (
+    "colour basis of the tuned preset: data (fitted to the analysed natural images: pictures "
+    "start at their mean colour and move along their colour axes) or imagenet (lucid's)"
+)

@@ -9,11 +9,14 @@ those of any other class.
   whose colour is far from the skin, estimated as the median colour of the image's border.
 - :func:`colour_histogram`: a soft (trilinear) joint histogram in CIELAB (perceptual axes:
   lightness, green-red, blue-yellow), so close colours share bins.
-- :func:`colour_check`: the distance from each visualization to every class's lesion
-  colours, as the Kullback-Leibler divergence ``KL(visualization || class)`` (how badly the
-  class's colours explain the picture's: a blue-grey or red pixel is cheap under the
-  malignant colours and dear under the benign brown, whereas a symmetric distance to the
-  malignant lesions' broad histogram is large for any single picture).
+- :func:`colour_check`: how far each visualization is from every class's lesion colours,
+  as ``1 - support``: the support of a class is the mean, over the picture's pixels, of the
+  posterior of that class given the pixel's colour under the classes' lesion histograms
+  (equal class priors), i.e. the share of the picture's colour evidence a colour-only
+  classifier of lesion pixels gives the class. Chance is ``1 - 1/K``. Unlike the
+  Kullback-Leibler divergence ``KL(picture || class)`` used before, it does not favour the
+  class with the broadest palette: under KL a picture of several browns was nearest the
+  multi-coloured melanoma, not the uniformly brown nevus (docs/benchmarks.md, issue 18).
 
   A class passes when its own class is the nearest; the table keeps the distance to every
   class.
@@ -126,13 +129,22 @@ def class_histograms(
     return torch.where(totals > 0, sums / totals.clamp(min=1e-12), torch.nan)
 
 
+def posteriors(hists: Tensor, smoothing: float = SMOOTHING) -> Tensor:
+    """``[K, bins]``: the posterior of each class given a colour bin (equal priors), from the
+    classes' lesion histograms smoothed with ``smoothing`` of a uniform one; a class without
+    lesion pixels (NaN histogram) gets 0."""
+    q = (1 - smoothing) * hists + smoothing / hists.shape[-1]
+    q = torch.nan_to_num(q, nan=0.0)
+    return q / q.sum(0, keepdim=True).clamp(min=1e-12)
+
+
 def distances(visualizations: Tensor, hists: Tensor) -> Tensor:
-    """``[K pictures, K classes]``: ``KL(picture || class)``; ``inf`` for a class without
-    lesion pixels (NaN histogram)."""
-    d = torch.stack(
-        [divergence(colour_histogram(v.reshape(3, -1).T)[None], hists) for v in visualizations]
-    )
-    return torch.where(torch.isnan(d), torch.inf, d)
+    """``[K pictures, K classes]``: ``1 - support`` of each class by each picture's colours
+    (see the module docstring); ``inf`` for a class without lesion pixels (NaN histogram)."""
+    post = posteriors(hists)
+    pics = torch.stack([colour_histogram(v.reshape(3, -1).T) for v in visualizations])
+    d = 1 - pics @ post.T
+    return torch.where(torch.isnan(hists).any(-1)[None, :], torch.inf, d)
 
 
 def colour_check(visualizations: Tensor, classes: Sequence[str], hists: Tensor) -> pd.DataFrame:

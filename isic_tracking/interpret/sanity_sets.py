@@ -20,6 +20,7 @@ from torch import Tensor, nn
 
 from isic_tracking.errors import IsicInputError
 from isic_tracking.interpret import featvis as fv
+from isic_tracking.interpret.featvis.param import ColourBasis
 from isic_tracking.interpret.featvis.presets import preset
 from isic_tracking.interpret.fv_table import objective_name, parse_objective
 from isic_tracking.interpret.response import response_module
@@ -147,8 +148,10 @@ def render_table(
     std: Sequence[float],
     regularization: str,
     seed: int,
+    colour: ColourBasis | None = None,
 ) -> tuple[Tensor, Tensor]:
-    """Render every row of ``table`` (one batch per kind/layer): images ``[B, 3, S, S]``, values."""
+    """Render every row of ``table`` (one batch per kind/layer): images ``[B, 3, S, S]``, values;
+    ``colour``: the basis of the data-colour presets (:func:`.featvis.presets.preset`)."""
     images = torch.empty(len(table), 3, size, size)
     reached = torch.empty(len(table))
     groups = table.groupby(["kind", "layer"], sort=False).indices
@@ -161,7 +164,7 @@ def render_table(
             seed=seed,
             mean=mean,
             std=std,
-            **preset(regularization),
+            **preset(regularization, colour),
         )
         images[idx] = res.images.float()
         reached[idx] = res.activation.float()

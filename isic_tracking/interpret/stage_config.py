@@ -12,7 +12,14 @@ from typing import Any
 
 from isic_tracking.config import _f
 from isic_tracking.errors import IsicInputError
-from isic_tracking.interpret.choices import ENGINES, METRICS, POOLINGS, PRESET_NAMES
+from isic_tracking.interpret.choices import (
+    COLOUR_CHOICES,
+    COLOURS_HELP,
+    ENGINES,
+    METRICS,
+    POOLINGS,
+    PRESET_NAMES,
+)
 
 MODEL_URI_HELP = (
     "models:/name@alias, models:/name/version, runs:/<id>/checkpoint or pretrained:<arch>"
@@ -95,6 +102,7 @@ class VisualizeConfig:
         "at lr 0.2; thesis: its Table 3 as is)",
     )
     engine: str = _f("isic", f"engine(s), comma-separated: {', '.join(ENGINES)}")
+    colours: str = _choice("data", COLOUR_CHOICES, COLOURS_HELP)
     seed: int = _f(0, "random seed (image choice, initial images)")
     batch_size: int = _f(16, "images rendered per forward")
     device: str = _f("auto", "auto (cuda, then mps, then cpu), cpu, cuda, cuda:1, ...")
@@ -151,6 +159,7 @@ class SanityConfig:
         "featvis preset of the rendered visualizations (tuned, as visualize's default); their "
         "twins use `none`",
     )
+    colours: str = _choice("data", COLOUR_CHOICES, COLOURS_HELP)
     pooling: str = _choice("mean", POOLINGS, "how an activation map becomes one vector")
     standardize: bool = _f(
         False, "z-score each unit over the natural images before comparing (see sanity.py)"

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import pandas as pd
+from torch import Tensor
 
 from isic_tracking.data.manifest import read_manifest
 from isic_tracking.errors import IsicInputError
@@ -63,3 +64,37 @@ def split_rows(
     if rows.empty:
         raise IsicInputError(f"split {split!r} of {path} has no images")
     return rows.reset_index(drop=True), str(path)
+
+
+def natural_batches(
+    loaded: LoadedModel,
+    manifest: str | None,
+    split: str,
+    size: int,
+    batch_size: int,
+    default_split: str,
+) -> tuple[Callable[[], Iterator[tuple[Tensor, Tensor]]] | None, str]:
+    """The analysed natural images of ``split`` as a callable giving ``(images in [0, 1] at
+    ``size``, labels)`` batches, and what they are. ``(None, why)`` for ``split=none``. When
+    ``default_split`` cannot be had (a model without a training run and folds) an explicit
+    ``manifest`` is used whole, and without one there are none (the run says why); an
+    explicit split must work."""
+    from isic_tracking.data.dataset import make_loader
+    from isic_tracking.data.transforms import build_transforms
+
+    split = split.strip()
+    if split == "none":
+        return None, "none (split=none)"
+    try:
+        rows, path = split_rows(loaded, manifest, split)
+    except IsicInputError as err:
+        if split != default_split:
+            raise
+        if not manifest:
+            return None, f"none ({err}; pass manifest= and split= to compare)"
+        split = "all"
+        rows, path = split_rows(loaded, manifest, split)
+    loader = make_loader(rows, build_transforms(size, train=False, mean=None), batch_size)
+    return (
+        lambda: ((x, y) for x, y, *_ in loader)
+    ), f"{len(rows)} images of split {split!r} of {path}"

@@ -28,6 +28,8 @@ from torch import Tensor, nn
 
 from isic_tracking.errors import IsicInputError
 from isic_tracking.interpret import sanity as S
+from isic_tracking.interpret.featvis.param import ColourBasis
+from isic_tracking.interpret.featvis.presets import resolve_colours
 from isic_tracking.interpret.fv_table import ARTIFACT, read_activations
 from isic_tracking.interpret.inputs import (
     images_per_class,
@@ -102,6 +104,7 @@ class ModelInputs:
     render_size: int  # size of the visualizations rendered here
     batch_size: int
     device: torch.device
+    colour: ColourBasis | None = None  # the basis ``tuned`` renders in (None: ImageNet's)
 
     @property
     def forward_kw(self) -> dict[str, Any]:
@@ -139,7 +142,7 @@ def read_visualize_run(run_id: str, classes: list[str], tmp: str) -> tuple[pd.Da
 def _render(m: ModelInputs, cfg: SanityConfig, table, regularization: str, seed: int, model=None):
     return render_table(
         model if model is not None else m.model, table, steps=cfg.steps, size=m.render_size,
-        mean=m.mean, std=m.std, regularization=regularization, seed=seed,
+        mean=m.mean, std=m.std, regularization=regularization, seed=seed, colour=m.colour,
     )  # fmt: skip
 
 
@@ -325,9 +328,10 @@ def run_sanity(cfg: SanityConfig) -> SanityOutcome:
     sample = sample_per_class(rows, n_used, classes, seed=cfg.seed, where=where)
     natural = load_images(sample, size)
     nat_class = torch.tensor(sample["label"].to_numpy(dtype="int64"))
+    colour, colours = resolve_colours(cfg.colours, lambda: [natural], f"{len(sample)} of {where}")
     m = ModelInputs(
         model, classes, int(mc["num_outputs"]), mc["mean"], mc["std"], size,
-        cfg.image_size or size, cfg.batch_size, device,
+        cfg.image_size or size, cfg.batch_size, device, colour,
     )  # fmt: skip
 
     if cfg.fv_run:
@@ -346,6 +350,7 @@ def run_sanity(cfg: SanityConfig) -> SanityOutcome:
         layers_resolved=layers,
         manifest_resolved=manifest_path,
         render_size=m.render_size,
+        colours_resolved=colours,
     )
     tags = dict(loaded.tags)
     tags[tag.SANITY_VISUALIZATIONS] = compared

@@ -1,29 +1,27 @@
 """The ``visualize`` stage: feature visualization by activation maximization (thesis §4.4,
 §5.4.1), logged as one run.
 
-Renders, for each chosen layer, the images that maximize the mean activation of chosen filters
-(``channels=top_n``: the most activated ones, from a ``filters`` run or a small pass over the
-manifest's images; ``all``; explicit indices ``3,17,42``) or the class logits
-(``channels=classes``). ``regularization`` takes one or more presets (``thesis``, ``none``,
-``fourier``, ``maco``), so the thesis's with/without comparison (Fig. 29) is one flag
-(``thesis,none``); ``engine`` our batched engine (``isic``), torch-dreams (``torch_dreams``, the
-thesis's library) or both; ``compare_pretrained`` renders the ImageNet base next to the model.
+Renders, for each chosen layer, the images that maximize the mean response of chosen filters
+(``channels=top_n``, from a ``filters`` run or a small pass over the manifest; ``all``;
+indices ``3,17,42``) or the class logits (``channels=classes``), with one or more presets
+(``regularization=tuned,thesis,none,fourier,maco``: the thesis's with/without comparison,
+Fig. 29, is one flag), engines (``isic``, ``torch_dreams``) and the ImageNet base beside the
+model on request. ``tuned`` renders in the colour basis of the analysed natural images
+(``colours=data``, param ``resolved.colours``).
 
 Every picture's activation is set next to the same objective's maximum and 99th percentile
-over the analysed natural images (``split``, default the validation images of fold 0 of the
-model's training run, as ``filters``): ``fv_over_natural_max`` (:mod:`.interpret.fv_natural`).
-
-Logs one labelled grid per layer and preset under ``figures/`` (layer, filter, class selectivity
-from a filters run, ``fv/nat max``), with its twin beside it (``none``, or the ImageNet base),
-every image as a PNG under ``images/<layer>/``, ``tables/activations.csv``
-(:mod:`isic_tracking.interpret.fv_table`, read by ``sanity --fv_run``), metrics
-``<kind>/<layer>-<preset>`` and the settings, tagged with the model's name, version and
-training run.
+over the analysed natural images (``split``, default fold 0's validation images, as
+``filters``): ``fv_over_natural_max`` (:mod:`.interpret.fv_natural`). Logs one labelled grid
+per layer and preset under ``figures/`` with its twin beside it, every image as a PNG under
+``images/<layer>/``, ``tables/activations.csv`` (read by ``sanity --fv_run``), metrics
+``<kind>/<layer>-<preset>``, the colour check of the class-logit pictures and the settings,
+tagged with the model's name, version and training run.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,7 +35,7 @@ from isic_tracking.interpret.colour_check import class_histograms
 from isic_tracking.interpret.featvis import LOGITS, render
 from isic_tracking.interpret.featvis.fastpath import path_params
 from isic_tracking.interpret.featvis.grids import comparison_grid, save_png, twin_grid
-from isic_tracking.interpret.featvis.presets import PRESETS, preset
+from isic_tracking.interpret.featvis.presets import PRESETS, preset, resolve_colours
 from isic_tracking.interpret.featvis.render import RenderResult, check_request, layer_channels
 from isic_tracking.interpret.fv_table import ARTIFACT, write_activations
 from isic_tracking.interpret.fv_targets import (
@@ -68,7 +66,7 @@ from isic_tracking.interpret.stage_config import VisualizeConfig
 from isic_tracking.log import get_logger
 from isic_tracking.models import conv_layers, resolve_layers
 from isic_tracking.tracking import tag
-from isic_tracking.tracking.analysis import split_rows
+from isic_tracking.tracking.analysis import natural_batches
 from isic_tracking.tracking.registry import LoadedModel, load_model, training_manifest
 from isic_tracking.tracking.runs import (
     download_artifacts,
@@ -171,8 +169,9 @@ def _layer_targets(cfg, loaded: LoadedModel, size: int, device, tmp: str) -> dic
 # --------------------------------------------------------------------------- rendering
 
 
-def _render_targets(cfg, model, targets, engine, reg, size, config, device) -> RenderResult:
-    """All targets of one layer with one engine and preset, in batches; results concatenated."""
+def _render_targets(cfg, model, targets, engine, kw, size, config, device) -> RenderResult:
+    """All targets of one layer with one engine and preset (``kw()``: its render keywords),
+    in batches; results concatenated."""
     parts = []
     read = response_module(model, targets[0].layer)  # the filter's response (after its BN)
     for chunk in chunks(targets, max(1, cfg.batch_size)):
@@ -187,7 +186,7 @@ def _render_targets(cfg, model, targets, engine, reg, size, config, device) -> R
         else:
             res = render(
                 model, objective(chunk, read), size=size, steps=cfg.steps, seed=cfg.seed,
-                device=device, mean=config["mean"], std=config["std"], **preset(reg),
+                device=device, mean=config["mean"], std=config["std"], **kw(),
             )  # fmt: skip
         parts.append((chunk, res))
     return concat_results(parts)
@@ -218,32 +217,6 @@ def _models(cfg: VisualizeConfig, loaded: LoadedModel, classes_mode: bool, devic
 
 
 # --------------------------------------------------------------------------- natural images
-
-
-def _natural_loader(cfg: VisualizeConfig, loaded: LoadedModel, size: int):
-    """The analysed natural images (``cfg.split``) as ``[0, 1]`` batches at the render size,
-    and what they are. ``(None, why)`` for ``split=none``. When the default split cannot be
-    had (a model without a training run and folds) an explicit ``manifest`` is used whole,
-    and without one no comparison is made (the run says why); an explicit split must work."""
-    from isic_tracking.data.dataset import make_loader
-    from isic_tracking.data.transforms import build_transforms
-
-    split = cfg.split.strip()
-    if split == "none":
-        return None, "none (split=none)"
-    try:
-        rows, path = split_rows(loaded, cfg.manifest, split)
-    except IsicInputError as err:
-        if split != DEFAULT_SPLIT:
-            raise
-        if not cfg.manifest:
-            return None, f"none ({err}; pass manifest= and split= to compare)"
-        split = "all"
-        rows, path = split_rows(loaded, cfg.manifest, split)
-    loader = make_loader(rows, build_transforms(size, train=False, mean=None), cfg.batch_size)
-    return (
-        lambda: ((x, y) for x, y, *_ in loader)
-    ), f"{len(rows)} images of split {split!r} of {path}"
 
 
 def _natural_refs(models: dict, groups: dict, batches) -> dict:
@@ -285,11 +258,12 @@ def _log_grids(layer_name: str, done: dict, header: str) -> None:
 
 
 def _render_layer(cfg, layer_name, targets, models, engines, regs, size, device, out, refs):
-    """Every (model, engine, preset) render of one layer's targets: ``{render: (result,
-    rows)}`` and the metrics."""
+    """Every (model, engine, preset) render of one layer's targets (``regs``: preset name ->
+    its render keywords): ``{render: (result, rows)}`` and the metrics."""
     fold, done, metrics = folder(layer_name), {}, {}
-    for key, m, engine, reg in render_plan(models, engines, regs):
-        res = _render_targets(cfg, m.model, targets, engine, reg, size, m.config, device)
+    for key, m, engine, reg in render_plan(models, engines, list(regs)):
+        kw = regs.get(reg, dict)  # torch-dreams: its own preset
+        res = _render_targets(cfg, m.model, targets, engine, kw, size, m.config, device)
         natural = fv_report.natural_columns(res.activation, refs.get((key, layer_name)))
         rows = _save(res, targets, key, engine, reg, out, natural)
         done[key, engine, reg] = (res, rows)
@@ -357,7 +331,12 @@ def run_visualize(cfg: VisualizeConfig) -> VisualizeOutcome:
             for key, m in models.items():
                 if key == "model" or name != LOGITS:
                     check_request(m.model, objective(targets), size)
-        batches, natural = _natural_loader(cfg, loaded, size)
+        batches, natural = natural_batches(
+            loaded, cfg.manifest, cfg.split, size, cfg.batch_size, DEFAULT_SPLIT
+        )
+        images = (lambda: (x for x, _ in batches())) if batches else None
+        colour, colours = resolve_colours(cfg.colours, images, natural)
+        presets = {reg: functools.partial(preset, reg, colour) for reg in regs}
         params = {
             **dataclasses.asdict(cfg),
             "resolved.image_size": size,
@@ -366,6 +345,7 @@ def run_visualize(cfg: VisualizeConfig) -> VisualizeOutcome:
                 folder(n): ",".join(str(t.channel) for t in ts) for n, ts in groups.items()
             },
             "resolved.natural_images": natural,
+            "resolved.colours": colours,  # the colour basis tuned renders in
             # the module each layer's pictures maximize and are measured at
             "resolved.response": {
                 folder(n): response_module(loaded.model, n) or "output" for n in groups
@@ -384,7 +364,7 @@ def run_visualize(cfg: VisualizeConfig) -> VisualizeOutcome:
                 logits = name == LOGITS
                 done, m = _render_layer(
                     cfg, name, targets, {"model": models["model"]} if logits else models,
-                    ["isic"] if logits else engines, regs, size, device, out, refs,
+                    ["isic"] if logits else engines, presets, size, device, out, refs,
                 )  # fmt: skip
                 rows += [r for _, rs in done.values() for r in rs]
                 metrics |= m

@@ -11,7 +11,8 @@ keeps module-level state.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor
@@ -27,6 +28,46 @@ _FFT_MAGIC = 4.0
 _EPS = 1e-4
 
 ParamFn = Callable[..., "tuple[list[Tensor], ImageParam]"]
+
+
+@dataclass(frozen=True)
+class ColourBasis:
+    """The colour space a parameterization optimizes in: ``rgb_logit = matrix @ t + offset``
+    before the sigmoid. :data:`IMAGENET` is lucid's (ImageNet's colour correlation, mid-grey
+    start); :func:`data_colour_basis` fits one to the analysed images."""
+
+    matrix: Tensor  # [3, 3]
+    offset: Tensor  # [3]
+    source: str = "imagenet"
+
+
+IMAGENET = ColourBasis(COLOR_CORRELATION, torch.zeros(3))
+#: Pixels are clamped to this margin before the logit (a pure black/white pixel has none).
+_BASIS_EPS = 0.02
+
+
+def data_colour_basis(images: Iterable[Tensor], source: str = "data") -> ColourBasis:
+    """The colour basis of a set of images (``[B, 3, H, W]`` batches in ``[0, 1]``): the
+    square root of their pixels' colour covariance in logit space (as lucid's ImageNet
+    matrix, columns normalized the same way) and their mean colour as the offset.
+
+    Optimizing in it, the first steps move the picture along the data's own colour axes (for
+    skin images: lightness and the skin-to-brown axis) from the data's mean colour, instead of
+    ImageNet's from grey: the pictures stay in the lesions' gamut unless the unit asks for
+    more (issue 18: the multiclass class-logit pictures then carry their class colours)."""
+    n, total, outer = 0, torch.zeros(3, dtype=torch.float64), torch.zeros(3, 3, dtype=torch.float64)
+    for batch in images:
+        x = torch.logit(batch.double().clamp(_BASIS_EPS, 1 - _BASIS_EPS))
+        x = x.permute(1, 0, 2, 3).reshape(3, -1)
+        n, total, outer = n + x.shape[1], total + x.sum(1), outer + x @ x.T
+    if n < 2:
+        raise ValueError("data_colour_basis got no pixels")
+    mean = total / n
+    cov = (outer - n * torch.outer(mean, mean)) / (n - 1)
+    u, sv, _ = torch.linalg.svd(cov)
+    sqrt = u @ torch.diag(sv.clamp(min=0).sqrt())
+    matrix = sqrt / sqrt.norm(dim=0).max() * COLOR_CORRELATION.norm(dim=0).max()
+    return ColourBasis(matrix.float(), mean.float(), source)
 
 
 def _randn(shape: tuple[int, ...], sd: float, generator: torch.Generator | None, device) -> Tensor:
@@ -73,11 +114,25 @@ class ImageParam:
     becomes ``images``, as far as the parameterization can express it).
     """
 
-    def __init__(self, params: list[Tensor], batch: int, size: int) -> None:
+    def __init__(
+        self, params: list[Tensor], batch: int, size: int, colour: ColourBasis = IMAGENET
+    ) -> None:
         self.params = params
         self.batch = batch
         self.size = size
-        self.color = COLOR_CORRELATION.to(params[0].device)
+        self.colour = colour
+        self.color = colour.matrix.to(params[0].device)
+        self.offset = colour.offset.to(params[0].device)[None, :, None, None]
+
+    def to_rgb(self, t: Tensor) -> Tensor:
+        """Decorrelated colour coordinates -> image in ``[0, 1]`` (the basis's matrix and
+        offset, then the sigmoid)."""
+        return torch.sigmoid(decorrelate(t, self.color) + self.offset)
+
+    def from_rgb(self, images: Tensor) -> Tensor:
+        """Inverse of :meth:`to_rgb`."""
+        inv = torch.linalg.inv(self.color)
+        return torch.einsum("ij,bjhw->bihw", inv, _logit(images) - self.offset)
 
     def __call__(self) -> Tensor:
         raise NotImplementedError
@@ -90,37 +145,42 @@ class ImageParam:
 class PixelImage(ImageParam):
     """Pixels behind a sigmoid, optionally in decorrelated colour space."""
 
-    def __init__(self, tensor: Tensor, decorrelate: bool) -> None:
-        super().__init__([tensor], tensor.shape[0], tensor.shape[-1])
+    def __init__(self, tensor: Tensor, decorrelate: bool, colour: ColourBasis = IMAGENET):
+        super().__init__([tensor], tensor.shape[0], tensor.shape[-1], colour)
         self.decorrelate = decorrelate
 
     def __call__(self) -> Tensor:
         t = self.params[0]
-        return torch.sigmoid(decorrelate(t, self.color) if self.decorrelate else t)
+        return self.to_rgb(t) if self.decorrelate else torch.sigmoid(t)
 
     @torch.no_grad()
     def assign(self, images: Tensor) -> None:
-        t = _logit(images)
-        self.params[0].copy_(correlate(t) if self.decorrelate else t)
+        self.params[0].copy_(self.from_rgb(images) if self.decorrelate else _logit(images))
 
 
 class FourierImage(ImageParam):
     """Real/imaginary parts of the spectrum, scaled by 1/f, in decorrelated colour space."""
 
-    def __init__(self, spectrum: Tensor, size: int, decay_power: float, decorrelate: bool):
-        super().__init__([spectrum], spectrum.shape[0], size)
+    def __init__(
+        self,
+        spectrum: Tensor,
+        size: int,
+        decay_power: float,
+        decorrelate: bool,
+        colour: ColourBasis = IMAGENET,
+    ) -> None:
+        super().__init__([spectrum], spectrum.shape[0], size, colour)
         self.scale = spectrum_scale(size, size, decay_power, spectrum.device)[..., None]
         self.decorrelate = decorrelate
 
     def __call__(self) -> Tensor:
         spec = torch.view_as_complex(self.params[0] * self.scale)
         t = torch.fft.irfft2(spec, s=(self.size, self.size), norm="ortho") / _FFT_MAGIC
-        return torch.sigmoid(decorrelate(t, self.color) if self.decorrelate else t)
+        return self.to_rgb(t) if self.decorrelate else torch.sigmoid(t)
 
     @torch.no_grad()
     def assign(self, images: Tensor) -> None:
-        t = _logit(images)
-        t = (correlate(t) if self.decorrelate else t) * _FFT_MAGIC
+        t = (self.from_rgb(images) if self.decorrelate else _logit(images)) * _FFT_MAGIC
         spec = torch.view_as_real(torch.fft.rfft2(t, norm="ortho")) / self.scale
         self.params[0].copy_(spec)
 
@@ -157,6 +217,7 @@ def pixel_image(
     decorrelate: bool = False,
     generator: torch.Generator | None = None,
     device: torch.device | str = "cpu",
+    colour: ColourBasis = IMAGENET,
 ) -> tuple[list[Tensor], ImageParam]:
     """Plain pixels (through a sigmoid): the unregularized baseline.
 
@@ -164,12 +225,13 @@ def pixel_image(
         batch: number of images B.
         size: height = width in pixels.
         sd: standard deviation of the start noise (default 0.01: a grey start).
-        decorrelate: optimize in lucid's decorrelated colour space (default False).
+        decorrelate: optimize in a decorrelated colour space (default False).
         generator: CPU generator for the start noise (seeded by the caller).
         device: where the parameters live.
+        colour: the colour basis with ``decorrelate`` (default lucid's ImageNet one).
     """
     t = _randn((batch, 3, size, size), sd, generator, device).requires_grad_(True)
-    image = PixelImage(t, decorrelate)
+    image = PixelImage(t, decorrelate, colour)
     return image.params, image
 
 
@@ -181,6 +243,7 @@ def fourier_image(
     decorrelate: bool = True,
     generator: torch.Generator | None = None,
     device: torch.device | str = "cpu",
+    colour: ColourBasis = IMAGENET,
 ) -> tuple[list[Tensor], ImageParam]:
     """Fourier parameterization with 1/f scaling and colour decorrelation (Olah et al. 2017).
 
@@ -189,13 +252,14 @@ def fourier_image(
         size: height = width in pixels.
         sd: standard deviation of the start spectrum (default 0.01).
         decay_power: exponent of the 1/f scaling (default 1.0, as lucent).
-        decorrelate: use lucid's ImageNet colour decorrelation (default True).
+        decorrelate: optimize in a decorrelated colour space (default True).
         generator: CPU generator for the start spectrum.
         device: where the parameters live.
+        colour: the colour basis (default lucid's ImageNet one; :func:`data_colour_basis`).
     """
     shape = (batch, 3, size, size // 2 + 1, 2)
     spectrum = _randn(shape, sd, generator, device).requires_grad_(True)
-    image = FourierImage(spectrum, size, decay_power, decorrelate)
+    image = FourierImage(spectrum, size, decay_power, decorrelate, colour)
     return image.params, image
 
 

@@ -9,15 +9,30 @@ washed-out image, and first-layer filters (whose optimum is a saturated colour) 
 half their natural maximum (docs/benchmarks.md, "Visualizations against the natural
 maximum"). Every preset carries its ``lr`` (passed to :func:`~.render.render` with the
 rest), so a preset stays what it is by name whatever render's own default.
+
+``tuned`` optimizes in the colour basis of the analysed images when the stage has them
+(:func:`~.param.data_colour_basis`, ``colours=data``): its pictures start at the data's mean
+colour and move along the data's colour axes first, so class-logit pictures carry the
+classes' lesion colours (issue 18). The other presets keep lucid's ImageNet basis by name.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import functools
+from collections.abc import Callable, Iterable
 from typing import Any
 
+from torch import Tensor
+
 from isic_tracking.errors import IsicInputError
-from isic_tracking.interpret.featvis.param import fourier_image, maco_image, pixel_image
+from isic_tracking.interpret.choices import COLOUR_CHOICES
+from isic_tracking.interpret.featvis.param import (
+    ColourBasis,
+    data_colour_basis,
+    fourier_image,
+    maco_image,
+    pixel_image,
+)
 from isic_tracking.interpret.featvis.regularizers import bilateral, l1, total_variation
 from isic_tracking.interpret.featvis.transforms import thesis_transforms
 
@@ -80,11 +95,34 @@ PRESETS: dict[str, Callable[[], dict[str, Any]]] = {
 }
 
 
-def preset(name: str) -> dict[str, Any]:
+#: Presets that take the data's colour basis when one is given (the others keep ImageNet's).
+DATA_COLOUR_PRESETS: tuple[str, ...] = ("tuned",)
+
+
+def preset(name: str, colour: ColourBasis | None = None) -> dict[str, Any]:
     """Keyword arguments for :func:`~.render.render` (``param_fn``, ``transforms``,
-    ``regularizers``, and ``lr`` where the preset sets one) of the preset ``name``."""
+    ``regularizers``, and ``lr`` where the preset sets one) of the preset ``name``; ``colour``
+    is the basis of the presets in :data:`DATA_COLOUR_PRESETS` (None: ImageNet's)."""
     if name not in PRESETS:
         raise IsicInputError(
             f"unknown regularization preset {name!r}; choose one of {', '.join(PRESETS)}"
         )
-    return PRESETS[name]()
+    kw = PRESETS[name]()
+    if colour is not None and name in DATA_COLOUR_PRESETS:
+        kw["param_fn"] = functools.partial(kw["param_fn"], colour=colour)
+    return kw
+
+
+def resolve_colours(
+    choice: str, images: Callable[[], Iterable[Tensor]] | None, what: str
+) -> tuple[ColourBasis | None, str]:
+    """The colour basis a stage renders ``tuned`` in and what it is (a run param):
+    ``data`` fits it to ``images()`` (``what`` names them), ``imagenet`` or no images keep
+    lucid's ImageNet basis, saying why."""
+    if choice not in COLOUR_CHOICES:
+        raise IsicInputError(f"colours={choice!r}: choose one of {', '.join(COLOUR_CHOICES)}")
+    if choice == "imagenet":
+        return None, "imagenet (colours=imagenet)"
+    if images is None:
+        return None, "imagenet (no natural images to fit the data's colours to)"
+    return data_colour_basis(images(), what), f"data ({what})"
