@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -10,6 +12,7 @@ import torch
 from isic_tracking.data.synthetic.lesions import _BROWN, _MEL_PALETTE
 from isic_tracking.data.synthetic.painting import render_image
 from isic_tracking.interpret.colour_check import (
+    BINS,
     chance_p,
     class_histograms,
     colour_check,
@@ -132,3 +135,27 @@ def test_chance_p_counts_the_relabellings_that_pass_as_many():
     assert chance_p(perfect, classes) == pytest.approx(1 / 6)  # only the identity
     none = pd.DataFrame({"nearest_class": ["b", "c", "a"], "passed": [False] * 3})
     assert chance_p(none, classes) == 1.0
+
+
+@pytest.mark.parametrize("stray", [0, 2, 3])  # black, blue-grey, red: melanoma's own colours
+def test_a_picture_goes_to_the_class_most_of_its_colours_support(hists, stray):
+    """80 % benign brown, 20 % one melanoma colour: most of its colour evidence is benign, so
+    it is nearest benign. (Under KL(picture || class) it was malignant: the narrow benign
+    histogram cannot explain the stray colour at all, the broad malignant one explains
+    everything a little.)"""
+    img = torch.tensor(_BROWN)[:, None, None].repeat(1, 40, 40)
+    img[:, :8, :] = torch.tensor(_MEL_PALETTE[stray])[:, None, None]
+    d = distances(img[None], hists)[0]
+    assert int(d.argmin()) == 0, d
+    assert 0.0 <= float(d.min()) < 0.5 < float(d.max()) <= 1.0  # 1 - support, chance 0.5
+
+
+def test_a_class_without_lesion_pixels_is_never_nearest():
+    h = torch.stack(
+        [
+            colour_histogram(torch.tensor([[0.45, 0.29, 0.19]])),
+            torch.full((math.prod(BINS),), torch.nan),
+        ]
+    )
+    d = distances(torch.tensor([0.45, 0.29, 0.19])[:, None, None].repeat(1, 4, 4)[None], h)
+    assert d[0, 1] == torch.inf and d[0, 0] < 0.1

@@ -189,5 +189,6 @@ def test_sanity_on_a_visualize_run_of_another_size_without_class_logits(
     assert " than noise at " in said[-1] and "95% bootstrap interval" in said[-1]
     run = _stage_runs("sanity")[0]
     assert run.data.params["render_size"] == "48"
+    assert run.data.params["colours_resolved"].startswith("data (")  # its natural images
     assert f"similarity_class_logit/{LAYERS.split(',')[-1]}" in run.data.metrics
     assert "randomization_ssim/fc.1" in run.data.metrics  # renders at 48 px compared with 48 px

@@ -285,6 +285,10 @@ def test_every_picture_is_compared_with_the_natural_max_of_its_unit(
     assert run.data.params["resolved.natural_images"].startswith(
         f"{len(rows)} images of split 'all'"
     )
+    # tuned rendered in the colour basis of those images (issue 18)
+    assert run.data.params["resolved.colours"] == (
+        f"data ({run.data.params['resolved.natural_images']})"
+    )
     assert run.data.tags["isic.colour_check"] in ("pass", "fail")
     assert {
         "colour_distance/benign-tuned",

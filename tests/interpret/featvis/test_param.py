@@ -4,6 +4,8 @@ import pytest
 import torch
 
 from isic_tracking.interpret.featvis.param import (
+    COLOR_CORRELATION,
+    data_colour_basis,
     fourier_image,
     image_magnitude,
     maco_image,
@@ -68,3 +70,48 @@ def test_maco_with_image_magnitude_and_shape_check():
     assert image_fn().shape == (1, 3, 16, 16)
     with pytest.raises(ValueError, match="magnitude must have shape"):
         maco_image(1, 32, magnitude=mag)
+
+
+def _skin_images(n: int = 4, size: int = 24) -> torch.Tensor:
+    """Images of one colour family: a skin tone scaled in lightness and shifted towards brown."""
+    g = torch.Generator().manual_seed(0)
+    skin, brown = torch.tensor([0.85, 0.63, 0.55]), torch.tensor([0.45, 0.29, 0.19])
+    t = torch.rand(n, 1, size, size, generator=g)
+    return (skin[None, :, None, None] * (1 - t) + brown[None, :, None, None] * t).clamp(0, 1)
+
+
+def test_data_colour_basis_starts_at_the_data_colour_along_its_main_axis():
+    images = _skin_images()
+    basis = data_colour_basis([images[:2], images[2:]], "skin")  # batches accumulate
+    assert basis.source == "skin"
+    mean_rgb = torch.sigmoid(basis.offset)
+    assert torch.allclose(mean_rgb, images.mean((0, 2, 3)), atol=0.05)
+    # the first axis is the skin-to-brown direction; the others carry little (a straight line
+    # in RGB is slightly curved in logit space)
+    norms = basis.matrix.norm(dim=0)
+    assert norms[0] == pytest.approx(float(COLOR_CORRELATION.norm(dim=0).max()), rel=1e-5)
+    assert norms[1:].max() < 0.1 * norms[0]
+    # a zero spectrum is the data's mean colour (ImageNet's basis starts at grey)
+    for param_fn in (fourier_image, pixel_image):
+        kw = {"decorrelate": True} if param_fn is pixel_image else {}
+        params, image_fn = param_fn(1, 8, colour=basis, **kw)
+        with torch.no_grad():
+            params[0].zero_()
+        assert torch.allclose(image_fn()[0, :, 0, 0], mean_rgb, atol=1e-5)
+        _, grey = param_fn(1, 8, **kw)
+        with torch.no_grad():
+            grey.params[0].zero_()
+        assert torch.allclose(grey(), torch.full_like(grey(), 0.5))
+    with pytest.raises(ValueError, match="no pixels"):
+        data_colour_basis([])
+
+
+@pytest.mark.parametrize("param_fn", [pixel_image, fourier_image])
+def test_assign_inverts_a_data_colour_basis_too(param_fn):
+    g = torch.Generator().manual_seed(3)
+    basis = data_colour_basis([torch.rand(2, 3, 16, 16, generator=g)])
+    kw = {"decorrelate": True} if param_fn is pixel_image else {}
+    _, image_fn = param_fn(2, 16, colour=basis, **kw)
+    target = torch.rand(2, 3, 16, 16, generator=torch.Generator().manual_seed(1)) * 0.9 + 0.05
+    image_fn.assign(target)
+    assert torch.allclose(image_fn(), target, atol=1e-4)

@@ -56,3 +56,34 @@ def test_tuned_reaches_the_natural_max_of_first_layer_filters_at_64_steps():
         ratios[name] = fv_natural.ratio(res.activation, ref.max, ref.live)
     assert (ratios["tuned"] >= 1.0).all(), ratios
     assert (ratios["thesis"] < 1.0).any(), ratios  # why tuned exists: lr 0.05 stops short
+
+
+def test_only_tuned_takes_the_data_colours_and_the_stages_say_which_basis():
+    import functools
+
+    import pytest
+
+    from isic_tracking.errors import IsicInputError
+    from isic_tracking.interpret.featvis.param import data_colour_basis
+    from isic_tracking.interpret.featvis.presets import DATA_COLOUR_PRESETS, resolve_colours
+    from isic_tracking.interpret.stage_config import SanityConfig
+
+    images = torch.rand(2, 3, 8, 8, generator=torch.Generator().manual_seed(0))
+    basis, what = resolve_colours("data", lambda: [images], "2 images of split 'val0'")
+    assert what == "data (2 images of split 'val0')" and basis.source == "2 images of split 'val0'"
+    tuned = preset("tuned", basis)["param_fn"]
+    assert isinstance(tuned, functools.partial) and tuned.keywords["colour"] is basis
+    assert DATA_COLOUR_PRESETS == ("tuned",)
+    for name in ("thesis", "fourier", "none", "maco"):  # reproducible by name: ImageNet's basis
+        assert not isinstance(preset(name, basis)["param_fn"], functools.partial)
+    assert preset("tuned")["param_fn"] is fourier_image  # no basis given: ImageNet's
+    assert resolve_colours("imagenet", lambda: [images], "x") == (
+        None,
+        "imagenet (colours=imagenet)",
+    )
+    none, why = resolve_colours("data", None, "none (split=none)")
+    assert none is None and "no natural images" in why
+    with pytest.raises(IsicInputError, match="colours='sRGB'"):
+        resolve_colours("sRGB", None, "")
+    assert VisualizeConfig().colours == SanityConfig().colours == "data"
+    torch.testing.assert_close(basis.offset, data_colour_basis([images]).offset)
