@@ -266,18 +266,16 @@ def run_search(cfg: SearchConfig) -> SearchOutcome:
             )
         sync_trial_runs(study, parent_id)
         if cfg.n_workers == 1:
-            run_worker_here(cfg, study_name, storage_url, parent_id, 0, n_existing, data)
+            run_worker_here(cfg, study_name, storage_url, parent_id, data)
         else:
-            codes = run_workers(cfg, study_name, storage_url, parent_id, n_existing)
+            codes = run_workers(cfg, study_name, storage_url, parent_id)
             if any(codes):
                 log.info(f"search: worker exit codes {codes}; finishing the budget here")
             # trials of workers that died were re-queued: run what is left in this process
             left = cfg.timeout - (time.monotonic() - t0) if cfg.timeout else 0.0
             if not cfg.timeout or left > 0:
                 rest = dataclasses.replace(cfg, timeout=left)
-                run_worker_here(
-                    rest, study_name, storage_url, parent_id, cfg.n_workers, n_existing, data
-                )
+                run_worker_here(rest, study_name, storage_url, parent_id, data)
         sync_trial_runs(study, parent_id)
         outcome = log_study_summary(study, cfg, shown)
     log.info(

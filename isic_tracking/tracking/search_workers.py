@@ -22,7 +22,6 @@ from isic_tracking.train.search import (
     make_storage,
     open_study,
     run_worker,
-    worker_seed,
 )
 from isic_tracking.utils import resolve_device, seed_everything
 
@@ -34,13 +33,11 @@ def run_worker_here(
     study_name: str,
     storage_url: str,
     parent_run_id: str,
-    worker: int,
-    n_existing: int,
     data: SearchData | None = None,
 ) -> list[int]:
     """One worker: open the shared study and run trials until the budget is used."""
     storage = make_storage(storage_url, cfg.heartbeat, cfg.max_retry)
-    sampler = make_sampler(worker_seed(cfg.seed, worker, n_existing))
+    sampler = make_sampler(cfg.seed)  # seeded per trial: no two workers draw alike
     study = open_study(storage, study_name, cfg, sampler=sampler)
     data = data or load_search_data(cfg)
     cpu = resolve_device(cfg.device).type == "cpu"
@@ -62,7 +59,6 @@ def _worker_process(
     storage_url: str,
     parent_run_id: str,
     worker: int,
-    n_existing: int,
     tracking_uri: str,
     threads: int,
 ) -> None:
@@ -77,7 +73,7 @@ def _worker_process(
     n_gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
     if cfg.device in ("auto", "cuda") and n_gpus > 1:  # spread the workers over the GPUs
         cfg = dataclasses.replace(cfg, device=f"cuda:{worker % n_gpus}")
-    ran = run_worker_here(cfg, study_name, storage_url, parent_run_id, worker, n_existing)
+    ran = run_worker_here(cfg, study_name, storage_url, parent_run_id)
     log.info(f"search worker {worker} (pid {os.getpid()}): trials {ran}")
 
 
@@ -86,7 +82,6 @@ def run_workers(
     study_name: str,
     storage_url: str,
     parent_run_id: str,
-    n_existing: int,
 ) -> list[int]:
     """``n_workers`` processes on this host; returns their exit codes."""
     ctx = multiprocessing.get_context("spawn")
@@ -100,7 +95,6 @@ def run_workers(
                 storage_url,
                 parent_run_id,
                 i,
-                n_existing,
                 mlflow.get_tracking_uri(),
                 threads,
             ),

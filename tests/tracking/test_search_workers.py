@@ -32,7 +32,7 @@ def test_worker_runs_the_budget_under_the_parent_run(
         pass
     data = load_search_data(cfg)
 
-    ran = run_worker_here(cfg, "w", url, parent.info.run_id, worker=0, n_existing=0, data=data)
+    ran = run_worker_here(cfg, "w", url, parent.info.run_id, data=data)
 
     assert ran == [0, 1]
     trials = optuna.load_study(study_name="w", storage=make_storage(url)).trials
@@ -44,6 +44,6 @@ def test_worker_runs_the_budget_under_the_parent_run(
         assert t.user_attrs[RUN_ID_ATTR] == run.info.run_id
         assert float(run.data.params["lr"]) == pytest.approx(t.params["lr"])
         assert run.info.status == "FINISHED"
-    again = run_worker_here(cfg, "w", url, parent.info.run_id, worker=1, n_existing=2, data=data)
+    again = run_worker_here(cfg, "w", url, parent.info.run_id, data=data)
     assert again == []
     assert len(child_runs(parent.info.run_id)) == 2

@@ -51,7 +51,6 @@ _WHERE = {
     "state_counts": "isic_tracking.train.search.report",
     "study_figures": "isic_tracking.train.search.report",
     "trials_table": "isic_tracking.train.search.report",
-    "worker_seed": "isic_tracking.train.search.workers",
 }
 __all__ = sorted(_WHERE)
 

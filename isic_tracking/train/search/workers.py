@@ -120,13 +120,6 @@ def run_worker(
     return ran
 
 
-def worker_seed(seed: int, worker: int, n_existing: int) -> int:
-    """Sampler seed of one worker: ``seed`` for the first worker of a fresh study, distinct
-    for other workers and for resumed studies (the sampler state is not stored, so a
-    resumed sampler with the same seed would propose the same points again)."""
-    return (seed + 10_007 * worker + 1_000_003 * n_existing) % (2**31)
-
-
 def _fail_stale_trials(study: optuna.Study) -> None:
     """Optuna's heartbeat check (what each worker runs before asking for a trial)."""
     with warnings.catch_warnings():

@@ -50,3 +50,22 @@ def test_study_direction_pruner_and_seeded_sampler() -> None:
     for s in (a, b):
         s.optimize(lambda t: t.suggest_float("lr", 1e-5, 1e-2, log=True), n_trials=3)
     assert [t.params for t in a.trials] == [t.params for t in b.trials]
+
+
+def test_workers_with_the_same_seed_on_one_study_draw_different_points() -> None:
+    """Two "machines" (a study object and a sampler each, the same seed, one storage) taking
+    turns: every trial gets its own startup point. With TPE seeded once per process both
+    would have drawn the same point for their first trial, and so on."""
+    storage = optuna.storages.InMemoryStorage()
+    name = optuna.create_study(storage=storage).study_name
+    machines = [optuna.load_study(study_name=name, storage=storage, sampler=make_sampler(3))
+                for _ in range(2)]  # fmt: skip
+    for _ in range(3):
+        for study in machines:
+            study.optimize(lambda t: t.suggest_float("lr", 1e-5, 1e-2, log=True), n_trials=1)
+    points = [t.params["lr"] for t in machines[0].trials]
+    assert len(points) == 6 and len(set(points)) == 6, points
+    # ... and one process replays its study from the seed
+    replay = optuna.create_study(sampler=make_sampler(3))
+    replay.optimize(lambda t: t.suggest_float("lr", 1e-5, 1e-2, log=True), n_trials=6)
+    assert [t.params["lr"] for t in replay.trials] == points

@@ -22,19 +22,12 @@ from isic_tracking.train.search import (
     open_study,
     retried_numbers,
     run_worker,
-    worker_seed,
 )
 from tests.train.search.tiny import tiny_config
 
 
 def _x(trial: optuna.Trial) -> float:
     return trial.suggest_float("x", 0.0, 1.0)
-
-
-def test_worker_seeds_differ_between_workers_and_resumes() -> None:
-    assert worker_seed(7, 0, 0) == 7
-    seeds = {worker_seed(7, w, n) for w in range(3) for n in (0, 5)}
-    assert len(seeds) == 6
 
 
 def test_budget_counts_the_whole_study_and_resume_tops_up(manifest: str, tmp_path: Path) -> None:
