@@ -18,3 +18,5 @@ COLOURS_HELP = (
     "colour basis of the tuned preset: data (fitted to the analysed natural images: pictures "
     "start at their mean colour and move along their colour axes) or imagenet (lucid's)"
 )
+#: bfloat16 autocast while rendering (``render(amp=...)``): None, True, False
+AMP_CHOICES: dict[str, bool | None] = {"auto": None, "on": True, "off": False}

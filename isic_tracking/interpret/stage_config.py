@@ -13,6 +13,7 @@ from typing import Any
 from isic_tracking.config import _f
 from isic_tracking.errors import IsicInputError
 from isic_tracking.interpret.choices import (
+    AMP_CHOICES,
     COLOUR_CHOICES,
     COLOURS_HELP,
     ENGINES,
@@ -103,6 +104,12 @@ class VisualizeConfig:
     )
     engine: str = _f("isic", f"engine(s), comma-separated: {', '.join(ENGINES)}")
     colours: str = _choice("data", COLOUR_CHOICES, COLOURS_HELP)
+    amp: str = _choice(
+        "auto",
+        list(AMP_CHOICES),
+        "bfloat16 autocast while rendering: auto (where the device runs bf16 natively), on, or "
+        "off (fp32 throughout, e.g. to compare the pictures); param render.amp says which ran",
+    )
     seed: int = _f(0, "random seed (image choice, initial images)")
     batch_size: int = _f(16, "images rendered per forward")
     device: str = _f("auto", "auto (cuda, then mps, then cpu), cpu, cuda, cuda:1, ...")

@@ -31,6 +31,7 @@ import pandas as pd
 
 from isic_tracking.errors import IsicInputError
 from isic_tracking.interpret import fv_natural, fv_report
+from isic_tracking.interpret.choices import AMP_CHOICES
 from isic_tracking.interpret.colour_check import class_histograms
 from isic_tracking.interpret.featvis import LOGITS, render
 from isic_tracking.interpret.featvis.fastpath import path_params
@@ -186,7 +187,8 @@ def _render_targets(cfg, model, targets, engine, kw, size, config, device) -> Re
         else:
             res = render(
                 model, objective(chunk, read), size=size, steps=cfg.steps, seed=cfg.seed,
-                device=device, mean=config["mean"], std=config["std"], **kw(),
+                device=device, mean=config["mean"], std=config["std"],
+                amp=AMP_CHOICES[cfg.amp], **kw(),
             )  # fmt: skip
         parts.append((chunk, res))
     return concat_results(parts)
@@ -340,7 +342,8 @@ def run_visualize(cfg: VisualizeConfig) -> VisualizeOutcome:
         params = {
             **dataclasses.asdict(cfg),
             "resolved.image_size": size,
-            **path_params(device, size, cfg.steps),  # which render path runs (issue 17)
+            # which render path runs (issue 17)
+            **path_params(device, size, cfg.steps, AMP_CHOICES[cfg.amp]),
             "resolved.channels": {
                 folder(n): ",".join(str(t.channel) for t in ts) for n, ts in groups.items()
             },

@@ -330,3 +330,13 @@ def test_pictures_maximize_and_are_measured_at_the_filters_response(
     for c in range(4):
         assert chans.loc[c, "natural_max"] == pytest.approx(float(bn[c]), rel=1e-4, abs=1e-5)
     assert not torch.allclose(bn[:4], conv[:4], atol=1e-3)  # the test tells them apart
+
+
+def test_amp_off_renders_in_fp32_and_says_so(mlflow_tracking):
+    """``amp=off``: fp32 throughout whatever the CPU (a user comparing pictures with bf16's)."""
+    argv = _args(checkpoint_run(), "--layers", "last", "--channels", "0", "--amp", "off",
+                 "--split", "none")  # fmt: skip
+    assert visualize.main(argv) == 0
+    run = _visualize_run()
+    assert run.data.params["amp"] == "off" and run.data.params["render.amp"] == "off"
+    assert run.data.params["resolved.colours"].startswith("imagenet (no natural images")

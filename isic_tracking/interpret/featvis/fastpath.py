@@ -208,8 +208,11 @@ def fold_batchnorm(model: nn.Module, keep: Collection[str] = ()) -> Iterator[int
             seq[i] = module
 
 
-def path_params(device: torch.device | str, size: int, steps: int) -> dict[str, Any]:
-    """``render.*`` run params: the path a default :func:`~.render.render` takes on ``device``
-    (what a visualize run logs before it renders; each result's ``settings`` has the same)."""
-    settings = plan(torch.device(device), size, steps).settings()
+def path_params(
+    device: torch.device | str, size: int, steps: int, amp: bool | None = None
+) -> dict[str, Any]:
+    """``render.*`` run params: the path :func:`~.render.render` takes on ``device`` with
+    ``amp`` (None: its default; what a visualize run logs before it renders; each result's
+    ``settings`` has the same)."""
+    settings = plan(torch.device(device), size, steps, amp=amp).settings()
     return {f"render.{k}": v for k, v in settings.items() if v != ""}

@@ -171,3 +171,10 @@ def test_path_params_are_the_default_renders_settings(tiny_cnn):
     assert params["render.path"] == res.settings["path"] == "fast"
     assert params["render.amp"] == res.settings["amp"]
     assert params["render.stages"] == res.settings["stages"] == [[32, 3]]
+
+
+def test_path_params_follow_an_explicit_amp(tiny_cnn):
+    for amp, said in ((False, "off"), (True, "bfloat16")):
+        params = path_params("cpu", 32, 3, amp)
+        res = render(tiny_cnn, channel("6", [0]), size=32, steps=3, amp=amp)
+        assert params["render.amp"] == res.settings["amp"] == said
