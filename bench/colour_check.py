@@ -83,13 +83,18 @@ def render_logits(loaded, size: int, steps: int, seed: int, colour) -> Tensor:
     return res.images[[res.labels.index(c) for c in classes]]  # in the order of the classes
 
 
-def natural_pictures(batches, n_classes: int, seed: int, lesion_only: bool) -> Tensor:
-    """One natural image of each class (the ``seed``-th of the class, cycling), whole or as
-    its lesion pixels (a ``[3, 1, P]`` strip, cut to the shortest)."""
+def images_by_class(batches, n_classes: int) -> dict[int, list[Tensor]]:
+    """The natural images of each class (read once)."""
     by_class: dict[int, list[Tensor]] = {k: [] for k in range(n_classes)}
     for x, y in batches():
         for img, label in zip(x, y.tolist()):
             by_class[int(label)].append(img)
+    return by_class
+
+
+def natural_pictures(by_class: dict[int, list[Tensor]], seed: int, lesion_only: bool) -> Tensor:
+    """One natural image of each class (the ``seed``-th of the class, cycling), whole or as
+    its lesion pixels (a ``[3, 1, P]`` strip, cut to the shortest)."""
     picks = [imgs[seed % len(imgs)] for _, imgs in sorted(by_class.items())]
     if not lesion_only:
         return torch.stack(picks)
@@ -129,8 +134,9 @@ def main(argv: list[str] | None = None) -> int:
         )
         for name, basis in bases.items()
     }
-    sets["natural: lesion pixels"] = lambda s: natural_pictures(batches, len(classes), s, True)
-    sets["natural: whole image"] = lambda s: natural_pictures(batches, len(classes), s, False)
+    by_class = images_by_class(batches, len(classes))
+    sets["natural: lesion pixels"] = lambda s: natural_pictures(by_class, s, True)
+    sets["natural: whole image"] = lambda s: natural_pictures(by_class, s, False)
     for label, make in sets.items():
         counts: dict[str, list[int]] = {score: [] for score in SCORES}
         p: dict[str, float] = {}

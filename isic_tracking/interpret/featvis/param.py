@@ -84,9 +84,11 @@ def decorrelate(t: Tensor, matrix: Tensor | None = None) -> Tensor:
     return torch.einsum("ij,bjhw->bihw", m, t)
 
 
-def correlate(t: Tensor) -> Tensor:
-    """Inverse of :func:`decorrelate`."""
-    inv = torch.linalg.inv(COLOR_CORRELATION).to(t.device, t.dtype)
+def correlate(t: Tensor, matrix: Tensor | None = None) -> Tensor:
+    """Inverse of :func:`decorrelate` (``matrix``: the same one, default
+    :data:`COLOR_CORRELATION`)."""
+    m = COLOR_CORRELATION if matrix is None else matrix
+    inv = torch.linalg.inv(m).to(t.device, t.dtype)
     return torch.einsum("ij,bjhw->bihw", inv, t)
 
 
@@ -120,7 +122,6 @@ class ImageParam:
         self.params = params
         self.batch = batch
         self.size = size
-        self.colour = colour
         self.color = colour.matrix.to(params[0].device)
         self.offset = colour.offset.to(params[0].device)[None, :, None, None]
 
@@ -131,8 +132,7 @@ class ImageParam:
 
     def from_rgb(self, images: Tensor) -> Tensor:
         """Inverse of :meth:`to_rgb`."""
-        inv = torch.linalg.inv(self.color)
-        return torch.einsum("ij,bjhw->bihw", inv, _logit(images) - self.offset)
+        return correlate(_logit(images) - self.offset, self.color)
 
     def __call__(self) -> Tensor:
         raise NotImplementedError
