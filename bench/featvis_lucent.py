@@ -9,13 +9,16 @@ folder (``build/`` is in .gitignore)::
 :func:`import_lucent` puts that folder on ``sys.path`` (or ``$ISIC_BENCH_LUCENT``), gives
 current kornia the two top-level names lucent 0.1.8 calls (``kornia.get_rotation_matrix2d``
 and ``kornia.warp_affine``, now under ``kornia.geometry.transform``, same functions) and, only
-when IPython is missing, an empty ``IPython.display`` (lucent uses it to show images in a
-notebook, never here).
+when IPython is missing, an empty ``IPython.display`` for the time of lucent's own import only
+(lucent uses it to show images in a notebook, never here). Nothing of that stays in
+``sys.modules`` or ``sys.path`` for other code: an ``IPython`` stub left there breaks
+matplotlib, which reads ``IPython.version_info`` whenever it makes a figure.
 """
 
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import os
 import random
 import sys
@@ -37,30 +40,56 @@ OnStep = Callable[[int, Callable[[], torch.Tensor]], None]
 
 def import_lucent() -> types.ModuleType:
     """``lucent.optvis``, importable without its pinned kornia or IPython; a clear error with
-    the set-up command when it is not installed."""
+    the set-up command when it is not installed. ``sys.modules`` keeps no IPython stub and
+    ``sys.path`` no bench folder afterwards (lucent's modules, once imported, keep theirs)."""
     path = os.environ.get("ISIC_BENCH_LUCENT", str(DEFAULT_PATH))
-    if path not in sys.path:
-        sys.path.insert(0, path)
-    try:
-        import IPython.display  # noqa: F401
-    except ImportError:
-        ipython = types.ModuleType("IPython")
-        ipython.display = types.ModuleType("IPython.display")
-        sys.modules.update({"IPython": ipython, "IPython.display": ipython.display})
-    try:
-        import kornia
-        from kornia.geometry import transform as kt
-    except ImportError as err:
-        raise SystemExit(f"lucent's kornia is missing: run `{SETUP}` ({err})") from err
-    for name in ("get_rotation_matrix2d", "warp_affine"):
-        if not hasattr(kornia, name):
-            setattr(kornia, name, getattr(kt, name))
-    try:
-        from lucent import optvis
-        from lucent.optvis import objectives, param, render  # noqa: F401
-    except ImportError as err:
-        raise SystemExit(f"lucent is not installed for the bench: run `{SETUP}` ({err})") from err
+    with _on_path(path), _ipython_display_stub():
+        try:
+            import kornia
+            from kornia.geometry import transform as kt
+        except ImportError as err:
+            raise SystemExit(f"lucent's kornia is missing: run `{SETUP}` ({err})") from err
+        for name in ("get_rotation_matrix2d", "warp_affine"):
+            if not hasattr(kornia, name):
+                setattr(kornia, name, getattr(kt, name))
+        try:
+            from lucent import optvis
+            from lucent.optvis import objectives, param, render  # noqa: F401
+        except ImportError as err:
+            raise SystemExit(
+                f"lucent is not installed for the bench: run `{SETUP}` ({err})"
+            ) from err
     return optvis
+
+
+@contextlib.contextmanager
+def _on_path(path: str) -> Iterator[None]:
+    """``path`` first on ``sys.path`` while the block runs, then ``sys.path`` as it was."""
+    before = list(sys.path)
+    sys.path.insert(0, path)
+    try:
+        yield
+    finally:
+        sys.path[:] = before
+
+
+@contextlib.contextmanager
+def _ipython_display_stub() -> Iterator[None]:
+    """An empty ``IPython.display`` in ``sys.modules`` while the block runs, only where IPython
+    is not installed; removed afterwards, so later imports of IPython fail as they should."""
+    if importlib.util.find_spec("IPython") is not None:
+        yield
+        return
+    stub = types.ModuleType("IPython")
+    stub.display = types.ModuleType("IPython.display")
+    names = {"IPython": stub, "IPython.display": stub.display}
+    sys.modules.update(names)
+    try:
+        yield
+    finally:
+        for name, module in names.items():
+            if sys.modules.get(name) is module:
+                del sys.modules[name]
 
 
 @contextlib.contextmanager

@@ -9,8 +9,31 @@ from pathlib import Path
 import mlflow
 import pytest
 
+from tests.guard import leaks, snapshot
+
 os.environ.setdefault("CI", "true")  # quiet progress bars
 os.environ.setdefault("MLFLOW_ALLOW_PICKLE_DESERIALIZATION", "false")
+
+
+@pytest.fixture(autouse=True)
+def _no_state_left_behind():
+    """Fail the test that leaves a stub module, a ``sys.path`` entry, another working
+    directory or a changed torch global behind (see :mod:`tests.guard`)."""
+    before = snapshot()
+    yield
+    found = leaks(before)
+    if found:
+        pytest.fail("this test leaves process-wide state behind:\n" + "\n".join(found))
+
+
+@pytest.fixture
+def pyfunc_code_path_kept():
+    """For tests that call ``mlflow.pyfunc.load_model``: MLflow puts each loaded model's
+    ``code/`` folder on ``sys.path`` by design and never removes it; restore ``sys.path``."""
+    from isic_tracking.tracking.pyfunc import sys_path_kept
+
+    with sys_path_kept():
+        yield
 
 
 @pytest.fixture(scope="session")

@@ -12,9 +12,11 @@ training data set, so the model's page lists them and the data they were measure
 
 from __future__ import annotations
 
+import contextlib
 import io
+import sys
 import tempfile
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
@@ -118,7 +120,9 @@ def log_fold_model(
             run_id, [DatasetInput(dataset, [InputTag(MLFLOW_DATASET_CONTEXT, DATASET_CONTEXT)])]
         )
     fold = run.data.tags.get(tag.FOLD, "")
-    with tempfile.TemporaryDirectory() as tmp:
+    # log_model loads the model back to check the input example, which puts its temporary
+    # code/ folder on sys.path for good: keep sys.path as it was
+    with tempfile.TemporaryDirectory() as tmp, sys_path_kept():
         data = save_model_checkpoint(Path(tmp) / DATA_DIR, model, config)
         info = mlflow.pyfunc.log_model(
             name=MODEL_NAME,
@@ -135,6 +139,17 @@ def log_fold_model(
     values = {k: float(v) for k, v in metrics.items()}
     mlflow.log_metrics(values, step=0, model_id=info.model_id, dataset=dataset)
     return info
+
+
+@contextlib.contextmanager
+def sys_path_kept() -> Iterator[None]:
+    """``sys.path`` as it was before the block: MLflow's pyfunc loader adds each loaded
+    model's ``code/`` folder (often a temporary one) and never takes it out."""
+    before = list(sys.path)
+    try:
+        yield
+    finally:
+        sys.path[:] = before
 
 
 def run_logged_model(run_id: str, name: str = MODEL_NAME) -> LoggedModel | None:

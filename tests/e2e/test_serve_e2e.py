@@ -20,7 +20,7 @@ import torch
 
 from tests.e2e.helpers import env_for, free_port, mlflow_server, run_module, wait_until_up
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("pyfunc_code_path_kept")]
 
 NAME = "e2e-serve"
 ARGS = [

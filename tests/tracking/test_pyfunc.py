@@ -31,6 +31,9 @@ from isic_tracking.tracking.pyfunc import log_fold_model
 from isic_tracking.train.checkpoint import load_model_checkpoint
 from tests.helpers import checkpoint_run
 
+# mlflow.pyfunc.load_model puts the model's code/ on sys.path
+pytestmark = pytest.mark.usefixtures("pyfunc_code_path_kept")
+
 ARCH = "timm:test_resnet"
 NAME = "isic-binary-test"
 CLASSES = ["benign", "malignant"]
