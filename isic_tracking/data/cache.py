@@ -4,8 +4,10 @@ Full-size dermoscopy JPEGs (ISIC 2020: mostly 6000x4000) cost far more to decode
 on; training from a cache whose short side is 256 px makes loading cheap. JPEGs are decoded
 with PIL's ``draft`` mode, which lets libjpeg scale by 1/2, 1/4 or 1/8 during decoding, so a
 24-megapixel file decodes at 750x500. Every image becomes 8-bit RGB (grayscale, alpha,
-CMYK, palette, 16-bit and EXIF-rotated files included). Files that cannot be read are skipped
-and listed in ``out/skipped.csv``; the run fails only when too many are bad.
+CMYK, palette, 16-bit and EXIF-rotated files included). A source is a file or a member of an
+HDF5 file (``train-image.hdf5::ISIC_0015670``, see :mod:`isic_tracking.data.image_bytes`).
+Images that cannot be read are skipped and listed in ``out/skipped.csv``; the run fails only
+when too many are bad.
 
 Layout of ``out``::
 
@@ -32,6 +34,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from isic_tracking.data import image_bytes
 from isic_tracking.data.manifest import validate_manifest, write_manifest
 from isic_tracking.errors import IsicInputError
 from isic_tracking.utils import progress
@@ -159,9 +162,8 @@ def _cache_one(task: tuple[str, str, str, int]) -> dict:
     image_id, src, dst, image_size = task
     out = {"image_id": image_id, "orig_path": src, "ok": False, "reason": ""}
     try:
-        st = os.stat(src)
-        with open(src, "rb") as f:
-            data = f.read()
+        src_size, src_mtime_ns = image_bytes.image_stat(src)
+        data = image_bytes.read_image_bytes(src)
         if not data:
             out["reason"] = "empty file (0 bytes)"
             return out
@@ -169,8 +171,10 @@ def _cache_one(task: tuple[str, str, str, int]) -> dict:
         tmp = f"{dst}.tmp{os.getpid()}"
         img.save(tmp, format="JPEG", quality=JPEG_QUALITY)
         os.replace(tmp, dst)  # atomic: an interrupted run never leaves a half-written image
-    except FileNotFoundError:
-        out["reason"] = "missing: file not found"
+    except FileNotFoundError as e:
+        out["reason"] = "missing: " + (
+            str(e) if isinstance(e, image_bytes.MissingImage) else "file not found"
+        )
         return out
     except PermissionError as e:
         out["reason"] = f"unreadable: {e.strerror or e}"
@@ -193,8 +197,8 @@ def _cache_one(task: tuple[str, str, str, int]) -> dict:
         return out
     out.update(
         ok=True,
-        src_size=st.st_size,
-        src_mtime_ns=st.st_mtime_ns,
+        src_size=src_size,
+        src_mtime_ns=src_mtime_ns,
         image_size=image_size,
         cache_file=Path(dst).name,
         width=width,
@@ -244,18 +248,14 @@ def _is_fresh(entry: dict | None, src: str, image_size: int, images_dir: Path) -
     if not (images_dir / entry["cache_file"]).is_file():
         return False
     try:
-        st = os.stat(src)
-    except OSError:
-        return False
-    if st.st_size == int(entry["src_size"]) and st.st_mtime_ns == int(entry["src_mtime_ns"]):
-        return True
-    try:
-        with open(src, "rb") as f:
-            same = fingerprint(f.read(), image_size) == entry["fingerprint"]
-    except OSError:
+        size, mtime_ns = image_bytes.image_stat(src)
+        if (size, mtime_ns) == (int(entry["src_size"]), int(entry["src_mtime_ns"])):
+            return True
+        same = fingerprint(image_bytes.read_image_bytes(src), image_size) == entry["fingerprint"]
+    except (OSError, ValueError):
         return False
     if same:  # touched but unchanged: remember the new stat so the next check is cheap
-        entry["src_size"], entry["src_mtime_ns"] = st.st_size, st.st_mtime_ns
+        entry["src_size"], entry["src_mtime_ns"] = size, mtime_ns
     return same
 
 
@@ -285,6 +285,7 @@ def _run_tasks(tasks: list[tuple[str, str, str, int]], workers: int) -> Iterator
         yield from progress(map(_cache_one, tasks), total=len(tasks), desc="caching images")
         return
     chunksize = max(1, min(64, len(tasks) // (workers * 4)))
+    image_bytes.close_hdf5_files()  # the freshness checks opened it: each worker opens its own
     ctx = multiprocessing.get_context(_start_method())
     with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
         results = pool.map(_cache_one, tasks, chunksize=chunksize)

@@ -15,14 +15,18 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from torchvision.io import ImageReadMode, decode_jpeg
 
 from isic_tracking.data.cache import to_rgb
+from isic_tracking.data.image_bytes import read_image_bytes, split_member
 from isic_tracking.errors import IsicInputError
 
 _JPEG_MAGIC = b"\xff\xd8\xff"
 
 
 def decode_image_file(path: str) -> Tensor:
-    """Read an image file as a uint8 RGB ``[3, H, W]`` tensor, upright (see
+    """Read an image file, or an HDF5 member (``train-image.hdf5::ISIC_0015670``, see
+    :mod:`isic_tracking.data.image_bytes`), as a uint8 RGB ``[3, H, W]`` tensor, upright (see
     :func:`decode_image_bytes`)."""
+    if split_member(path) is not None:  # each worker process opens the HDF5 file once
+        return decode_image_bytes(read_image_bytes(path))
     return decode_image_bytes(np.fromfile(path, dtype=np.uint8))
 
 

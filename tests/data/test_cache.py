@@ -10,8 +10,10 @@ from PIL import Image
 from PIL.JpegImagePlugin import JpegImageFile
 
 from isic_tracking.data.cache import build_cache, decode_resized, fingerprint, to_rgb
+from isic_tracking.data.image_bytes import close_hdf5_files, member_path
 from isic_tracking.data.manifest import normalize_manifest, read_manifest
 from isic_tracking.errors import IsicInputError
+from tests.data.sources.helpers import write_hdf5
 
 
 def manifest_of(paths: list[Path]) -> pd.DataFrame:
@@ -306,3 +308,44 @@ def test_odd_image_ids_get_safe_distinct_file_names(tmp_path):
     res = build_cache(df, tmp_path / "out", image_size=16, workers=1)
     files = [Path(p) for p in res.manifest["path"]]
     assert len(set(files)) == 2 and all(f.parent == tmp_path / "out" / "images" for f in files)
+
+
+def test_hdf5_members_are_cached_like_files(tmp_path):
+    """``file.hdf5::key`` paths: decoded as the same JPEG file would be, a key the file lacks
+    and a truncated member skipped with reasons, re-runs reuse members (also after a touch)."""
+    members = {f"m{i}": noisy_rgb(48, 32, seed=i) for i in range(3)}
+    encoded = {}
+    for key, img in members.items():
+        path = tmp_path / "plain" / f"{key}.jpg"
+        path.parent.mkdir(exist_ok=True)
+        img.save(path, quality=90)
+        encoded[key] = path.read_bytes()
+    encoded["truncated"] = encoded["m0"][: len(encoded["m0"]) // 2]
+    h5 = write_hdf5(tmp_path / "src" / "images.hdf5", encoded, as_void={"m1"})
+    keys = [*members, "truncated", "absent"]
+    manifest = manifest_of([Path(member_path(h5, k)) for k in keys]).assign(image_id=keys)
+    out = tmp_path / "out"
+    res = build_cache(manifest, out, image_size=16, max_bad_fraction=1.0, workers=1)
+    assert (res.n_cached, res.n_skipped) == (3, 2)
+    reasons = res.skipped.set_index("image_id")["reason"]
+    assert reasons["absent"] == f"missing: absent is not in {h5}"
+    assert reasons["truncated"].startswith("corrupt or truncated")
+    plain = build_cache(
+        manifest_of(sorted((tmp_path / "plain").glob("*.jpg"))), tmp_path / "plain-out", 16
+    )
+    for key in members:
+        assert np.array_equal(cached_rgb(res, key), cached_rgb(plain, key))
+    assert res.manifest.set_index("image_id").loc["m1", "orig_path"] == member_path(h5, "m1")
+
+    again = build_cache(manifest, out, image_size=16, max_bad_fraction=1.0, workers=1)
+    assert (again.n_cached, again.n_reused) == (0, 3)
+    os.utime(h5, ns=(1, 1))  # the HDF5 file touched, members unchanged: fingerprints match
+    touched = build_cache(manifest, out, image_size=16, max_bad_fraction=1.0, workers=1)
+    assert (touched.n_cached, touched.n_reused) == (0, 3)
+    close_hdf5_files()  # before rewriting the file this process holds open
+    encoded["m2"] = encoded["m0"]
+    write_hdf5(h5, encoded, as_void={"m1"})
+    changed = build_cache(manifest, out, image_size=16, max_bad_fraction=1.0, workers=1)
+    assert (changed.n_cached, changed.n_reused) == (1, 2)
+    assert np.array_equal(cached_rgb(changed, "m2"), cached_rgb(plain, "m0"))
+    close_hdf5_files()

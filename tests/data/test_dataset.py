@@ -10,9 +10,11 @@ from PIL import Image
 from torch.utils.data import SequentialSampler
 
 from isic_tracking.data.dataset import ManifestDataset, decode_image_file, make_loader
+from isic_tracking.data.image_bytes import close_hdf5_files, member_path
 from isic_tracking.data.manifest import normalize_manifest
 from isic_tracking.data.transforms import build_transforms
 from isic_tracking.errors import IsicInputError
+from tests.data.sources.helpers import write_hdf5
 
 
 def image_manifest(folder: Path, n: int = 6, size: int = 20) -> pd.DataFrame:
@@ -163,3 +165,23 @@ def test_bad_loader_arguments(tmp_path):
         make_loader(df, None, batch_size=0)
     with pytest.raises(IsicInputError, match="workers"):
         make_loader(df, None, workers=-1)
+
+
+def test_hdf5_members_load_like_files_in_worker_processes(tmp_path):
+    """``file.hdf5::key`` paths (ISIC 2024 read in place): the same tensors as the files,
+    also from DataLoader workers, each opening the HDF5 file for itself."""
+    df = image_manifest(tmp_path / "files", n=4)
+    h5 = write_hdf5(
+        tmp_path / "images.hdf5", {i: Path(p).read_bytes() for i, p in zip(df.image_id, df.path)}
+    )
+    members = df.assign(path=[member_path(h5, i) for i in df["image_id"]])
+    assert torch.equal(
+        decode_image_file(members.loc[2, "path"]), decode_image_file(df.loc[2, "path"])
+    )
+    from_files = torch.cat([b[0] for b in make_loader(df, None, batch_size=2)])
+    from_h5 = torch.cat([b[0] for b in make_loader(members, None, batch_size=2, workers=2)])
+    assert torch.equal(from_h5, from_files)
+    missing = members.assign(path=member_path(h5, "img9"))
+    with pytest.raises(IsicInputError, match=r"'img0'.*img9 is not in .*images\.hdf5"):
+        ManifestDataset(missing, None)[0]
+    close_hdf5_files()

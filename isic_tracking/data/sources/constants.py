@@ -93,6 +93,97 @@ FOLDER_CLASSES: dict[str, str] = {
 }
 FOLDER_SPLITS: dict[str, str] = {"train": "train", "test": "test"}
 
+# --- ISIC Archive: a folder written by the official CLI (``isic image download DIR``) ---------
+# Checked against ImageMarkup/isic-cli (``isic_cli/cli/image.py``, ``_extract_metadata``:
+# ``isic_id,attribution,copyright_license`` then every metadata key of the downloaded images,
+# sorted; a key no image has is no column), ImageMarkup/isic-metadata (``benign_malignant`` and
+# the flat ``diagnosis`` until 2024-10 / 2025-06, then ``diagnosis_1`` .. ``diagnosis_5``, each
+# one level of ``DiagnosisEnum``, e.g. ``Benign:Benign melanocytic proliferations:Nevus``;
+# ``anatom_site_general`` removed 2026-05 for ``anatom_site_1`` .. ``_5``) and ImageMarkup/isic
+# (``age_approx`` computed from the age). Images: ``DIR/<isic_id>.<ext>`` (usually jpg).
+ARCHIVE_CSV = "metadata.csv"
+ARCHIVE_HEADER: tuple[str, ...] = (
+    "isic_id",
+    "attribution",
+    "copyright_license",
+    "age_approx",
+    "anatom_site_general",
+    "benign_malignant",
+    "diagnosis",
+    "diagnosis_1",
+    "diagnosis_2",
+    "diagnosis_3",
+    "diagnosis_4",
+    "diagnosis_5",
+    "lesion_id",
+    "patient_id",
+    "sex",
+)
+ARCHIVE_DIAGNOSIS_LEVELS: tuple[str, ...] = tuple(f"diagnosis_{i}" for i in range(1, 6))
+#: Binary label columns, in the order they are asked: the current schema first. The first with a
+#: value in a row decides; "Indeterminate" (or "indeterminate/benign", ...) gives no label.
+ARCHIVE_BINARY_COLUMNS: tuple[str, ...] = ("diagnosis_1", "benign_malignant")
+ARCHIVE_BINARY: dict[str, int] = {"benign": 0, "malignant": 1}
+ARCHIVE_NO_BINARY: tuple[str, ...] = (
+    "indeterminate",
+    "indeterminate/benign",
+    "indeterminate/malignant",
+)
+#: Old flat ``diagnosis`` values (isic-metadata ``DiagnosisEnum`` before 2024-10) -> ISIC 2019
+#: class; the others ("lentigo NOS", "nevus spilus", "AIMP", "other", ...) are not mapped.
+ARCHIVE_OLD_DIAGNOSES: dict[str, str] = {
+    "melanoma": "MEL",
+    "melanoma metastasis": "MEL",
+    "nevus": "NV",
+    "basal cell carcinoma": "BCC",
+    "actinic keratosis": "AK",
+    "seborrheic keratosis": "BKL",
+    "solar lentigo": "BKL",
+    "lichenoid keratosis": "BKL",
+    "pigmented benign keratosis": "BKL",
+    "dermatofibroma": "DF",
+    "vascular lesion": "VASC",
+    "angioma": "VASC",
+    "angiokeratoma": "VASC",
+    "pyogenic granuloma": "VASC",
+    "squamous cell carcinoma": "SCC",
+}
+#: Hierarchical diagnoses (``diagnosis_1:...:diagnosis_N``) -> ISIC 2019 class; a row takes the
+#: class of its deepest listed ancestor. Unlisted on purpose: squamous cell carcinoma in situ
+#: (Bowen's disease: AK in HAM10000, SCC elsewhere), indeterminate melanocytic lesions.
+ARCHIVE_DIAGNOSES: dict[str, str] = {
+    "Malignant:Malignant melanocytic proliferations (Melanoma)": "MEL",
+    "Benign:Benign melanocytic proliferations:Nevus": "NV",
+    "Malignant:Malignant adnexal epithelial proliferations - Follicular:Basal cell carcinoma": (
+        "BCC"
+    ),
+    "Indeterminate:Indeterminate epidermal proliferations:Solar or actinic keratosis": "AK",
+    "Benign:Benign epidermal proliferations:Seborrheic keratosis": "BKL",
+    "Benign:Benign epidermal proliferations:Solar lentigo": "BKL",
+    "Benign:Benign epidermal proliferations:Lichen planus like keratosis": "BKL",
+    "Benign:Benign epidermal proliferations:Pigmented benign keratosis": "BKL",
+    "Benign:Benign soft tissue proliferations - Fibro-histiocytic:Dermatofibroma": "DF",
+    "Benign:Benign soft tissue proliferations - Vascular:Hemangioma": "VASC",
+    "Benign:Benign soft tissue proliferations - Vascular:Angiokeratoma": "VASC",
+    "Benign:Benign soft tissue proliferations - Vascular:Pyogenic granuloma": "VASC",
+    "Malignant:Malignant epidermal proliferations:Squamous cell carcinoma, Invasive": "SCC",
+    "Malignant:Malignant epidermal proliferations:Squamous cell carcinoma, NOS": "SCC",
+}
+
+# --- ISIC 2024 / SLICE-3D (Kaggle isic-2024-challenge) ---------------------------------------
+ISIC2024_CSV = "train-metadata.csv"
+#: The first 6 of its 55 columns (``lesion_id``, ``iddx_full`` come later); the images are the
+#: members of ISIC2024_HDF5, key = isic_id, value = the JPEG bytes.
+ISIC2024_HEADER: tuple[str, ...] = (
+    "isic_id",
+    "target",
+    "patient_id",
+    "age_approx",
+    "sex",
+    "anatom_site_general",
+)
+ISIC2024_HDF5 = "train-image.hdf5"
+
 # --- the synthetic set (``make_synthetic``): the official layouts plus artifact truth --------
 #: Layout folders of a synthetic set, in writing order.
 SYNTHETIC_LAYOUTS: tuple[str, ...] = ("isic2020", "isic2019", "isic2016")
@@ -108,5 +199,8 @@ REASONS: tuple[str, ...] = (
     "unlisted_file",
     "duplicate_dropped",
     "already_present",
+    "no_label",
+    "unmapped_diagnosis",
+    "missing_in_hdf5",
 )
 REPORT_COLUMNS: tuple[str, ...] = ("image_id", "path", "reason")

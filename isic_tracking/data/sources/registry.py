@@ -10,7 +10,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from isic_tracking.data.sources import ham10000, isic2016, isic2019, isic2019_folders, isic2020
+from isic_tracking.data.sources import (
+    ham10000,
+    isic2016,
+    isic2019,
+    isic2019_folders,
+    isic2020,
+    isic2024,
+    isic_archive,
+)
 from isic_tracking.data.sources import synthetic as synthetic_source
 from isic_tracking.data.sources.checks import require_dir
 from isic_tracking.data.sources.result import SourceResult
@@ -78,6 +86,20 @@ _ALL: tuple[Reader, ...] = (
         ham10000.detect,
     ),
     Reader(
+        "isic-archive",
+        isic_archive.read_isic_archive,
+        ("binary", "multiclass"),
+        "ISIC Archive download (isic image download DIR): metadata.csv + <isic_id>.jpg",
+        isic_archive.detect,
+    ),
+    Reader(
+        "isic2024",
+        isic2024.read_isic2024,
+        ("binary",),
+        "ISIC 2024 (SLICE-3D): train-metadata.csv + train-image.hdf5, read in place",
+        isic2024.detect,
+    ),
+    Reader(
         "synthetic",
         synthetic_source.read_synthetic,
         ("binary", "multiclass"),
@@ -96,6 +118,8 @@ _DETECTION_ORDER: tuple[str, ...] = (
     "isic2019",
     "ham10000",
     "isic2016-test",
+    "isic2024",
+    "isic-archive",
     "isic2020",
     "isic2019-folders",
 )
@@ -113,7 +137,8 @@ def read_source(dataset: str, root: str | Path, task: str | None = None) -> Sour
     """Read ``root`` with the reader of ``dataset`` (one of ``READERS``).
 
     Args:
-        dataset: isic2020 | isic2019 | isic2019-folders | isic2016-test | ham10000 | synthetic.
+        dataset: one of ``READERS`` (isic2020, isic2019, isic2019-folders, isic2016-test,
+            ham10000, isic-archive, isic2024, synthetic).
         root: the data folder.
         task: ``None`` for the reader's default, else ``"binary"`` / ``"multiclass"``.
     """

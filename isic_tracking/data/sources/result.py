@@ -7,6 +7,9 @@ Skip reasons (``REASONS``):
   the same image id in two class folders (the first is kept).
 - ``already_present``: an external image whose id the base set already has
   (:func:`merge_external_malignant`).
+- ``no_label``: ISIC Archive, binary task: the row's label is Indeterminate or empty.
+- ``unmapped_diagnosis``: ISIC Archive, multiclass task: the diagnosis is none of the 8 classes.
+- ``missing_in_hdf5``: ISIC 2024: listed in the CSV, not a key of ``train-image.hdf5``.
 """
 
 from __future__ import annotations

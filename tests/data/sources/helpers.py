@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import io
 import os
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from PIL import Image
 
@@ -87,3 +89,31 @@ def check_manifest(result: SourceResult, root: Path) -> pd.DataFrame:
         assert os.path.isabs(p) and Path(p).is_file()
         assert Path(p).resolve().is_relative_to(root.resolve())
     return m
+
+
+def jpeg_bytes(seed: int = 0, size: tuple[int, int] = (30, 20)) -> bytes:
+    """A small noisy RGB JPEG (``size`` = width, height), as encoded bytes."""
+    rng = np.random.default_rng(seed)
+    buf = io.BytesIO()
+    arr = rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)
+    Image.fromarray(arr).save(buf, format="JPEG", quality=90)
+    return buf.getvalue()
+
+
+def write_hdf5(path: Path, members: dict[str, bytes], as_void: set[str] = frozenset()) -> Path:
+    """An HDF5 file with one scalar dataset per key holding the bytes, as ISIC 2024's
+    ``train-image.hdf5``: fixed-length bytes (``|S<n>``), or opaque (``np.void``) for the keys
+    in ``as_void``. (h5py refuses Python ``bytes`` with NULs: those become VLEN strings.)"""
+    import h5py
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with h5py.File(path, "w") as f:
+        for key, data in members.items():
+            f[key] = np.void(data) if key in as_void else np.bytes_(data)
+    return path
+
+
+HEADER_2024 = (
+    "isic_id,target,patient_id,age_approx,sex,anatom_site_general,clin_size_long_diam_mm,"
+    "image_type,tbp_tile_type,tbp_lv_A,attribution,copyright_license,lesion_id,iddx_full,iddx_1"
+)

@@ -41,6 +41,8 @@ def test_read_source_dispatch_and_errors(tmp_path):
         "isic2019-folders",
         "isic2016-test",
         "ham10000",
+        "isic-archive",
+        "isic2024",
         "synthetic",
     }
 
@@ -109,6 +111,9 @@ def test_each_reader_detects_its_layout_and_the_order_resolves_overlaps(tmp_path
     write(tmp_path / "isic2016-test" / "ISBI2016_ISIC_Part3_Test_GroundTruth.csv", ["I,0"])
     make_2020(tmp_path / "synthetic" / "isic2020")
     write(tmp_path / "synthetic" / "isic2020" / "synthetic_truth.csv", ["image_id,artifact"])
+    write(tmp_path / "isic-archive" / "metadata.csv", ["isic_id,attribution,diagnosis_1"])
+    write(tmp_path / "isic-archive" / "licenses" / "CC-0.txt", ["licence"])
+    write(tmp_path / "isic2024" / "train-metadata.csv", ["isic_id,target,patient_id"])
     hits = {
         layout: [name for name, r in READERS.items() if r.detect(tmp_path / layout)]
         for layout in READERS
@@ -121,6 +126,8 @@ def test_each_reader_detects_its_layout_and_the_order_resolves_overlaps(tmp_path
         "isic2019-folders": ["isic2019-folders"],
         "isic2016-test": ["isic2016-test"],
         "ham10000": ["ham10000"],
+        "isic-archive": ["isic-archive"],
+        "isic2024": ["isic2024"],
         "synthetic": ["synthetic"],
     }
     assert {layout: detect_dataset(tmp_path / layout) for layout in READERS} == {
