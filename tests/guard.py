@@ -42,13 +42,14 @@ def snapshot() -> Snapshot:
 
 def is_stub(module: object) -> bool:
     """A module object made by hand (``types.ModuleType(...)``) rather than imported: no
-    import spec, no file, not built in. Real modules have a spec; namespace and frozen ones
-    too."""
+    import spec, no file, not built in, not a private (underscore) name. Real modules have a
+    spec; namespace and frozen ones too."""
     if not isinstance(module, types.ModuleType):
         return False
     name = getattr(module, "__name__", "")
     return (
-        getattr(module, "__spec__", None) is None
+        not name.startswith("_")  # C-made helper modules (Cython's _cython_3_2_5) have no spec
+        and getattr(module, "__spec__", None) is None
         and getattr(module, "__file__", None) is None
         and name not in sys.builtin_module_names
         and name != "__main__"
