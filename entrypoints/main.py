@@ -1,6 +1,6 @@
-"""``main``: synth -> prepare -> eda -> search -> train (k-fold, registry) -> filters ->
-visualize -> sanity, each stage a child run of one pipeline run; finished identical stages
-are reused (``force=true`` reruns them)."""
+"""``main``: synth -> prepare -> eda -> pretrain (the offline base) -> search -> train (k-fold,
+registry) -> layers -> filters -> visualize -> sanity, each stage a child run of one pipeline
+run; finished identical stages are reused (``force=true`` reruns them)."""
 
 from __future__ import annotations
 
@@ -27,7 +27,20 @@ def build_parser() -> argparse.ArgumentParser:
         "--arch", type=optional, default=None, help="model (default: the profile's, demo smallcnn)"
     )
     p.add_argument("--task", default="binary", help="binary | multiclass")
-    p.add_argument("--weights", type=optional, default=None, help="local ImageNet weights file")
+    p.add_argument(
+        "--weights",
+        type=optional,
+        default=None,
+        help="local ImageNet weights: a file, a torch-cache folder or arch=path pairs (as --init)",
+    )
+    p.add_argument(
+        "--init",
+        type=optional,
+        default=None,
+        help="where the model's weights start: pretrain (the offline base of the pretrain "
+        "stage, demo's default), imagenet (torch cache, full's default), random, a weights "
+        "file, a folder in the torch-cache layout, models:/..., or arch=value pairs",
+    )
     p.add_argument("--profile", default="demo", choices=sorted(PROFILES), help="stage settings")
     p.add_argument("--force", type=str2bool, default=False, help="rerun finished stages too")
     return p

@@ -115,6 +115,29 @@ def non_result_fields(cls: type) -> tuple[str, ...]:
     return tuple(f.name for f in fields(cls) if not f.metadata.get("result", True))
 
 
+RANDOM, IMAGENET = "random", "imagenet"
+INIT_HELP = (
+    "where the weights start: random | imagenet (the torch cache) | a weights file "
+    "(.pth/.safetensors) | models:/<name>@<alias> (a model of ours, e.g. isic-pretrain-<arch>); "
+    "default: `weights` if given, else imagenet if `pretrained`, else random"
+)
+
+
+def is_model_uri(value: str) -> bool:
+    """A model of ours as an init (``models:/...`` or ``runs:/...``), not a file."""
+    return value.startswith(("models:/", "runs:/"))
+
+
+def requested_init(init: str | None, weights: str | None, pretrained: bool) -> str:
+    """The init asked for, from ``init`` or the older ``weights`` / ``pretrained`` options:
+    ``random``, ``imagenet``, ``models:/...`` or a file path."""
+    if init and init not in ("none", ""):
+        return init
+    if weights:
+        return str(weights)
+    return IMAGENET if pretrained else RANDOM
+
+
 def default_metric(task: str) -> str:
     """The validation metric that picks the best epoch / trial when none is given."""
     return "val_roc_auc" if task == "binary" else "val_balanced_accuracy"
@@ -139,7 +162,11 @@ class FitSettings:
     pretrained: bool = _f(False, "ImageNet weights from the torch cache")
     weights: str | None = _f(None, "local ImageNet state-dict file (implies pretrained)")
     dropout: float = _f(0.1, "dropout before the new head")
-    freeze: str = _f("none", "none | features | all_but_head")
+    freeze: str = _f("none", "none | features | all_but_head | upto:<layer> (e.g. upto:features.4)")
+    init: str | None = _f(None, INIT_HELP)
+    init_file: str | None = _f(
+        None, "local weights file of a models:/ init (fetched by the stage itself)", result=False
+    )
     class_weights: str = _f("inverse", "inverse | none | comma-separated weights")
     grouped: bool = _f(True, "group folds by patient_id / lesion_id (StratifiedGroupKFold)")
     min_best_epoch: int = _f(1, "first epoch that may be a fold's best checkpoint (champion)")
@@ -154,6 +181,10 @@ class FitSettings:
     augment: str = _f("perez", "perez | flips | none")
     max_batches: int | None = _f(None, "cap batches per epoch (smoke tests)")
     deterministic: bool = _f(True, "deterministic kernels (exact resume on CPU)")
+
+    def init_request(self) -> str:
+        """The init asked for: ``random``, ``imagenet``, ``models:/...`` or a file."""
+        return requested_init(self.init, self.weights, self.pretrained)
 
     def resolved_metric(self) -> str:
         """The validation metric asked for (``metric_field``), else the task's default."""

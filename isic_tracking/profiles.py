@@ -3,7 +3,8 @@
 ``demo``: synthetic data, minutes on 2 CPU cores, a model that learns the planted cues
 (README, "The demo profile"). ``tiny``: every stage in seconds, for the end-to-end tests.
 ``full``: the thesis's real-data scale (5 folds, 10 % search subset), for a GPU.
-``main.arch`` is the default of ``-P arch``; ``thesis.archs`` the grid of ``-e thesis``.
+``main.arch`` is the default of ``-P arch``, ``main.init`` of ``-P init`` (``pretrain``: the
+offline base the ``pretrain`` stage trains first); ``thesis.archs`` the grid of ``-e thesis``.
 """
 
 from __future__ import annotations
@@ -12,7 +13,9 @@ from typing import Any
 
 PROFILES: dict[str, dict[str, dict[str, Any]]] = {
     "demo": {
-        "main": {"arch": "smallcnn"},
+        # init "pretrain": the offline base of the pretrain stage (fractal categories)
+        "main": {"arch": "smallcnn", "init": "pretrain"},
+        "pretrain": {"n_classes": 32, "per_class": 50, "image_size": 64, "epochs": 6},
         "thesis": {"archs": ["smallcnn", "timm:resnet10t"]},
         "synth": {"n_images": 240, "image_size": 128},
         "prepare": {"image_size": 128},
@@ -38,6 +41,7 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
             "min_best_epoch": 4,
             "best_decimals": 2,
         },
+        "layers": {"layers": "all", "top_k": 5, "n_boot": 500, "fv_steps": 32},
         "filters": {"layers": "last", "top_n": 5},
         "visualize": {"layers": "first,last", "top_n": 3, "steps": 64, "image_size": 96},
         # rendered at visualize's size, so its pictures and sanity's class-logit ones stack
@@ -51,7 +55,8 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
     },
     # end-to-end tests: every stage, seconds each
     "tiny": {
-        "main": {"arch": "timm:test_resnet"},
+        "main": {"arch": "timm:test_resnet", "init": "pretrain"},
+        "pretrain": {"n_classes": 4, "per_class": 8, "image_size": 32, "epochs": 1},
         "thesis": {"archs": ["timm:test_resnet", "smallcnn"]},
         "synth": {"n_images": 64, "image_size": 48},
         "prepare": {"image_size": 48},
@@ -66,6 +71,7 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
             "image_size": 32,
         },
         "train": {"folds": 2, "epochs": 3, "image_size": 48},
+        "layers": {"layers": "all", "top_k": 2, "n_boot": 20, "fv_steps": 2},
         "filters": {"layers": "last", "top_n": 3, "image_size": 48},
         "visualize": {"layers": "first,last", "top_n": 2, "steps": 6, "image_size": 48},
         "sanity": {
@@ -77,12 +83,16 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
         },
     },
     "full": {
-        "main": {"arch": "alexnet"},
+        # ImageNet weights: `weights`/`init` (a file, a torch-cache folder, arch=path pairs),
+        # else the torch cache
+        "main": {"arch": "alexnet", "init": "imagenet"},
+        "pretrain": {"image_size": 224, "n_classes": 100, "per_class": 100, "epochs": 20},
         "thesis": {"archs": ["alexnet", "vgg16", "resnet50"]},
         "synth": {},
         "prepare": {"image_size": 256},
         "search": {"n_trials": 30, "subset": 0.1},
         "train": {"folds": 5, "epochs": 30, "image_size": 224},
+        "layers": {"layers": "all", "top_k": 5, "n_boot": 1000, "fv_steps": 64},
         "filters": {"layers": "all", "top_n": 5},
         "visualize": {"layers": "first,last", "top_n": 5, "steps": 200, "image_size": 224},
         "sanity": {"n_images": 200, "steps": 200, "layers": "all", "fit_n_images": True},

@@ -86,6 +86,7 @@ def test_non_result_fields_are_declared_on_the_fields() -> None:
         "workers",
         "work_dir",
         "keep_resume_state",
+        "init_file",  # a local copy of the init model: its URI and sha256 are the result
     }
     assert set(RUN_CONTROL_FIELDS) == {
         "n_trials",
@@ -98,6 +99,7 @@ def test_non_result_fields_are_declared_on_the_fields() -> None:
         "work_dir",
         "heartbeat",
         "max_retry",
+        "init_file",
     }
     assert non_result_fields(TrainConfig) == NON_RESULT_FIELDS
 

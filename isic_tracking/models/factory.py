@@ -91,11 +91,17 @@ def _load_weights_file(model: nn.Module, weights: str | os.PathLike, arch: str) 
         state = torch.load(path, map_location="cpu", weights_only=True)
         if isinstance(state, dict) and "state_dict" in state:
             state = state["state_dict"]
+    # a head of another size (another task's, e.g. the pretrain stage's classes) keeps the
+    # fresh init: drop keys whose shape differs, count them with the missing ones
+    own = model.state_dict()
+    resized = [k for k, v in state.items() if k in own and own[k].shape != v.shape]
+    state = {k: v for k, v in state.items() if k not in resized}
     missing, unexpected = model.load_state_dict(state, strict=False)
-    if len(missing) > 4 or len(unexpected) > 4:
+    if len(missing) > 4 or len(unexpected) > 4 or len(resized) > 4:
         raise IsicInputError(
             f"weights file {path} does not fit {arch!r}: {len(missing)} missing keys "
-            f"(e.g. {missing[:3]}), {len(unexpected)} unexpected (e.g. {unexpected[:3]})"
+            f"(e.g. {missing[:3]}), {len(unexpected)} unexpected (e.g. {unexpected[:3]}), "
+            f"{len(resized)} of another shape (e.g. {resized[:3]})"
         )
 
 
@@ -149,9 +155,35 @@ def head_name(model: nn.Module) -> str:
     return getattr(model, "isic_head", _last_linear(model)[0])
 
 
+def _freeze_up_to(model: nn.Module, layer: str) -> None:
+    """Freeze every parameter up to and including ``layer``'s (registration order, which is
+    the forward order of the torchvision, timm and local nets); the BatchNorms among them keep
+    their running statistics too (momentum 0), so the frozen part computes what it did."""
+    names = [n for n, _ in model.named_parameters()]
+    last = [i for i, n in enumerate(names) if n.startswith(layer + ".")]
+    if not last:
+        layers = sorted({n.rsplit(".", 1)[0] for n in names})
+        raise IsicInputError(
+            f"freeze=upto:{layer}: no layer {layer!r} with weights; layers: {', '.join(layers)}"
+        )
+    frozen = set(names[: last[-1] + 1])
+    for name, p in model.named_parameters():
+        if name in frozen:
+            p.requires_grad = False
+    for name, m in model.named_modules():
+        params = [f"{name}.{n}" for n, _ in m.named_parameters(recurse=False)]
+        if isinstance(m, nn.modules.batchnorm._BatchNorm) and params and set(params) <= frozen:
+            m.momentum = 0.0
+
+
 def _freeze(model: nn.Module, mode: str, head: str) -> None:
+    if mode.startswith("upto:"):
+        _freeze_up_to(model, mode.removeprefix("upto:"))
+        return
     if mode not in FREEZE_MODES:
-        raise IsicInputError(f"unknown freeze {mode!r}; choose one of {FREEZE_MODES}")
+        raise IsicInputError(
+            f"unknown freeze {mode!r}; choose one of {FREEZE_MODES} or upto:<layer>"
+        )
     if mode == "none":
         return
     for name, p in model.named_parameters():
@@ -185,7 +217,8 @@ def create_model(
         pretrained: use ImageNet weights from the torch/timm cache (never downloaded).
         weights: a local state-dict file (``.pth``/``.pt``/``.safetensors``); implies pretrained.
         dropout: dropout probability right before the new head (default 0.1).
-        freeze: ``none``, ``features`` (conv trunk frozen) or ``all_but_head``.
+        freeze: ``none``, ``features`` (conv trunk frozen), ``all_but_head`` or
+            ``upto:<layer>`` (every layer up to and including ``<layer>``).
 
     Returns:
         The model; ``model.isic_config`` holds what is needed to rebuild it.

@@ -1,6 +1,6 @@
-"""The chain ``main`` runs: synth -> prepare -> eda -> search -> train -> filters ->
-visualize -> sanity, each stage a child run of one pipeline run (:class:`Pipeline`), with
-the settings of one profile (:mod:`isic_tracking.profiles`)."""
+"""The chain ``main`` runs: synth -> prepare -> eda -> (pretrain) -> search -> train -> layers
+-> filters -> visualize -> sanity, each stage a child run of one pipeline run
+(:class:`Pipeline`), with the settings of one profile (:mod:`isic_tracking.profiles`)."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from mlflow.tracking import MlflowClient
 
 from isic_tracking.data.defaults import data_dir
 from isic_tracking.log import get_logger
+from isic_tracking.models.init import init_for_arch
 from isic_tracking.profiles import PROFILES
 from isic_tracking.tracking import param, tag
 from isic_tracking.tracking.descriptions import pipeline_description
@@ -44,8 +45,23 @@ class ChainOptions:
     arch: str | None = None
     task: str = "binary"
     weights: str | None = None
+    init: str | None = None
     profile: str = "demo"
     force: bool = False
+
+
+def chain_init(pipe: Pipeline, args: ChainOptions, arch: str) -> str:
+    """The init of the chain's model: ``init`` (else ``weights``, else the profile's) for
+    ``arch`` (:func:`init_for_arch`: one value, a torch-cache folder or ``arch=value`` pairs);
+    ``pretrain`` runs (or reuses) the pretrain stage and names the version it registered."""
+    prof = PROFILES[args.profile]
+    spec = args.init or args.weights or prof["main"].get("init")
+    value = init_for_arch(spec, arch) or "random"
+    if value != "pretrain":
+        return value
+    run = pipe.run("pretrain", {"arch": arch, "seed": 0, **prof["pretrain"]})
+    tags = run.data.tags
+    return f"models:/{tags[tag.REGISTERED_MODEL]}/{tags[tag.CHAMPION_VERSION]}"
 
 
 def run_chain(project: str, args: ChainOptions) -> Pipeline:
@@ -78,13 +94,14 @@ def run_chain(project: str, args: ChainOptions) -> Pipeline:
         manifest = str(Path(param(prep, "out")) / "manifest.csv")
         pipe.run("eda", {"manifest": manifest})
         common = {"manifest": manifest, "arch": arch, "task": args.task}
-        weights = {"weights": args.weights} if args.weights else {}
-        search = pipe.run("search", {**common, **prof["search"], **weights})
+        init = {"init": chain_init(pipe, args, arch)}
+        search = pipe.run("search", {**common, **prof["search"], **init})
         train = pipe.run(
-            "train", {**common, **prof["train"], **weights, "params_from": search.info.run_id}
+            "train", {**common, **prof["train"], **init, "params_from": search.info.run_id}
         )
         model_uri = f"models:/{train.data.tags.get(tag.REGISTERED_MODEL)}@champion"
         analysed = {"model_uri": model_uri, "manifest": manifest}
+        pipe.run("layers", {**analysed, **prof["layers"]})
         filt = pipe.run("filters", {**analysed, **prof["filters"]})
         vis = pipe.run(
             "visualize",

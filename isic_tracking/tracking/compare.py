@@ -12,7 +12,7 @@ import pandas as pd
 
 from isic_tracking.errors import IsicInputError
 from isic_tracking.tracking import tag
-from isic_tracking.tracking.registry import _resolve_version
+from isic_tracking.tracking.registry import INIT_FIELDS, _resolve_version, init_line
 from isic_tracking.tracking.runs import get_run, get_stage_run, param
 from isic_tracking.tracking.train_results import summary_of
 
@@ -57,6 +57,7 @@ def _row(run_id: str) -> dict:
         "folds": param(run, "folds"),
         "grouping": t.get(tag.GROUPING, ""),
         "split_digest": t.get(tag.SPLIT_DIGEST, ""),
+        "init": init_line({k: param(run, f"init.{k}") or "" for k in INIT_FIELDS}),
     }
     for part in PARTS:
         for k in TABLE_METRICS:
@@ -83,7 +84,7 @@ def compare_runs(run_ids: list[str]) -> Comparison:
 
 def mean_std_table(table: pd.DataFrame) -> pd.DataFrame:
     """Human-readable 'mean ± std' cells, one row per model (the logged thesis-style table)."""
-    out = table[["name", "arch", "folds", "grouping", "split_digest"]].copy()
+    out = table[["name", "arch", "init", "folds", "grouping", "split_digest"]].copy()
     for part in PARTS:
         for k in TABLE_METRICS:
             mean, std = table[f"{part}_{k}_mean"], table[f"{part}_{k}_std"]

@@ -54,12 +54,14 @@ def version_description(
     digest: str,
     source: str,
     why: str | None = None,
+    init: str = "unknown",
 ) -> str:
     """One version's description.
 
     Args:
         champion: None when this version is the champion, else (version, fold, value) of it.
         why: the champion's explanation by the selection policy (replaces the plain rule).
+        init: where the weights started (:func:`.registry.init_line`).
     """
     best = "highest" if mode == "max" else "lowest"
     if champion is None and why:
@@ -79,6 +81,7 @@ def version_description(
         [
             f"**{arch}** · {task} · fold {fold}",
             "",
+            f"- Initialized from {init}",
             f"- Monitored metric `{monitor}` ({mode}): **{_value(value)}**",
             f"- {why}",
             f"- Training run `{train_run_id}`, fold run `{fold_run_id}`",

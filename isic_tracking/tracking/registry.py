@@ -43,6 +43,7 @@ from isic_tracking.train.checkpoint import load_model_checkpoint
 
 log = get_logger(__name__)
 
+INIT_FIELDS = ("kind", "source", "sha256")
 CHECKPOINT_DIR = DATA_DIR  # the bare run artifact of versions registered before pyfunc models
 CHAMPION = "champion"
 
@@ -118,6 +119,7 @@ def register_checkpoints(
     digest = train.data.tags.get(tag.dataset_digest(DATASET_CONTEXT), "") if train else ""
     arch = (param(train, "arch") if train else None) or ""
     task = (param(train, "task") if train else None) or ""
+    init = {k: (param(train, f"init.{k}") if train else None) or "" for k in INIT_FIELDS}
     about = model_description(name, arch, task, monitor, mode)
     try:
         client.get_registered_model(name)
@@ -135,6 +137,14 @@ def register_checkpoints(
             tag.MONITOR_VALUE: f"{value:.6g}",
             tag.dataset_digest(DATASET_CONTEXT): digest,
         }
+        if init["kind"]:  # unknown for train runs logged before the init was recorded
+            tags.update(
+                {
+                    tag.INIT_KIND: init["kind"],
+                    tag.INIT_SOURCE: init["source"],
+                    tag.INIT_SHA256: init["sha256"],
+                }
+            )
         versions.append(_register_fold(name, run_id, tags))
     best = _champion_index(values, mode) if champion is None else champion
     client.set_registered_model_alias(name, CHAMPION, versions[best].version)
@@ -153,9 +163,19 @@ def register_checkpoints(
             digest=digest,
             source=mv.source,
             why=why if i == best else None,
+            init=init_line(init),
         )
         client.update_model_version(name, mv.version, description=text)
     return versions
+
+
+def init_line(init: dict[str, str]) -> str:
+    """The init of a train run's params (``init.kind`` ...) as one line ("unknown" for runs
+    logged before the init was recorded)."""
+    if not init.get("kind"):
+        return "unknown (trained before the init was recorded)"
+    sha = f" (sha256 `{init['sha256'][:12]}…`)" if init.get("sha256") else ""
+    return f"{init['kind']}: `{init['source']}`{sha}"
 
 
 def _registered_names() -> list[str]:
@@ -269,7 +289,8 @@ def load_model(
         model, config = load_model_checkpoint(local, device)
     run = get_run(run_id)
     train_run_id = run.data.tags.get("mlflow.parentRunId", run_id)
-    config.setdefault("classes", list(task_classes(config.get("task", "binary"))))
+    if "classes" not in config:  # checkpoints of older versions
+        config["classes"] = list(task_classes(config.get("task", "binary")))
     config.setdefault("mean", list(IMAGENET_MEAN))
     config.setdefault("std", list(IMAGENET_STD))
     tags = {"model.uri": uri, "model.source_run_id": run_id, "model.train_run_id": train_run_id}

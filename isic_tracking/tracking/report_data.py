@@ -35,6 +35,14 @@ SECTIONS: tuple[tuple[str, str, str], ...] = (
         "by the train stage; per model the fold table.",
     ),
     (
+        "layers",
+        "Layer contributions: fine-tuned vs its base",
+        "Per conv layer (shallow to deep) of the champion and the model it was fine-tuned from "
+        "(its recorded init): linear CKA, relative weight change, the drop of the validation "
+        "metric when the layer is reset to the base or re-randomized, and k-NN probes of the "
+        "classes before and after, with 95 % bootstrap intervals over images.",
+    ),
+    (
         "confusion",
         "Figs. 21, 24, 25: confusion matrices",
         "Out-of-fold confusion matrices (each image predicted by the fold that did not train "
@@ -68,7 +76,19 @@ SECTIONS: tuple[tuple[str, str, str], ...] = (
 
 #: stage run params shown as "settings" next to what the stage produced
 SETTINGS: Mapping[str, tuple[str, ...]] = {
-    "train": ("arch", "task", "folds", "epochs", "lr", "batch_size", "image_size", "augment"),
+    "train": (
+        "arch",
+        "task",
+        "init.kind",
+        "init.source",
+        "folds",
+        "epochs",
+        "lr",
+        "batch_size",
+        "image_size",
+        "augment",
+    ),  # fmt: skip
+    "layers": ("layers_resolved", "split", "monitor_resolved", "images", "n_boot"),
     "filters": ("layers", "split", "quantile", "top_n", "n_images"),
     "visualize": ("layers", "top_n", "regularization", "preset", "steps", "image_size"),
     "sanity": ("layers", "metric", "n_images", "n_images_used", "steps", "image_size"),
@@ -225,12 +245,22 @@ def _cells(chain: ChainRuns, read: _Reader) -> dict[str, Item]:
         ]
         return [], read.figures(rid, figs), []
 
+    def layers(run: Run) -> tuple[list[Table], list[Figure], list[str]]:
+        rid = run.info.run_id
+        note = f"base: {run.data.tags.get(tag.BASE, '?')}"
+        return (
+            [read.table(rid, "tables/layers.csv", "per layer", note)],
+            read.figures(rid, ["figures/layer_profile.png"]),
+            [],
+        )
+
     def every_figure(run: Run) -> tuple[list[Table], list[Figure], list[str]]:
         rid = run.info.run_id
         return [], read.figures(rid, _artifacts(rid, "figures", ".png")), _verdicts(run)
 
     fills = {
         "results": ("train", results),
+        "layers": ("layers", layers),
         "confusion": ("train", confusion),
         "top5": ("filters", top5),
         "class-filters": ("filters", class_filters),

@@ -35,6 +35,7 @@ from isic_tracking.log import get_logger
 from isic_tracking.tracking import tag
 from isic_tracking.tracking.claim import elect_parent
 from isic_tracking.tracking.descriptions import search_description
+from isic_tracking.tracking.init import with_init_file
 from isic_tracking.tracking.links import announce, run_link
 from isic_tracking.tracking.runs import (
     context_tags,
@@ -226,6 +227,7 @@ def run_search(cfg: SearchConfig) -> SearchOutcome:
     MLflow; returns the best parameters and the counts."""
     t0 = time.monotonic()
     cfg.validate()
+    cfg = with_init_file(cfg, Path(cfg.work_dir) / "init")
     storage_url = cfg.storage or default_storage_url(cfg.work_dir)
     if cfg.n_workers > 1 and is_sqlite(storage_url):
         raise IsicInputError(

@@ -24,6 +24,10 @@ REGISTERED_MODEL = "isic.registered_model"
 CHAMPION_VERSION = "isic.champion_version"
 MONITOR = "isic.monitor"  # model version: the metric that picks the champion
 MONITOR_VALUE = "isic.monitor_value"  # model version: that metric's value for its fold
+INIT_KIND = "isic.init.kind"  # model version: random | file | cache | model
+INIT_SOURCE = "isic.init.source"  # model version: seed, file, cache file name or model URI
+INIT_SHA256 = "isic.init.sha256"  # model version: sha256 of the init weights ("" for random)
+BASE = "isic.base"  # analysis run: the model the analysed one was fine-tuned from
 
 STUDY_NAME = "isic.study_name"
 STORAGE = "isic.storage"

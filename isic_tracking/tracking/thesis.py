@@ -43,6 +43,7 @@ class ThesisOptions:
     root: str | None = None
     extra_malignant: str | None = None
     weights: str | None = None
+    init: str | None = None
     profile: str = "demo"
     force: bool = False
     report_dir: str | None = None
@@ -64,6 +65,7 @@ def _main_params(opts: ThesisOptions, arch: str, task: str) -> dict[str, str]:
         "arch": arch,
         "task": task,
         "weights": opts.weights or "",
+        "init": opts.init or "",
         "profile": opts.profile,
         "force": str(opts.force).lower(),
     }

@@ -28,6 +28,7 @@ from isic_tracking.models import check_arch
 from isic_tracking.tracking import tag
 from isic_tracking.tracking.claim import elect_parent
 from isic_tracking.tracking.descriptions import fold_description
+from isic_tracking.tracking.init import init_of, with_init_file
 from isic_tracking.tracking.links import announce, run_link
 from isic_tracking.tracking.registry import register_checkpoints
 from isic_tracking.tracking.runs import (
@@ -152,6 +153,7 @@ def _run_params(cfg: TrainConfig, manifest_path: str) -> dict[str, object]:
         **dataclasses.asdict(cfg),
         "manifest": manifest_path,
         "monitor": cfg.resolved_metric(),
+        **init_of(cfg).params(),
     }
     for k in NON_RESULT_FIELDS:
         params.pop(k, None)
@@ -182,7 +184,8 @@ def run_training(cfg: TrainConfig) -> TrainingOutcome | None:
     distributed = init_distributed(device)
     rank = dist.get_rank() if distributed else 0
     seed_everything(cfg.seed, deterministic=cfg.deterministic and device.type == "cpu")
-    cfg = apply_search_params(cfg) if rank == 0 else cfg
+    if rank == 0:
+        cfg = with_init_file(apply_search_params(cfg), Path(cfg.work_dir) / "init")
     cfg = broadcast(cfg)  # type: ignore[assignment]
     check_arch(cfg.arch, cfg.weights)
     train, test, manifest_path = load_training_data(cfg)

@@ -25,7 +25,7 @@ from isic_tracking.data.manifest import task_classes
 from isic_tracking.data.transforms import IMAGENET_MEAN, IMAGENET_STD, build_transforms
 from isic_tracking.errors import IsicInputError
 from isic_tracking.log import get_logger
-from isic_tracking.models import create_model
+from isic_tracking.models.init import build_initial, describe_init
 from isic_tracking.train.champion import policy_for
 from isic_tracking.train.checkpoint import unwrap
 from isic_tracking.train.distributed import is_distributed, rank
@@ -84,14 +84,14 @@ def resolve_amp(amp: str, device: torch.device) -> str | None:
 def build_model(cfg: TrainConfig, device: torch.device) -> nn.Module:
     """The fold's fresh model on ``device`` (same seed -> same init in every fold)."""
     n_out = 1 if cfg.task == "binary" else len(task_classes(cfg.task))
-    torch.manual_seed(cfg.seed)
-    model = create_model(
+    model = build_initial(
         cfg.arch,
         n_out,
-        pretrained=cfg.pretrained or cfg.weights is not None,
-        weights=cfg.weights,
+        cfg.init_request(),
+        cfg.seed,
         dropout=cfg.dropout,
         freeze=cfg.freeze,
+        weights_file=cfg.init_file,
     ).to(device)
     if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
@@ -116,8 +116,11 @@ def check_input_size(model: nn.Module, image_size: int, device: torch.device) ->
 
 def model_config(cfg: TrainConfig, model: nn.Module, mean, std) -> dict[str, Any]:
     """The checkpoint config: rebuilds the architecture and says how to feed it."""
+    init = describe_init(cfg.arch, cfg.init_request(), cfg.seed, cfg.init_file)
     return {
         **unwrap(model).isic_config,
+        "init": init.record(),
+        "freeze": cfg.freeze,
         "task": cfg.task,
         "classes": list(task_classes(cfg.task)),
         "image_size": cfg.image_size,

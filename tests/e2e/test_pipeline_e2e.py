@@ -20,7 +20,8 @@ from tests.e2e.helpers import ROOT, env_for, mlflow_server, rest
 
 pytestmark = pytest.mark.slow
 
-STAGES = ("synth", "prepare", "eda", "search", "train", "filters", "visualize", "sanity")
+STAGES = ("synth", "prepare", "eda", "pretrain", "search", "train", "layers", "filters",
+          "visualize", "sanity")  # fmt: skip
 IGNORE = shutil.ignore_patterns(
     ".git",
     "data",
@@ -121,7 +122,7 @@ def test_mlflow_run_pipeline_end_to_end(tmp_path: Path) -> None:
         )
         assert second.returncode == 0, second.stdout[-4000:] + second.stderr[-4000:]
         out = second.stdout + second.stderr
-        for stage in ("synth", "prepare", "eda", "search"):
+        for stage in ("synth", "prepare", "eda", "pretrain", "search"):
             assert f"[{stage}] reusing finished run" in out, stage
         assert "resuming train run" in out
         assert "models:/isic-binary-timm-test_resnet@champion" in out
@@ -148,6 +149,13 @@ def test_mlflow_run_pipeline_end_to_end(tmp_path: Path) -> None:
             url, "registered-models/alias", name="isic-binary-timm-test_resnet", alias="champion"
         )
         assert alias["model_version"]["version"]
+        version_tags = {t["key"]: t["value"] for t in alias["model_version"].get("tags", [])}
+        assert version_tags["isic.init.kind"] == "model"  # fine-tuned from the pretrain stage
+        assert version_tags["isic.init.source"].startswith("models:/isic-pretrain-")
+        assert (
+            "Initialized from model: `models:/isic-pretrain-"
+            in alias["model_version"]["description"]
+        )
 
         def files(run: dict, path: str = "") -> set[str]:
             listing = rest(url, "artifacts/list", run_id=run["info"]["run_id"], path=path)
@@ -159,7 +167,8 @@ def test_mlflow_run_pipeline_end_to_end(tmp_path: Path) -> None:
         pipeline = next(r for r in by_stage["main"] if r["info"]["status"] == "FINISHED")
         assert "report.html" in files(pipeline)  # main's one-chain report (issue 16)
         assert "report           : " in out
-        for stage, path in (("filters", "tables"), ("visualize", "tables"), ("sanity", "figures")):
+        for stage, path in (("filters", "tables"), ("visualize", "tables"), ("sanity", "figures"),
+                            ("layers", "tables"), ("layers", "figures")):  # fmt: skip
             run = next(r for r in by_stage[stage] if r["info"]["status"] == "FINISHED")
             assert files(run, path), f"{stage} logged nothing under {path}/"
 

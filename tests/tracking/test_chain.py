@@ -14,7 +14,8 @@ from isic_tracking.profiles import PROFILES
 from isic_tracking.tracking import tag
 from isic_tracking.tracking.chain import ChainOptions, pipeline_experiment
 
-STAGES = ("main", "synth", "prepare", "search", "train", "filters", "visualize", "sanity")
+STAGES = ("main", "synth", "prepare", "pretrain", "search", "train", "layers", "filters",
+          "visualize", "sanity")  # fmt: skip
 
 
 def test_main_options_are_the_chain_options_with_the_same_defaults() -> None:

@@ -1,0 +1,1 @@
+"""``pretrain``: an offline pretrained base, trained on formula-driven fractal categories."""
