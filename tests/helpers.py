@@ -28,6 +28,7 @@ def checkpoint_run(
             edit(model)
     cfg = dict(
         model.isic_config,
+        init={"kind": "random", "source": f"seed {seed}", "seed": seed, "sha256": None},
         task="binary",
         classes=["benign", "malignant"],
         image_size=64,

@@ -15,7 +15,7 @@ from torch import Tensor
 from isic_tracking.interpret import fv_natural
 from isic_tracking.interpret.colour_check import chance_p, colour_check, verdict
 from isic_tracking.interpret.featvis.grids import Panel, tile_label
-from isic_tracking.interpret.fv_table import LOGITS_LAYER
+from isic_tracking.interpret.fv_table import BASE_KEY, LOGITS_LAYER
 from isic_tracking.interpret.fv_targets import stage_metric
 
 Row = Mapping[str, Any]
@@ -60,7 +60,7 @@ def render_metrics(name: str, reached: Tensor, seconds: float, rows: Sequence[Ro
 
 
 def overall_metrics(rows: Sequence[Row]) -> dict[str, float]:
-    """Per preset, over every layer's channels of the model (not the ImageNet base, not the
+    """Per preset, over every layer's channels of the model (not its base, not the
     logits): the fraction of live filters whose picture reaches the natural maximum, key
     ``fv_over_natural_max_frac/all-<preset>`` (issue 18's 80 % target)."""
     chans = [r for r in rows if r["layer"] != LOGITS_LAYER and r["model"] == "model"]
@@ -93,11 +93,11 @@ def panel(name: str, images: Tensor, rows: Sequence[Row]) -> Panel:
 
 def twin_of(render: tuple[str, str, str], done: Sequence[tuple[str, str, str]]):
     """The render to show beside ``(model key, engine, preset)``: its unregularized (``none``)
-    twin, else the ImageNet base's render with the same settings; None when neither exists."""
+    twin, else the base's render with the same settings; None when neither exists."""
     key, engine, reg = render
     if key != "model" or reg == "none":
         return None
-    for twin in ((key, engine, "none"), ("imagenet", engine, reg)):
+    for twin in ((key, engine, "none"), (BASE_KEY, engine, reg)):
         if twin in done:
             return twin
     return None

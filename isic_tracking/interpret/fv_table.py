@@ -26,6 +26,7 @@ from isic_tracking.errors import IsicInputError
 ARTIFACT = "tables/activations.csv"
 #: The ``layer`` of class-logit pictures.
 LOGITS_LAYER = "logits"
+BASE_KEY = "base"  # the model key of the base's pictures (compare_pretrained)
 #: Column -> dtype, in the order written.
 COLUMNS: dict[str, str] = {
     "layer": "str",

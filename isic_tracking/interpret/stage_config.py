@@ -87,7 +87,9 @@ class VisualizeConfig:
 
     model_uri: str = _f(DEFAULT_MODEL_URI, MODEL_URI_HELP)
     compare_pretrained: bool = _f(
-        False, "also render the ImageNet base (pretrained:<arch>) with the same channels"
+        False,
+        "also render the base the model was fine-tuned from (its recorded init: ImageNet "
+        "file, pretrain model or its own random init) with the same channels",
     )
     layers: str = _f("first,last", "first, last, all or layer names")
     channels: str = _f(

@@ -5,7 +5,7 @@ Renders, for each chosen layer, the images that maximize the mean response of ch
 (``channels=top_n``, from a ``filters`` run or a small pass over the manifest; ``all``;
 indices ``3,17,42``) or the class logits (``channels=classes``), with one or more presets
 (``regularization=tuned,thesis,none,fourier,maco``: the thesis's with/without comparison,
-Fig. 29, is one flag), engines (``isic``, ``torch_dreams``) and the ImageNet base beside the
+Fig. 29, is one flag), engines (``isic``, ``torch_dreams``) and the model's own base (its recorded init) beside the
 model on request. ``tuned`` renders in the colour basis of the analysed natural images
 (``colours=data``, param ``resolved.colours``).
 
@@ -38,7 +38,7 @@ from isic_tracking.interpret.featvis.fastpath import path_params
 from isic_tracking.interpret.featvis.grids import comparison_grid, save_png, twin_grid
 from isic_tracking.interpret.featvis.presets import PRESETS, preset, resolve_colours
 from isic_tracking.interpret.featvis.render import RenderResult, check_request, layer_channels
-from isic_tracking.interpret.fv_table import ARTIFACT, write_activations
+from isic_tracking.interpret.fv_table import ARTIFACT, BASE_KEY, write_activations
 from isic_tracking.interpret.fv_targets import (
     ENGINES,
     MAX_ALL_CHANNELS,
@@ -68,6 +68,7 @@ from isic_tracking.log import get_logger
 from isic_tracking.models import conv_layers, resolve_layers
 from isic_tracking.tracking import tag
 from isic_tracking.tracking.analysis import natural_batches
+from isic_tracking.tracking.init import load_base
 from isic_tracking.tracking.registry import LoadedModel, load_model, training_manifest
 from isic_tracking.tracking.runs import (
     download_artifacts,
@@ -205,16 +206,22 @@ def _save(res: RenderResult, targets: list[Target], key, engine, reg, out: Path,
 
 
 def _models(cfg: VisualizeConfig, loaded: LoadedModel, classes_mode: bool, device) -> dict:
-    """The model, and the ImageNet base next to it when asked (and meaningful)."""
+    """The model, and the base it was fine-tuned from (its recorded init: the same ImageNet
+    file, the pretrain stage's model, or its own random init) next to it when asked."""
     models = {"model": loaded}
     if cfg.compare_pretrained:
         if classes_mode:
-            log.info("note: compare_pretrained skipped: the ImageNet base has no logits of ours")
+            log.info("note: compare_pretrained skipped: it compares filters, not class logits")
         elif cfg.model_uri.startswith("pretrained:"):
             log.info("note: compare_pretrained skipped: the model is the ImageNet base already")
+        elif loaded.config.get("init") is None:
+            log.info(
+                "note: compare_pretrained skipped: the model was trained before its init was "
+                "recorded, so its base is unknown (retrain it)"
+            )
         else:
-            base_uri = f"pretrained:{loaded.config['arch']}"
-            models["imagenet"] = load_model(base_uri, device, allow_random=cfg.allow_random)
+            models[BASE_KEY] = load_base(loaded, device)
+            log.info(f"compare_pretrained: the base is {models[BASE_KEY].tags['model.base']}")
     return models
 
 
@@ -223,7 +230,7 @@ def _models(cfg: VisualizeConfig, loaded: LoadedModel, classes_mode: bool, devic
 
 def _natural_refs(models: dict, groups: dict, batches) -> dict:
     """``{(model key, layer): NaturalReference}`` of every target, one pass per model (the
-    ImageNet base has no logits of ours: none for it)."""
+    base is compared on filters only: no logits for it)."""
     refs = {}
     for key, m in models.items():
         mine = {n: ts for n, ts in groups.items() if key == "model" or n != LOGITS}
@@ -243,7 +250,7 @@ def _natural_refs(models: dict, groups: dict, batches) -> dict:
 
 
 def _log_grids(layer_name: str, done: dict, header: str) -> None:
-    """One grid per render, its twin (``none``, or the ImageNet base) beside it where there is
+    """One grid per render, its twin (``none``, or the base) beside it where there is
     one; and a comparison of all renders of the layer when there are several."""
     fold = folder(layer_name)
     title = f"{header} | {layer_name or 'class logits'}"
@@ -313,7 +320,7 @@ def _groups(cfg, loaded: LoadedModel, classes_mode: bool, size, device, tmp) -> 
 
 
 def run_visualize(cfg: VisualizeConfig) -> VisualizeOutcome:
-    """Render the requested targets of ``cfg.model_uri`` (and its ImageNet base); one run."""
+    """Render the requested targets of ``cfg.model_uri`` (and the base it was fine-tuned from); one run."""
     regs = choices(cfg.regularization, list(PRESETS), "regularization")
     engines = choices(cfg.engine, ENGINES, "engine")
     if min(cfg.steps, cfg.batch_size, cfg.top_n) < 1:

@@ -50,11 +50,11 @@ def test_overall_is_per_preset_over_the_models_channels_only():
 
 
 def test_twin_is_the_unregularized_render_else_the_imagenet_base():
-    done = [("model", "isic", "tuned"), ("model", "isic", "none"), ("imagenet", "isic", "tuned")]
+    done = [("model", "isic", "tuned"), ("model", "isic", "none"), ("base", "isic", "tuned")]
     assert twin_of(("model", "isic", "tuned"), done) == ("model", "isic", "none")
-    assert twin_of(("model", "isic", "tuned"), done[::2]) == ("imagenet", "isic", "tuned")
+    assert twin_of(("model", "isic", "tuned"), done[::2]) == ("base", "isic", "tuned")
     assert twin_of(("model", "isic", "none"), done) is None
-    assert twin_of(("imagenet", "isic", "tuned"), done) is None
+    assert twin_of(("base", "isic", "tuned"), done) is None
 
 
 def test_colour_report_pairs_each_class_with_its_picture():

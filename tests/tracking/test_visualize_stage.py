@@ -72,18 +72,18 @@ def test_logs_grids_images_table_settings_and_tags(mlflow_tracking):
     assert set(logits["model"]) == {"model"} and set(logits["engine"]) == {"isic"}
     assert set(table["layer"]) == {LAST} and set(table["channel"]) == {0, 3}
     assert set(table["regularization"]) == {"thesis", "none", "torch_dreams"}
-    assert set(table["model"]) == {"model", "imagenet"}
+    assert set(table["model"]) == {"model", "base"}  # the model's own random init
     assert table["activation_reached"].notna().all()
     images = _artifacts(run.info.run_id, "images")
     assert set(table["file"]) | set(logits["file"]) == images
     assert all(f.startswith(f"images/{LAST}/") for f in table["file"])
     figures = _artifacts(run.info.run_id, "figures")
     assert f"figures/{LAST}/model_isic_thesis.png" in figures
-    assert f"figures/{LAST}/imagenet_torch_dreams_torch_dreams.png" in figures
+    assert f"figures/{LAST}/base_torch_dreams_torch_dreams.png" in figures
     assert f"figures/{LAST}/comparison.png" in figures
     # metric keys: one "/" level, layer and preset (engine, model when not the default) once
     assert f"activation_mean/{LAST}-thesis" in run.data.metrics
-    assert f"activation_mean/{LAST}-torch_dreams-imagenet" in run.data.metrics
+    assert f"activation_mean/{LAST}-torch_dreams-base" in run.data.metrics
     assert all(k.count("/") <= 1 for k in run.data.metrics), sorted(run.data.metrics)
     # the contract with `sanity --fv_run`: it reads this table and finds the images it names
     from isic_tracking.tracking.sanity import read_visualize_run
