@@ -23,6 +23,7 @@ TASKS = ("binary", "multiclass")
 #: report section -> what each (arch, task) item must carry
 NEEDS = {
     "results": "table",
+    "layers": "img",  # the layer profile of every (arch, task)
     "confusion": "img",
     "top5": "table",
     "class-filters": "img",
