@@ -121,6 +121,26 @@ def _record_error(run_id: str | None, message: str) -> None:
         pass
 
 
+def add_init_args(p: argparse.ArgumentParser) -> None:
+    """``--weights`` and ``--init`` of the pipelines (``main``, ``thesis``): where each
+    architecture's weights start (:func:`isic_tracking.models.init.init_for_arch`)."""
+    p.add_argument(
+        "--weights",
+        type=optional,
+        default=None,
+        help="local ImageNet weights: a file, a torch-cache folder or arch=path pairs (as --init)",
+    )
+    p.add_argument(
+        "--init",
+        type=optional,
+        default=None,
+        help="where each model's weights start: pretrain (the offline base of the pretrain "
+        "stage, demo's default), imagenet (torch cache, full's default), random, a weights "
+        "file, a folder in the torch-cache layout (each arch's torchvision file), models:/..., "
+        "or arch=value pairs (e.g. alexnet=/w/alexnet.pth,vgg16=/w/vgg16.pth)",
+    )
+
+
 def str2bool(v: str | bool) -> bool:
     """argparse type for MLproject booleans ('true'/'false')."""
     return parse_bool(v)

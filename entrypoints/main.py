@@ -8,7 +8,7 @@ import argparse
 from collections.abc import Sequence
 from pathlib import Path
 
-from entrypoints._common import optional, parser, run_main, str2bool
+from entrypoints._common import add_init_args, optional, parser, run_main, str2bool
 from isic_tracking.profiles import PROFILES
 
 PROJECT = str(Path(__file__).resolve().parents[1])
@@ -27,20 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--arch", type=optional, default=None, help="model (default: the profile's, demo smallcnn)"
     )
     p.add_argument("--task", default="binary", help="binary | multiclass")
-    p.add_argument(
-        "--weights",
-        type=optional,
-        default=None,
-        help="local ImageNet weights: a file, a torch-cache folder or arch=path pairs (as --init)",
-    )
-    p.add_argument(
-        "--init",
-        type=optional,
-        default=None,
-        help="where the model's weights start: pretrain (the offline base of the pretrain "
-        "stage, demo's default), imagenet (torch cache, full's default), random, a weights "
-        "file, a folder in the torch-cache layout, models:/..., or arch=value pairs",
-    )
+    add_init_args(p)
     p.add_argument("--profile", default="demo", choices=sorted(PROFILES), help="stage settings")
     p.add_argument("--force", type=str2bool, default=False, help="rerun finished stages too")
     return p

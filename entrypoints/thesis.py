@@ -9,7 +9,7 @@ import argparse
 from collections.abc import Sequence
 from pathlib import Path
 
-from entrypoints._common import optional, parser, run_main, str2bool
+from entrypoints._common import add_init_args, optional, parser, run_main, str2bool
 from isic_tracking.profiles import PROFILES
 
 PROJECT = str(Path(__file__).resolve().parents[1])
@@ -36,20 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--extra_malignant", type=optional, default=None, help="second source of malignant images"
     )
-    p.add_argument(
-        "--weights",
-        type=optional,
-        default=None,
-        help="local ImageNet weights: a file, a torch-cache folder or arch=path pairs (as --init)",
-    )
-    p.add_argument(
-        "--init",
-        type=optional,
-        default=None,
-        help="init per architecture, passed to every chain: pretrain, imagenet, random, a "
-        "torch-cache folder (each arch's torchvision file), or arch=value pairs "
-        "(e.g. alexnet=/w/alexnet.pth,vgg16=/w/vgg16.pth)",
-    )
+    add_init_args(p)
     p.add_argument("--profile", default="demo", choices=sorted(PROFILES), help="stage settings")
     p.add_argument("--force", type=str2bool, default=False, help="rerun finished stages too")
     p.add_argument(

@@ -150,6 +150,28 @@ def to_age(values: pd.Series) -> pd.Series:
     return pd.to_numeric(values, errors="coerce")
 
 
+def binary_challenge_rows(
+    df: pd.DataFrame, ids: str, labels: pd.Series, source: str, site: str
+) -> pd.DataFrame:
+    """Manifest rows of an ISIC challenge CSV with one row per image and a 0/1 target (ISIC
+    2020, ISIC 2024): ``ids`` and ``site`` name the CSV's id and site columns."""
+    return pd.DataFrame(
+        {
+            "image_id": df[ids],
+            "label": labels,
+            "label_name": np.where(labels == 1, BINARY_CLASSES[1], BINARY_CLASSES[0]),
+            "split": "train",
+            "source": source,
+            "patient_id": df["patient_id"],
+            "lesion_id": df["lesion_id"] if "lesion_id" in df else pd.NA,
+            "sex": df["sex"],
+            "age": to_age(df["age_approx"]),
+            "site": df[site],
+            "is_external": False,
+        }
+    )
+
+
 def na_unknown(values: pd.Series) -> pd.Series:
     """Empty or 'unknown' -> NA (HAM10000 writes 'unknown')."""
     return values.mask(values.str.lower().isin(["unknown", "nan", ""]))

@@ -4,16 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
-from isic_tracking.data.manifest import BINARY_CLASSES
 from isic_tracking.data.sources.checks import (
+    binary_challenge_rows,
     check_unique,
     parse_binary,
     read_csv_checked,
     require_dir,
-    to_age,
 )
 from isic_tracking.data.sources.constants import (
     ISIC2020_CSV,
@@ -80,20 +78,8 @@ def read_isic2020(root: str | Path) -> SourceResult:
     check_unique(df["image_name"], csv_path, "image_name")
     labels = parse_binary(df["target"], csv_path, "target")
 
-    out = pd.DataFrame(
-        {
-            "image_id": df["image_name"],
-            "label": labels,
-            "label_name": np.where(labels == 1, BINARY_CLASSES[1], BINARY_CLASSES[0]),
-            "split": "train",
-            "source": "isic2020",
-            "patient_id": df["patient_id"],
-            "lesion_id": df["lesion_id"] if "lesion_id" in df else pd.NA,
-            "sex": df["sex"],
-            "age": to_age(df["age_approx"]),
-            "site": df["anatom_site_general_challenge"],
-            "is_external": False,
-        }
+    out = binary_challenge_rows(
+        df, "image_name", labels, "isic2020", "anatom_site_general_challenge"
     )
     if "diagnosis" in df:
         out["diagnosis"] = df["diagnosis"]

@@ -11,18 +11,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
-
 from isic_tracking.data.image_bytes import member_path
-from isic_tracking.data.manifest import BINARY_CLASSES
 from isic_tracking.data.sources.checks import (
+    binary_challenge_rows,
     check_unique,
     parse_binary,
     read_csv_checked,
     require_dir,
     require_file,
-    to_age,
 )
 from isic_tracking.data.sources.constants import ISIC2024_CSV, ISIC2024_HDF5, ISIC2024_HEADER
 from isic_tracking.data.sources.result import SourceResult, finish, report
@@ -74,21 +70,7 @@ def read_isic2024(root: str | Path) -> SourceResult:
     df = read_csv_checked(csv_path, ISIC2024_HEADER, ISIC2024_HEADER)
     check_unique(df["isic_id"], csv_path, "isic_id")
     labels = parse_binary(df["target"], csv_path, "target")
-    out = pd.DataFrame(
-        {
-            "image_id": df["isic_id"],
-            "label": labels,
-            "label_name": np.where(labels == 1, BINARY_CLASSES[1], BINARY_CLASSES[0]),
-            "split": "train",
-            "source": "isic2024",
-            "patient_id": df["patient_id"],
-            "lesion_id": df["lesion_id"] if "lesion_id" in df else pd.NA,
-            "sex": df["sex"],
-            "age": to_age(df["age_approx"]),
-            "site": df["anatom_site_general"],
-            "is_external": False,
-        }
-    )
+    out = binary_challenge_rows(df, "isic_id", labels, "isic2024", "anatom_site_general")
     if "iddx_full" in df:
         out["diagnosis"] = df["iddx_full"]
 
