@@ -95,7 +95,20 @@ def config_from_args(cls: type[C], args: argparse.Namespace) -> C:
             raise IsicInputError(f"{path}: unknown keys {sorted(unknown)}")
         values.update(loaded)
     values.update({k: v for k, v in vars(args).items() if k in {f.name for f in fields(cls)}})
-    return cls(**values)
+    cfg = cls(**values)
+    check_choices(cfg, where=f"{args.config}: " if getattr(args, "config", None) else "")
+    return cfg
+
+
+def check_choices(cfg: Any, where: str = "") -> None:
+    """Every field declared with ``choices`` holds one of them: a YAML value gets the same
+    one-line error argparse gives on the command line."""
+    for f in fields(cfg):
+        allowed = f.metadata.get("choices")
+        if allowed is not None and getattr(cfg, f.name) not in allowed:
+            raise IsicInputError(
+                f"{where}{f.name}={getattr(cfg, f.name)!r} is not one of {', '.join(allowed)}"
+            )
 
 
 def config_hash(cfg: Any, exclude: tuple[str, ...] = ()) -> str:

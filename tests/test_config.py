@@ -185,3 +185,15 @@ def test_mlproject_command_with_its_defaults_builds_the_config(stage: str) -> No
     given = {k for k in values if k in {f.name for f in dataclasses.fields(cls)}}
     assert given == set(values)  # no MLproject parameter without a config field
     assert cfg.seed == 0 and cfg.manifest is None
+
+
+def test_a_bad_yaml_value_gets_the_same_one_line_error_as_the_command_line(tmp_path) -> None:
+    from entrypoints.visualize import build_parser
+    from isic_tracking.interpret.stage_config import DEFAULT_MODEL_URI, VisualizeConfig
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("amp: maybe\n")
+    with pytest.raises(IsicInputError) as err:
+        config_from_args(VisualizeConfig, build_parser().parse_args(["--config", str(bad)]))
+    assert str(err.value) == f"{bad}: amp='maybe' is not one of auto, on, off"
+    assert DEFAULT_MODEL_URI == "models:/isic-binary-smallcnn@champion"  # the demo's model

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from isic_tracking.config import _f
+from isic_tracking.config import _f, check_choices
 from isic_tracking.errors import IsicInputError
 from isic_tracking.interpret.choices import (
     AMP_CHOICES,
@@ -28,22 +28,13 @@ MODEL_URI_HELP = (
 ALLOW_RANDOM_HELP = (
     "pretrained:<arch> URIs only: random init when no weights are cached (demos, tests)"
 )
-DEFAULT_MODEL_URI = "models:/isic-binary-alexnet@champion"
+DEFAULT_MODEL_URI = "models:/isic-binary-smallcnn@champion"  # what the demo registers
 
 
 def _choice(default: str, choices: Sequence[str], help: str) -> Any:
     """A field whose value must be one of ``choices`` (argparse checks the CLI, the config
     checks YAML values)."""
     return dataclasses.field(default=default, metadata={"help": help, "choices": list(choices)})
-
-
-def _check_choices(cfg: Any) -> None:
-    for f in dataclasses.fields(cfg):
-        allowed = f.metadata.get("choices")
-        if allowed is not None and getattr(cfg, f.name) not in allowed:
-            raise IsicInputError(
-                f"{f.name}={getattr(cfg, f.name)!r} is not one of {', '.join(allowed)}"
-            )
 
 
 @dataclass
@@ -184,7 +175,7 @@ class SanityConfig:
     allow_random: bool = _f(False, ALLOW_RANDOM_HELP)
 
     def __post_init__(self) -> None:
-        _check_choices(self)
+        check_choices(self)
         if self.n_boot < 1:
             raise IsicInputError(f"n_boot={self.n_boot}: at least 1 bootstrap replicate")
         if not 0.0 < self.interval < 1.0:

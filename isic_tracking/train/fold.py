@@ -288,7 +288,9 @@ def train_fold(
             progress.keep_best(epoch, row, pred, plain)
         if rank() == 0:
             label = epoch_label(fold, cfg.folds, epoch, cfg.epochs)
-            log.info(epoch_line(label, row, monitor, best))
+            # before min_best_epoch every epoch replaces the kept checkpoint, but none of
+            # them can be the fold's best: no "(best)" mark there
+            log.info(epoch_line(label, row, monitor, best and epoch >= policy.min_epoch))
             if on_epoch is not None:
                 on_epoch(epoch, row)
             save_fold_state(

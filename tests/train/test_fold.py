@@ -86,7 +86,20 @@ def test_each_epoch_leaves_one_line_saying_fold_and_epoch(
     lines = [r.getMessage() for r in caplog.records if r.name == "isic_tracking.train.fold"]
     assert [line.split(":")[0] for line in lines] == ["fold 2/3 epoch 1/2", "fold 2/3 epoch 2/2"]
     assert all("train_loss " in line and " · val_roc_auc " in line for line in lines)
-    assert lines[0].endswith("(best)")
+    assert not lines[0].endswith("(best)")  # epoch 0 < min_best_epoch (1): kept, never best
+
+
+def test_no_best_mark_before_the_first_epoch_that_may_be_best(
+    split, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Before ``min_best_epoch`` every epoch replaces the kept checkpoint, yet none of them can
+    be the fold's best: the terminal must not call them "(best)"."""
+    tr, va = split
+    with caplog.at_level("INFO", logger="isic_tracking.train.fold"):
+        result = train_fold(tiny(epochs=3, min_best_epoch=2), tr, va, 0, tmp_path / "s.pt")
+    lines = [r.getMessage() for r in caplog.records if r.name == "isic_tracking.train.fold"]
+    assert not any(line.endswith("(best)") for line in lines[:2]), lines
+    assert lines[2].endswith("(best)") and result.best_epoch == 2
 
 
 def test_interrupted_fold_resumes_to_the_uninterrupted_result(split, tmp_path: Path) -> None:

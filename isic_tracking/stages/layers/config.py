@@ -5,9 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from isic_tracking.config import _f
-from isic_tracking.interpret.stage_config import MODEL_URI_HELP
-
-DEFAULT_MODEL_URI = "models:/isic-binary-smallcnn@champion"
+from isic_tracking.interpret.stage_config import DEFAULT_MODEL_URI, MODEL_URI_HELP
 
 
 @dataclass
