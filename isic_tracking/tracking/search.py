@@ -20,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -223,11 +224,17 @@ def log_study_summary(study: optuna.Study, cfg: SearchConfig, storage: str = "")
 
 # --------------------------------------------------------------------------- runner
 def run_search(cfg: SearchConfig) -> SearchOutcome:
+    """Run (or resume) the study of ``cfg`` (:func:`_run_search`); a ``models:/`` init is
+    fetched into a temporary folder that is gone when the search ends."""
+    with tempfile.TemporaryDirectory(prefix="isic-init-") as init_dir:
+        return _run_search(with_init_file(cfg, init_dir))
+
+
+def _run_search(cfg: SearchConfig) -> SearchOutcome:
     """Run (or resume) the study of ``cfg`` with ``n_workers`` local workers, tracked in
     MLflow; returns the best parameters and the counts."""
     t0 = time.monotonic()
     cfg.validate()
-    cfg = with_init_file(cfg, Path(cfg.work_dir) / "init")
     storage_url = cfg.storage or default_storage_url(cfg.work_dir)
     if cfg.n_workers > 1 and is_sqlite(storage_url):
         raise IsicInputError(

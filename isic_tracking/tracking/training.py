@@ -179,13 +179,20 @@ def _is_finished(run: Run) -> bool:
 
 # --------------------------------------------------------------------------- runner
 def run_training(cfg: TrainConfig) -> TrainingOutcome | None:
+    """Run (or resume) k-fold training (:func:`_run_training`); a ``models:/`` init is
+    fetched (by rank 0) into a temporary folder that is gone when training ends."""
+    with tempfile.TemporaryDirectory(prefix="isic-init-") as init_dir:
+        return _run_training(cfg, init_dir)
+
+
+def _run_training(cfg: TrainConfig, init_dir: str) -> TrainingOutcome | None:
     """Run (or resume) k-fold training; returns the outcome on rank 0, None on other ranks."""
     device = resolve_device(cfg.device)
     distributed = init_distributed(device)
     rank = dist.get_rank() if distributed else 0
     seed_everything(cfg.seed, deterministic=cfg.deterministic and device.type == "cpu")
     if rank == 0:
-        cfg = with_init_file(apply_search_params(cfg), Path(cfg.work_dir) / "init")
+        cfg = with_init_file(apply_search_params(cfg), init_dir)
     cfg = broadcast(cfg)  # type: ignore[assignment]
     check_arch(cfg.arch, cfg.weights)
     train, test, manifest_path = load_training_data(cfg)

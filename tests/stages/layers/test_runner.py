@@ -30,6 +30,7 @@ def test_layers_compares_a_fine_tuned_model_with_its_recorded_base(
     train = run_training(TrainConfig(manifest=search_manifest, arch="smallcnn", image_size=32,
                                      epochs=1, folds=2, init=base_uri, device="cpu",
                                      work_dir=str(tmp_path / "work")))  # fmt: skip
+    assert not list((tmp_path / "work").rglob("*.safetensors"))  # the fetched init is gone
     client = MlflowClient()
     champion = client.get_model_version_by_alias(train.model_name, "champion")
     assert champion.tags[tag.INIT_KIND] == "model" and champion.tags[tag.INIT_SOURCE] == base_uri
