@@ -2,8 +2,9 @@
 the base it was fine-tuned from (same architecture, same layer names).
 
 - **Linear CKA** (Kornblith et al., ICML 2019) between the two models' activations of a layer
-  on the same images: ``||YᵀX||²_F / (||XᵀX||_F ||YᵀY||_F)`` with X, Y centred over images.
-  Conv maps are averaged over space per channel (one row per image). :class:`StreamedCKA`
+  on the same images: ``||YᵀX||²_F / (||XᵀX||_F ||YᵀY||_F)`` with X, Y centred over rows.
+  A row is one spatial position of one image (:func:`positions`: a seeded sample of positions,
+  the same in both models), not the spatial average, which is blind at the first layer. :class:`StreamedCKA`
   accumulates the sums and cross products over batches in float64, so memory stays at
   ``(p1 + p2)²`` numbers whatever the number of images, and the value equals the one-batch
   formula (not the minibatch estimate of Nguyen et al. 2021, which is biased by batch size).
@@ -33,6 +34,22 @@ from isic_tracking.errors import IsicInputError
 def pooled(act: Tensor) -> Tensor:
     """One row per image: a conv map ``[n, C, H, W]`` averaged over space, else flattened."""
     return act.float().mean((2, 3)) if act.dim() == 4 else act.float().flatten(1)
+
+
+def positions(act: Tensor, k: int, seed: int) -> Tensor:
+    """One row per (image, spatial position): ``k`` positions of a conv map ``[n, C, H, W]``
+    drawn under ``seed`` (the same ones for every image and for both models compared), as
+    ``[n * k, C]``; a non-map activation stays one row per image.
+
+    CKA over positions rather than over spatially averaged maps: averaging a conv layer that is
+    linear in its input (the first one) leaves a linear function of each image's mean patch,
+    which any two such layers share, so pooled CKA stays near 1 however the weights changed."""
+    if act.dim() != 4:
+        return act.float().flatten(1)
+    n, c, h, w = act.shape
+    gen = torch.Generator().manual_seed(seed)
+    idx = torch.randperm(h * w, generator=gen)[: min(k, h * w)].to(act.device)
+    return act.float().flatten(2)[:, :, idx].permute(0, 2, 1).reshape(-1, c)
 
 
 class StreamedCKA:

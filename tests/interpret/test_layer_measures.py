@@ -13,6 +13,7 @@ from isic_tracking.interpret.layer_measures import (
     bootstrap_interval,
     linear_cka,
     pooled,
+    positions,
     probe_predictions,
     relative_weight_change,
     swapped_layer,
@@ -105,3 +106,20 @@ def test_bootstrap_interval_brackets_the_statistic_and_keeps_class_counts():
     values = np.linspace(0, 1, 60)
     lo, hi = bootstrap_interval(labels, lambda idx: float(values[idx].mean()), n_boot=200)
     assert lo < values.mean() < hi
+
+
+def test_positions_sample_the_same_places_and_see_what_pooling_hides():
+    act = torch.randn(3, 4, 5, 5)
+    rows = positions(act, 6, seed=1)
+    assert rows.shape == (18, 4)
+    assert torch.equal(rows, positions(act.clone(), 6, seed=1))  # same seed, same places
+    assert positions(torch.randn(3, 7), 6, seed=1).shape == (3, 7)
+    # two different first layers (linear in the input): pooled CKA cannot tell them apart
+    torch.manual_seed(0)
+    x = torch.rand(20, 3, 16, 16)
+    x = x * torch.rand(20, 3, 1, 1)  # images differ mostly by their mean colour
+    a, b = torch.nn.Conv2d(3, 8, 3), torch.nn.Conv2d(3, 8, 3)
+    with torch.no_grad():
+        ya, yb = a(x), b(x)
+    assert linear_cka(pooled(ya), pooled(yb)) > linear_cka(positions(ya, 64, 0),
+                                                           positions(yb, 64, 0)) + 0.1  # fmt: skip

@@ -3,8 +3,8 @@ same natural images, per layer (shallow to deep) every measure of
 :mod:`isic_tracking.interpret.layer_measures`, with 95 % bootstrap intervals over images where
 a measure depends on the sample.
 
-One pass over the images feeds both models and keeps, per layer, the streamed CKA sums, the
-pooled activations (for the probes and the top-k filters) and the fine-tuned model's class
+One pass over the images feeds both models and keeps, per layer, the streamed CKA sums (over
+sampled spatial positions), the pooled activations (for the probes and the top-k filters) and the fine-tuned model's class
 scores; then every reset and re-randomization is one more forward per layer over the images
 kept in memory (the analysed split is small: a validation fold).
 """
@@ -26,6 +26,7 @@ from isic_tracking.interpret.layer_measures import (
     balanced_accuracy,
     bootstrap_interval,
     pooled,
+    positions,
     probe_predictions,
     relative_weight_change,
     swapped_layer,
@@ -49,6 +50,7 @@ class LayersPlan:
         fv_steps: steps of the before/after pictures (0: none).
         fv_size: their size.
         seed: of the probes' folds, the re-randomization, the bootstrap and the pictures.
+        positions: spatial positions per image in the CKA (:func:`positions`).
     """
 
     layers: tuple[str, ...]
@@ -61,6 +63,7 @@ class LayersPlan:
     fv_steps: int = 32
     fv_size: int = 64
     seed: int = 0
+    positions: int = 64
 
 
 @dataclass
@@ -169,7 +172,14 @@ def _one_pass(
                 {n: [] for n in layers}, {n: [] for n in layers}, [])  # fmt: skip
     inputs, labels = [], []
     device = next(model.parameters()).device
-    keep = lambda _n, out: pooled(out).cpu()  # noqa: E731
+    depth = {n: i for i, n in enumerate(layers)}
+    batch = [0]
+
+    def keep(name: str, out: Tensor) -> tuple[Tensor, Tensor]:
+        # the same positions in both models: seeded by (seed, batch, layer)
+        seed = (plan.seed * 1_000_003 + batch[0] * 1_009 + depth.get(name, 0)) % 2**31
+        return pooled(out).cpu(), positions(out, plan.positions, seed).cpu()
+
     same = base is model  # one set of hooks: a second recorder on it would stop the first
     with (
         LayerRecorder(model, [*layers, ""], keep) as rec_t,
@@ -179,11 +189,12 @@ def _one_pass(
             x = _normalize(x.float(), plan).to(device)
             t = rec_t(x)
             b = t if same else rec_b(x)
+            batch[0] += 1
             for n in layers:
-                acc.cka[n].update(t[n], b[n])
-                acc.tuned[n].append(t[n])
-                acc.base[n].append(b[n])
-            acc.logits.append(t[""].cpu())
+                acc.cka[n].update(t[n][1], b[n][1])
+                acc.tuned[n].append(t[n][0])
+                acc.base[n].append(b[n][0])
+            acc.logits.append(t[""][0])
             inputs.append(x)
             labels.append(torch.as_tensor(y).long())
     if not inputs:

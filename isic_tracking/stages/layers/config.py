@@ -22,6 +22,9 @@ class LayersConfig:
     monitor: str | None = _f(
         None, "metric of the reset criticality (default: the training run's monitor)"
     )
+    positions: int = _f(
+        64, "spatial positions per image in the CKA (sampled under seed, the same in both models)"
+    )
     top_k: int = _f(5, "filters per layer for the top-k overlap and the before/after pictures")
     n_boot: int = _f(500, "bootstrap replicates of every interval")
     fv_steps: int = _f(32, "steps of the before/after pictures of the top filters (0: none)")

@@ -91,7 +91,7 @@ def run_layers(cfg: LayersConfig) -> LayersResult:
         raise IsicInputError(f"layers needs natural images: {about}")
     plan = LayersPlan(tuple(layers), config.get("task", "binary"), monitor,
                       tuple(config["mean"]), tuple(config["std"]), cfg.top_k, cfg.n_boot,
-                      cfg.fv_steps, size, cfg.seed)  # fmt: skip
+                      cfg.fv_steps, size, cfg.seed, cfg.positions)  # fmt: skip
     about_base = base.tags["model.base"]
     params = {**dataclasses.asdict(cfg), "layers_resolved": ",".join(layers),
               "monitor_resolved": monitor, "images": about}  # fmt: skip
