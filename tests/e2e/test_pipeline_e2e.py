@@ -38,10 +38,15 @@ IGNORE = shutil.ignore_patterns(
 
 
 def _ignore(directory: str, names: list[str]) -> set[str]:
-    """IGNORE, but ``data`` only at the top: ``isic_tracking/data`` is code, not outputs."""
+    """IGNORE, but ``data`` only at the top: ``isic_tracking/data`` is code, not outputs;
+    and every virtual environment (a folder with ``pyvenv.cfg``, e.g. ``.venv`` or CI's
+    ``.ci-venv`` inside the clone): copying one costs gigabytes per test."""
     ignored = set(IGNORE(directory, names))
     if Path(directory).resolve() != ROOT.resolve():
         ignored.discard("data")
+    else:
+        ignored |= {"reports"}  # main's reports beside the sqlite store
+    ignored |= {n for n in names if (Path(directory) / n / "pyvenv.cfg").is_file()}
     return ignored
 
 
@@ -205,3 +210,12 @@ def test_multiclass_pipeline_runs_every_stage(tmp_path: Path) -> None:
         name = "isic-multiclass-timm-test_resnet"
         alias = rest(url, "registered-models/alias", name=name, alias="champion")
         assert "**Champion**: fold " in alias["model_version"]["description"]
+
+
+def test_the_project_copy_leaves_out_virtual_environments(tmp_path: Path) -> None:
+    venv = tmp_path / "src" / ".ci-venv"
+    (venv / "lib").mkdir(parents=True)
+    (venv / "pyvenv.cfg").write_text("home = /usr/bin\n")
+    assert ".ci-venv" in _ignore(str(tmp_path / "src"), [".ci-venv", "isic_tracking"])
+    assert "data" in _ignore(str(ROOT), ["data", "isic_tracking"])
+    assert "data" not in _ignore(str(ROOT / "isic_tracking"), ["data"])
