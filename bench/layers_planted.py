@@ -40,12 +40,12 @@ PLAN = LayersPlan(LAYERS, "binary", "roc_auc", IMAGENET_MEAN, IMAGENET_STD, n_bo
                   fv_steps=0)  # fmt: skip
 
 
-def fine_tune(manifest: Path, work: Path, **kw):
+def fine_tune(manifest: Path, work: Path, name: str, **kw):
     cfg = TrainConfig(manifest=str(manifest), arch="smallcnn", image_size=64, batch_size=16,
                       lr=3e-3, augment="none", folds=2, device="cpu", **kw)  # fmt: skip
     train, _, _ = load_training_data(cfg)
     tr, va = fold_split(train, 0)
-    result = train_fold(cfg, tr, va, 0, work / "state.pt")
+    result = train_fold(cfg, tr, va, 0, work / f"{name}.pt")  # one resume state per model
     model = build_model(cfg, torch.device("cpu"))
     model.load_state_dict(result.best_state)
     base = initial_model(model_config(cfg, model, IMAGENET_MEAN, IMAGENET_STD))
@@ -68,9 +68,9 @@ def main() -> int:
                                image_size=64).manifest_path  # fmt: skip
     cols = ("cka", "weight_change", "reset_drop", "probe_base", "probe_tuned")
     print("| case | layer | " + " | ".join(cols) + " |\n|---|---|" + "---:|" * len(cols))
-    model, base, batches = fine_tune(manifest, tmp, epochs=2, freeze="upto:features.4")
+    model, base, batches = fine_tune(manifest, tmp, "frozen", epochs=2, freeze="upto:features.4")
     show("frozen up to features.4", compare_layers(model, base, batches, PLAN).rows, cols)
-    model, base, batches = fine_tune(manifest, tmp, epochs=10)
+    model, base, batches = fine_tune(manifest, tmp, "tuned", epochs=10)
     show("against itself", compare_layers(model, model, batches, PLAN).rows, cols)
     show("fine-tuned vs its random init", compare_layers(model, base, batches, PLAN).rows, cols)
     twin = create_model("smallcnn", 1)
