@@ -177,6 +177,7 @@ def _run_epoch(
     device: torch.device,
     fold: int,
     epoch: int,
+    unit: str | None = None,
 ) -> tuple[dict[str, float], Predictions]:
     """One epoch, re-seeded from (seed, fold, epoch): train, then evaluate on the full
     validation set; returns its row (train_/val_ metrics, lr, seconds) and predictions."""
@@ -196,7 +197,7 @@ def _run_epoch(
         sampler=sampler,
         drop_last=len(train_df) > cfg.batch_size,
     )
-    where = epoch_label(fold, cfg.folds, epoch, cfg.epochs)
+    where = epoch_label(fold, cfg.folds, epoch, cfg.epochs, unit)
     t0 = time.perf_counter()
     tr = train_one_epoch(
         fit.train_model,
@@ -229,9 +230,10 @@ def _run_epoch(
     return row, pred
 
 
-def epoch_label(fold: int, folds: int, epoch: int, epochs: int) -> str:
-    """``fold 2/3 epoch 4/10`` (1-based counts; no fold part for a single split)."""
-    part = f"fold {fold + 1}/{folds} " if folds > 1 else ""
+def epoch_label(fold: int, folds: int, epoch: int, epochs: int, unit: str | None = None) -> str:
+    """``fold 2/3 epoch 4/10`` (1-based counts; no fold part for a single split), or
+    ``<unit> epoch 4/10`` when the caller names what trains (a search's ``trial 3``)."""
+    part = f"{unit} " if unit else (f"fold {fold + 1}/{folds} " if folds > 1 else "")
     return f"{part}epoch {epoch + 1}/{epochs}"
 
 
@@ -251,6 +253,7 @@ def train_fold(
     fold: int,
     state_path: str | Path,
     on_epoch: EpochCallback | None = None,
+    unit: str | None = None,
 ) -> FoldResult:
     """Train ``cfg.epochs`` epochs (early stopping on ``cfg.resolved_metric()``) and return
     the best epoch's weights and validation predictions (best under the champion policy,
@@ -260,7 +263,8 @@ def train_fold(
     epoch (rank 0). Under ``torch.distributed`` the model is wrapped in DDP and the training
     set sharded with a DistributedSampler; every rank evaluates the full validation set, so
     scheduler and early-stopping decisions agree across ranks without communication.
-    Raises :class:`~isic_tracking.errors.NonFiniteLossError` on a NaN/Inf loss.
+    Raises :class:`~isic_tracking.errors.NonFiniteLossError` on a NaN/Inf loss. ``unit``
+    names what trains in its terminal lines and bars (a search passes ``trial <n>``).
     """
     device = resolve_device(cfg.device)
     monitor = cfg.resolved_metric()
@@ -278,7 +282,7 @@ def train_fold(
     for epoch in range(start, cfg.epochs):
         if stopped:
             break
-        row, pred = _run_epoch(cfg, fit, train_df, train_tf, val_loader, device, fold, epoch)
+        row, pred = _run_epoch(cfg, fit, train_df, train_tf, val_loader, device, fold, epoch, unit)
         progress.history.append(row)
         value = row.get(monitor, float("nan"))
         fit.scheduler.step(value)
@@ -287,7 +291,7 @@ def train_fold(
         if best:
             progress.keep_best(epoch, row, pred, plain)
         if rank() == 0:
-            label = epoch_label(fold, cfg.folds, epoch, cfg.epochs)
+            label = epoch_label(fold, cfg.folds, epoch, cfg.epochs, unit)
             # before min_best_epoch every epoch replaces the kept checkpoint, but none of
             # them can be the fold's best: no "(best)" mark there
             log.info(epoch_line(label, row, monitor, best and epoch >= policy.min_epoch))

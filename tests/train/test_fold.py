@@ -79,7 +79,8 @@ def test_each_epoch_leaves_one_line_saying_fold_and_epoch(
     """The bars say what they count (``fold 2/3 epoch 1/2 train``); each epoch leaves one
     line with its losses, the monitored metric and whether it is the best so far."""
     assert epoch_label(1, 3, 0, 2) == "fold 2/3 epoch 1/2"
-    assert epoch_label(0, 1, 4, 10) == "epoch 5/10"  # a search trial: one split
+    assert epoch_label(0, 1, 4, 10) == "epoch 5/10"  # one split
+    assert epoch_label(0, 1, 4, 10, "trial 3") == "trial 3 epoch 5/10"  # a search's trial
     tr, va = split
     with caplog.at_level("INFO", logger="isic_tracking.train.fold"):
         train_fold(tiny(epochs=2, folds=3), tr, va, 1, tmp_path / "s.pt")

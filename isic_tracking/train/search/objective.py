@@ -79,6 +79,7 @@ class SearchObjective:
                 0,
                 Path(state_dir) / "state.pt",
                 on_epoch=run.on_epoch,
+                unit=f"trial {trial.number}",  # its lines say which trial they belong to
             )
         except optuna.TrialPruned as err:
             run.finish("pruned", run.last, None, None)

@@ -79,6 +79,19 @@ def test_trial_reports_every_epoch_to_hooks_and_study(manifest: str) -> None:
     assert trial.user_attrs["isic.host"] == HOST and trial.user_attrs["isic.pid"] == os.getpid()
 
 
+def test_each_epoch_line_of_a_trial_names_the_trial(
+    manifest: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    cfg = tiny_config(manifest, pruner="none", max_batches=1)
+    study = memory_study(cfg, [{"lr": 1e-3, "batch_size": 16, "epochs": 2}] * 2)
+    with caplog.at_level("INFO", logger="isic_tracking.train.fold"):
+        run_worker(study, SearchObjective(cfg, load_search_data(cfg)), n_trials=2)
+    lines = [r.getMessage() for r in caplog.records if r.name == "isic_tracking.train.fold"]
+    assert [line.split(":")[0] for line in lines] == [
+        "trial 0 epoch 1/2", "trial 0 epoch 2/2", "trial 1 epoch 1/2", "trial 1 epoch 2/2",
+    ]  # fmt: skip
+
+
 def test_unknown_metric_is_a_clear_error(manifest: str) -> None:
     cfg = tiny_config(manifest, pruner="none", max_batches=1, metric="val_dice")
     study = memory_study(cfg, [{"lr": 1e-3, "batch_size": 16, "epochs": 1}])
