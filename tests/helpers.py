@@ -40,3 +40,9 @@ def checkpoint_run(
         mlflow.log_artifacts(str(Path(tmp) / "ckpt"), "checkpoint")
         mlflow.set_tags(tags or {"isic.stage": "train-fold"})
     return run.info.run_id
+
+
+def same_weights(a: nn.Module, b: nn.Module) -> bool:
+    """Whether two models hold exactly the same parameters and buffers."""
+    sa, sb = a.state_dict(), b.state_dict()
+    return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)

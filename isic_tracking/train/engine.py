@@ -94,7 +94,8 @@ def _logits_and_target(
     return logits, y.long()
 
 
-def _scores(logits: torch.Tensor, task: str) -> torch.Tensor:
+def class_scores(logits: torch.Tensor, task: str) -> torch.Tensor:
+    """What the metrics score: ``sigmoid`` of the binary logit, else the softmax."""
     logits = logits.detach().float()
     return torch.sigmoid(logits) if task == "binary" else torch.softmax(logits, dim=1)
 
@@ -221,7 +222,7 @@ def train_one_epoch(
         pending = (i, finite, loss, x)
         loss_sum += loss * len(y)
         ys.append(y.detach())
-        ss.append(_scores(logits, task))
+        ss.append(class_scores(logits, task))
         if idx is not None:
             idxs.append(idx.detach())
     if pending is not None:
@@ -319,7 +320,7 @@ def evaluate(
                     if criterion is not None:
                         loss_sum += criterion(logits, target).float() * len(y)
                 ys.append(y)
-                ss.append(_scores(logits, task))
+                ss.append(class_scores(logits, task))
                 if idx is not None:
                     idxs.append(idx)
     finally:

@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 import torch
 from safetensors.torch import save_file
-from torch import nn
 
 from isic_tracking.config import TrainConfig, requested_init
 from isic_tracking.errors import IsicInputError
@@ -21,11 +20,7 @@ from isic_tracking.models.init import (
     initial_model,
 )
 from isic_tracking.train.fold import build_model, model_config
-
-
-def _same(a: nn.Module, b: nn.Module) -> bool:
-    sa, sb = a.state_dict(), b.state_dict()
-    return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+from tests.helpers import same_weights
 
 
 def test_the_requested_init_prefers_init_then_weights_then_pretrained():
@@ -41,9 +36,9 @@ def test_random_init_is_recorded_with_its_seed_and_rebuilt_exactly():
     config = model_config(cfg, model, [0.5] * 3, [0.2] * 3)
     assert config["init"] == {"kind": "random", "source": "seed 7", "seed": 7, "sha256": None}
     base = initial_model(config)
-    assert _same(base, model)  # the head too: same seed, same fresh head
+    assert same_weights(base, model)  # the head too: same seed, same fresh head
     other = initial_model({**config, "init": {**config["init"], "seed": 8}})
-    assert not _same(other, model)
+    assert not same_weights(other, model)
 
 
 def test_a_weights_file_is_recorded_by_sha256_and_checked(tmp_path: Path):
@@ -60,7 +55,7 @@ def test_a_weights_file_is_recorded_by_sha256_and_checked(tmp_path: Path):
     init = config["init"]
     assert init["kind"] == "file" and init["source"] == str(path.resolve())
     assert len(init["sha256"]) == 64
-    assert _same(initial_model(config), model)
+    assert same_weights(initial_model(config), model)
     save_file({k: v + 1 for k, v in features.items()}, str(path))  # the file changed since
     with pytest.raises(IsicInputError, match="changed since the model was trained"):
         initial_model(config)
@@ -77,7 +72,7 @@ def test_a_model_init_needs_its_fetched_file_and_is_checked(tmp_path: Path):
     assert init.kind == "model" and init.source.startswith("models:/")
     model = build_initial("smallcnn", 1, init.source, 0, weights_file=str(path))
     config = {**model.isic_config, "init": init.record()}
-    assert _same(initial_model(config, str(path)), model)
+    assert same_weights(initial_model(config, str(path)), model)
     other = tmp_path / "other.safetensors"
     save_file({k: v + 1 for k, v in donor.state_dict().items()}, str(other))
     with pytest.raises(IsicInputError, match="not the one the model started from"):

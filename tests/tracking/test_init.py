@@ -11,12 +11,7 @@ from isic_tracking.config import TrainConfig
 from isic_tracking.models.init import build_initial, describe_init, file_sha256
 from isic_tracking.tracking.init import fetch_model_weights, load_base, with_init_file
 from isic_tracking.tracking.registry import LoadedModel, load_model
-from tests.helpers import checkpoint_run
-
-
-def _same(a: torch.nn.Module, b: torch.nn.Module) -> bool:
-    sa, sb = a.state_dict(), b.state_dict()
-    return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+from tests.helpers import checkpoint_run, same_weights
 
 
 def test_a_model_init_is_fetched_once_and_fine_tuning_starts_from_it(
@@ -42,8 +37,8 @@ def test_the_base_of_a_model_is_its_own_init(mlflow_tracking: str, tmp_path: Pat
     start = build_initial("resnet18", 1, uri, 5, weights_file=str(weights))
     tuned = LoadedModel(start, {**start.isic_config, "init": init.record()}, "models:/x@champion")
     base = load_base(tuned)
-    assert _same(base.model, start) and "model" in base.tags["model.base"]
+    assert same_weights(base.model, start) and "model" in base.tags["model.base"]
     scratch = build_initial("resnet18", 1, "random", 9)
     record = describe_init("resnet18", "random", 9).record()
     base = load_base(LoadedModel(scratch, {**scratch.isic_config, "init": record}, "u"))
-    assert _same(base.model, scratch) and base.tags["model.base"] == "random init (seed 9)"
+    assert same_weights(base.model, scratch) and base.tags["model.base"] == "random init (seed 9)"

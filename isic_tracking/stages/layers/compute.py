@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from isic_tracking.data.transforms import normalize
 from isic_tracking.errors import IsicInputError
 from isic_tracking.interpret.featvis import channel, render
 from isic_tracking.interpret.hooks import LayerRecorder, frozen_eval
@@ -32,6 +33,7 @@ from isic_tracking.interpret.layer_measures import (
     swapped_layer,
     top_k_jaccard,
 )
+from isic_tracking.train.engine import class_scores
 
 MONITORS = ("roc_auc", "balanced_accuracy", "accuracy", "loss")
 
@@ -139,15 +141,9 @@ def monitor_value(labels: np.ndarray, probs: np.ndarray, monitor: str) -> float:
 
 
 def _probs(logits: Tensor, task: str) -> np.ndarray:
-    if task == "binary":
-        return torch.sigmoid(logits.float().flatten()).numpy()
-    return torch.softmax(logits.float(), 1).numpy()
-
-
-def _normalize(x: Tensor, plan: LayersPlan) -> Tensor:
-    mean = torch.tensor(plan.mean).view(1, 3, 1, 1)
-    std = torch.tensor(plan.std).view(1, 3, 1, 1)
-    return (x - mean) / std
+    """The scores the training metrics use: ``P(class 1)`` ``[n]`` (binary), else ``[n, C]``."""
+    scores = class_scores(logits, task)
+    return (scores.flatten() if task == "binary" else scores).numpy()
 
 
 @dataclass
@@ -186,7 +182,7 @@ def _one_pass(
         LayerRecorder(base, [] if same else layers, keep) as rec_b,
     ):
         for x, y in batches:
-            x = _normalize(x.float(), plan).to(device)
+            x = normalize(x.float(), plan.mean, plan.std).to(device)
             t = rec_t(x)
             b = t if same else rec_b(x)
             batch[0] += 1

@@ -17,6 +17,7 @@ import torch
 from torch import Tensor, nn
 
 from isic_tracking.data.transforms import IMAGENET_MEAN, IMAGENET_STD
+from isic_tracking.data.transforms import normalize as normalize_channels
 
 
 @dataclass(frozen=True)
@@ -42,9 +43,7 @@ def split_data(x: Tensor, y: Tensor, val_fraction: float, seed: int) -> Pretrain
 
 def normalize(x: Tensor) -> Tensor:
     """uint8 images -> float, ImageNet-normalized (as the ISIC images are fed)."""
-    mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
-    std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
-    return (x.float() / 255.0 - mean) / std
+    return normalize_channels(x.float() / 255.0, IMAGENET_MEAN, IMAGENET_STD)
 
 
 def _flip(x: Tensor, gen: torch.Generator) -> Tensor:
