@@ -192,7 +192,7 @@ def stage_run(
             kwargs["run_name"] = run_name
         # nested: the parent's (MLflow would put a nested run in the default experiment)
         kwargs["experiment_id"] = experiment_id(task or task_of(params, tags))
-    with mlflow.start_run(**kwargs) as run:
+    with monitored_run(**kwargs) as run:
         mlflow.set_tags({tag.STAGE: stage, **(tags or {})})
         if params:
             log_params(params)
@@ -202,6 +202,49 @@ def stage_run(
             describe(stage_description(stage, done.data, _used_runs(done)), run.info.run_id)
     if not nested:
         announce(stage, run)
+
+
+#: seconds between two samples of MLflow's system metrics (CPU, memory, disk, network, GPU);
+#: MLflow's own 10 s would leave a demo stage of 15 s with one point or none
+SYSTEM_METRICS_INTERVAL_S = 2.0
+_ENABLE_SYSTEM_METRICS = "MLFLOW_ENABLE_SYSTEM_METRICS_LOGGING"
+_SYSTEM_METRICS_INTERVAL = "MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL"
+
+
+def system_metrics_wanted() -> bool:
+    """Every stage run logs MLflow's system metrics (``system/cpu_utilization_percentage``,
+    ``system/system_memory_usage_megabytes``, disk, network and, with the ``gpu`` extra on a
+    CUDA machine, ``system/gpu_*``), so the UI shows whether a GPU waits for data; a user
+    switches them off with ``MLFLOW_ENABLE_SYSTEM_METRICS_LOGGING=false``."""
+    value = os.environ.get(_ENABLE_SYSTEM_METRICS)
+    return value is None or value.strip().lower() not in ("false", "0", "no", "off")
+
+
+@contextmanager
+def monitored_run(**kwargs: Any) -> Iterator[mlflow.ActiveRun]:
+    """``mlflow.start_run(**kwargs)`` with the system metrics of :func:`system_metrics_wanted`
+    sampled every :data:`SYSTEM_METRICS_INTERVAL_S`; a nested run (fold, trial) has none of
+    its own: its parent's monitor covers it."""
+    kwargs["log_system_metrics"] = system_metrics_wanted() and not kwargs.get("nested")
+    with _sampling_interval():
+        active = mlflow.start_run(**kwargs)
+    with active as run:
+        yield run
+
+
+@contextmanager
+def _sampling_interval() -> Iterator[None]:
+    """:data:`SYSTEM_METRICS_INTERVAL_S` while MLflow builds the run's monitor (it reads the
+    interval from the environment then); a value the user set wins, and the environment is
+    left as it was."""
+    if _SYSTEM_METRICS_INTERVAL in os.environ:
+        yield
+        return
+    os.environ[_SYSTEM_METRICS_INTERVAL] = str(SYSTEM_METRICS_INTERVAL_S)
+    try:
+        yield
+    finally:
+        os.environ.pop(_SYSTEM_METRICS_INTERVAL, None)
 
 
 def _used_runs(run: Run) -> dict[str, str]:

@@ -40,6 +40,7 @@ from isic_tracking.tracking.runs import (
     log_manifest_input,
     log_metrics,
     log_params,
+    monitored_run,
 )
 from isic_tracking.tracking.train_results import (
     FOLD_STAGE,
@@ -217,7 +218,7 @@ def _run_training(cfg: TrainConfig, init_dir: str) -> TrainingOutcome | None:
     new_run: dict[str, str] = {} if parent_id else {"run_name": f"train-{cfg.arch}"}
     if not parent_id and not os.environ.get("MLFLOW_RUN_ID"):
         new_run["experiment_id"] = experiment_id(cfg.task)
-    with mlflow.start_run(run_id=parent_id, **new_run) as run:
+    with monitored_run(run_id=parent_id, **new_run) as run:
         parent_id = run.info.run_id
         mlflow.set_tags(
             {

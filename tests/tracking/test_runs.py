@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import math
+import os
+import time
 
 import mlflow
 import pandas as pd
 import pytest
-from mlflow.tracking import MlflowClient
+from mlflow.tracking import MlflowClient, fluent
 
 from isic_tracking.errors import IsicInputError
 from isic_tracking.tracking import tag
 from isic_tracking.tracking.runs import (
     EXPERIMENT_KIND_TAG,
+    SYSTEM_METRICS_INTERVAL_S,
     child_runs,
     download_artifacts,
     experiment_id,
@@ -26,6 +29,7 @@ from isic_tracking.tracking.runs import (
     manifest_digest,
     param,
     stage_run,
+    system_metrics_wanted,
 )
 
 
@@ -193,3 +197,48 @@ def test_stage_run_goes_to_its_task_experiment_and_describes_itself(
     assert "`models:/m@champion`" in note
     assert done.data.tags["mlflow.user"] and done.data.tags["mlflow.source.name"]
     assert f"filters: run {run.info.run_id}  http://127.0.0.1:5000/#/experiments/" in caplog.text
+
+
+def _has_system_metrics(run_id: str) -> bool:
+    return any(k.startswith("system/") for k in get_run(run_id).data.metrics)
+
+
+def test_stage_run_logs_system_metrics_and_leaves_the_environment_alone(
+    mlflow_tracking: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("MLFLOW_ENABLE_SYSTEM_METRICS_LOGGING", raising=False)
+    monkeypatch.delenv("MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL", raising=False)
+    with stage_run("filters", run_name="sys") as run:
+        monitor = fluent.run_id_to_system_metrics_monitor[run.info.run_id]
+        assert monitor.sampling_interval == SYSTEM_METRICS_INTERVAL_S
+        assert "MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL" not in os.environ
+        # the first sample lands after one interval: wait for it (bounded, not timed)
+        for _ in range(300):
+            if _has_system_metrics(run.info.run_id):
+                break
+            time.sleep(0.1)
+    metrics = get_run(run.info.run_id).data.metrics
+    assert "system/cpu_utilization_percentage" in metrics
+    assert "system/system_memory_usage_megabytes" in metrics
+    assert run.info.run_id not in fluent.run_id_to_system_metrics_monitor  # stopped
+
+
+def test_system_metrics_follow_the_users_switch_and_interval(
+    mlflow_tracking: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL", "7")
+    with stage_run("filters", run_name="own interval") as run:
+        assert fluent.run_id_to_system_metrics_monitor[run.info.run_id].sampling_interval == 7
+    assert os.environ["MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL"] == "7"
+    monkeypatch.setenv("MLFLOW_ENABLE_SYSTEM_METRICS_LOGGING", "false")
+    assert not system_metrics_wanted()
+    with stage_run("filters", run_name="off") as run:
+        assert run.info.run_id not in fluent.run_id_to_system_metrics_monitor
+        with stage_run("filters", run_name="child", nested=True) as child:
+            assert child.info.run_id not in fluent.run_id_to_system_metrics_monitor
+    monkeypatch.setenv("MLFLOW_ENABLE_SYSTEM_METRICS_LOGGING", "true")
+    assert system_metrics_wanted()
+    with stage_run("filters", run_name="on") as run:
+        with stage_run("filters", run_name="child", nested=True) as child:
+            assert run.info.run_id in fluent.run_id_to_system_metrics_monitor
+            assert child.info.run_id not in fluent.run_id_to_system_metrics_monitor
