@@ -128,6 +128,26 @@ def fold_split(df: pd.DataFrame, k: int) -> tuple[pd.DataFrame, pd.DataFrame]:
     return df[train].reset_index(drop=True), df[val].reset_index(drop=True)
 
 
+def fold_class_counts(df: pd.DataFrame, classes: Sequence[str]) -> pd.DataFrame:
+    """Images per class in the training and validation part of every fold (the thesis's
+    Table 5): one row per (fold, part) with a column per class and the total, so a reader
+    sees that each fold keeps the class balance (or how far it strays) before reading the
+    fold's metrics. Labels outside ``classes`` are counted under their own name, not dropped.
+    """
+    if "fold" not in df.columns:
+        raise IsicInputError("no `fold` column; call assign_folds or apply a folds CSV first")
+    labels = df["label_name"].astype(str)
+    names = list(classes) + sorted(set(labels) - set(classes))
+    rows = []
+    for k in sorted(int(f) for f in df["fold"].unique() if f >= 0):
+        val = df["fold"] == k
+        for part, mask in (("train", (df["fold"] >= 0) & ~val), ("validation", val)):
+            counts = labels[mask].value_counts()
+            row = {"fold": k, "part": part, **{c: int(counts.get(c, 0)) for c in names}}
+            rows.append({**row, "total": int(mask.sum())})
+    return pd.DataFrame(rows, columns=["fold", "part", *names, "total"])
+
+
 def check_fold(
     train_df: pd.DataFrame, val_df: pd.DataFrame, classes: Sequence[str], k: int | str
 ) -> None:

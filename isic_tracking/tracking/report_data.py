@@ -25,6 +25,7 @@ from isic_tracking.tracking.compare import PARTS, compare_runs, mean_std_table
 from isic_tracking.tracking.links import run_url
 from isic_tracking.tracking.pipeline import effective_run
 from isic_tracking.tracking.runs import get_run, param
+from isic_tracking.tracking.train_results import FOLD_COUNTS_TABLE
 
 #: The report's sections in the thesis's order: (id, title, what it shows).
 SECTIONS: tuple[tuple[str, str, str], ...] = (
@@ -223,11 +224,11 @@ def _cells(chain: ChainRuns, read: _Reader) -> dict[str, Item]:
     """Every section's item for one chain."""
 
     def results(run: Run) -> tuple[list[Table], list[Figure], list[str]]:
-        return (
-            [read.table(run.info.run_id, "tables/fold_metrics.csv", "per fold", _data_note(run))],
-            [],
-            [],
-        )
+        rid = run.info.run_id
+        tables = [read.table(rid, "tables/fold_metrics.csv", "per fold", _data_note(run))]
+        if FOLD_COUNTS_TABLE in _artifacts(rid, "tables", ".csv"):  # runs before it had none
+            tables.append(read.table(rid, FOLD_COUNTS_TABLE, "images per class and fold"))
+        return tables, [], []
 
     def confusion(run: Run) -> tuple[list[Table], list[Figure], list[str]]:
         paths = [p for p in _artifacts(run.info.run_id, "figures", ".png") if "confusion" in p]

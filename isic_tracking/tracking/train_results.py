@@ -38,6 +38,8 @@ from isic_tracking.train.metrics import (
 from isic_tracking.train.plots import confusion_matrix_figure, curves_figure, roc_figure
 from isic_tracking.train.predictions import Predictions
 
+#: images per class in each fold's training and validation part (the thesis's Table 5)
+FOLD_COUNTS_TABLE = "tables/fold_class_counts.csv"
 FOLD_STAGE = "train-fold"  # the stage tag of a fold's nested run
 
 

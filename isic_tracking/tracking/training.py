@@ -21,7 +21,13 @@ from mlflow.entities import Run
 from mlflow.tracking import MlflowClient
 
 from isic_tracking.config import NON_RESULT_FIELDS, TrainConfig, config_hash
-from isic_tracking.data.splits import fold_split, split_digest, write_folds_csv
+from isic_tracking.data.manifest import task_classes
+from isic_tracking.data.splits import (
+    fold_class_counts,
+    fold_split,
+    split_digest,
+    write_folds_csv,
+)
 from isic_tracking.errors import IsicInputError, NonFiniteLossError
 from isic_tracking.log import get_logger
 from isic_tracking.models import check_arch
@@ -37,12 +43,14 @@ from isic_tracking.tracking.runs import (
     describe,
     experiment_id,
     get_stage_run,
+    log_dataframe,
     log_manifest_input,
     log_metrics,
     log_params,
     monitored_run,
 )
 from isic_tracking.tracking.train_results import (
+    FOLD_COUNTS_TABLE,
     FOLD_STAGE,
     describe_training,
     log_fold,
@@ -238,6 +246,8 @@ def _run_training(cfg: TrainConfig, init_dir: str) -> TrainingOutcome | None:
             with tempfile.TemporaryDirectory() as tmp:
                 write_folds_csv(train, Path(tmp) / "folds.csv")
                 mlflow.log_artifact(str(Path(tmp) / "folds.csv"), "splits")
+            counts = fold_class_counts(train, task_classes(cfg.task))
+            log_dataframe(counts, FOLD_COUNTS_TABLE)
         done = [int(k) for k, r in existing.items() if _is_finished(r)]
         broadcast(parent_id)
         broadcast(done)

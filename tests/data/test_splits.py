@@ -9,6 +9,7 @@ from isic_tracking.data.splits import (
     apply_folds,
     assign_folds,
     check_fold,
+    fold_class_counts,
     fold_split,
     group_ids,
     holdout_split,
@@ -209,3 +210,29 @@ def test_folds_csv_bad_input(tmp_path):
     folds = pd.DataFrame({"image_id": ["ISIC_0000000"], "fold": [0]})
     with pytest.raises(IsicInputError, match="no fold"):
         apply_folds(patients_manifest(), folds)
+
+
+def test_fold_class_counts_count_each_folds_parts() -> None:
+    df = assign_folds(patients_manifest(), n_folds=4, seed=1)
+    counts = fold_class_counts(df, CLASSES)
+    assert list(counts.columns) == ["fold", "part", "benign", "malignant", "total"]
+    assert len(counts) == 8  # 4 folds x (train, validation)
+    for k in range(4):
+        tr, va = fold_split(df, k)
+        got = counts[counts["fold"] == k].set_index("part")
+        for part, rows in (("train", tr), ("validation", va)):
+            assert got.loc[part, "total"] == len(rows)
+            for c in CLASSES:
+                assert got.loc[part, c] == (rows["label_name"] == c).sum()
+    val = counts[counts["part"] == "validation"]
+    assert val["total"].sum() == len(df)  # each image validates once
+    assert val["malignant"].sum() == (df["label_name"] == "malignant").sum()
+
+
+def test_fold_class_counts_keep_an_unexpected_label_and_need_folds() -> None:
+    df = assign_folds(patients_manifest(), n_folds=2)
+    df.loc[df.index[0], "label_name"] = "odd"
+    counts = fold_class_counts(df, CLASSES)
+    assert counts["odd"].sum() == 2  # in one fold's train and the other's validation
+    with pytest.raises(IsicInputError, match="fold"):
+        fold_class_counts(patients_manifest(), CLASSES)

@@ -13,7 +13,7 @@ import pandas as pd
 
 from isic_tracking.tracking import log_dataframe, log_figure, tag
 from isic_tracking.tracking.report_data import SECTIONS, ChainRuns, build_report, chain_runs
-from isic_tracking.tracking.train_results import FOLD_STAGE
+from isic_tracking.tracking.train_results import FOLD_COUNTS_TABLE, FOLD_STAGE
 
 
 def _fig():
@@ -35,6 +35,8 @@ def _chain() -> str:
                     mlflow.log_metric("best_val_roc_auc", auc)
             log_dataframe(pd.DataFrame({"fold": [0, 1], "best_val_roc_auc": [0.96, 0.98]}),
                           "tables/fold_metrics.csv")  # fmt: skip
+            counts = {"fold": [0, 0], "part": ["train", "validation"], "benign": [5, 4]}
+            log_dataframe(pd.DataFrame(counts), FOLD_COUNTS_TABLE)
             log_figure(_fig(), "figures/oof_confusion_matrix.png")
             log_figure(_fig(), "figures/oof_roc.png")
         with mlflow.start_run(run_name="filters", nested=True) as filt:
@@ -65,6 +67,8 @@ def test_report_sections_from_logged_runs(mlflow_tracking: str) -> None:
     results = items["results-binary-smallcnn"]
     assert list(results.tables[0].frame["best_val_roc_auc"]) == [0.96, 0.98]
     assert "2 folds" in results.tables[0].note and "split s1" in results.tables[0].note
+    assert results.tables[1].caption == "images per class and fold"  # the thesis's Table 5
+    assert list(results.tables[1].frame["benign"]) == [5, 4]
     val = next(t for t in items["results-binary"].tables if ", val:" in t.caption).frame
     assert val.loc[0, "roc_auc"] == "0.970 ± 0.010"  # the logged mean ± std
     assert [t.caption.split(":")[0] for t in items["results-binary"].tables] == ["binary, val"]
