@@ -43,7 +43,14 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
         },
         "layers": {"layers": "all", "top_k": 5, "n_boot": 500, "fv_steps": 32},
         "filters": {"layers": "last", "top_n": 5},
-        "visualize": {"layers": "first,last", "top_n": 3, "steps": 64, "image_size": 96},
+        # with and without regularization side by side (the thesis's Fig. 29)
+        "visualize": {
+            "layers": "first,last",
+            "top_n": 3,
+            "steps": 64,
+            "image_size": 96,
+            "regularization": "tuned,none",
+        },
         # rendered at visualize's size, so its pictures and sanity's class-logit ones stack
         "sanity": {
             "n_images": 12,
@@ -94,7 +101,13 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
         "train": {"folds": 5, "epochs": 30, "image_size": 224},
         "layers": {"layers": "all", "top_k": 5, "n_boot": 1000, "fv_steps": 64},
         "filters": {"layers": "all", "top_n": 5},
-        "visualize": {"layers": "first,last", "top_n": 5, "steps": 200, "image_size": 224},
+        "visualize": {
+            "layers": "first,last",
+            "top_n": 5,
+            "steps": 200,
+            "image_size": 224,
+            "regularization": "tuned,none",
+        },
         "sanity": {"n_images": 200, "steps": 200, "layers": "all", "fit_n_images": True},
     },
 }

@@ -4,15 +4,18 @@ settings of every stage the chain runs (the chain itself runs in tests/e2e)."""
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import os
 
 import pytest
 from mlflow.tracking import MlflowClient
 
+from entrypoints._common import config_from_args
 from entrypoints.main import build_parser
 from isic_tracking.profiles import PROFILES
 from isic_tracking.tracking import tag
 from isic_tracking.tracking.chain import ChainOptions, pipeline_experiment
+from isic_tracking.tracking.pipeline import _as_param
 
 STAGES = ("main", "synth", "prepare", "pretrain", "search", "train", "layers", "filters",
           "visualize", "sanity")  # fmt: skip
@@ -53,3 +56,29 @@ def test_main_runs_in_the_task_experiment_not_in_a_default_launcher(
     monkeypatch.setenv("MLFLOW_RUN_ID", inside)
     assert pipeline_experiment("multiclass") == exp
     assert os.environ["MLFLOW_RUN_ID"] == inside
+
+
+def _stage_parser(stage: str):
+    module = importlib.import_module(f"entrypoints.{stage}")
+    return module.STAGE.build_parser() if hasattr(module, "STAGE") else module.build_parser()
+
+
+@pytest.mark.parametrize("profile", sorted(PROFILES))
+def test_every_profile_setting_is_a_valid_flag_of_its_stage(profile: str) -> None:
+    """A profile key the stage does not have, or a value it refuses, fails here and not
+    minutes into ``main``."""
+    for stage, settings in PROFILES[profile].items():
+        parser = _stage_parser(stage)
+        flags = {a.dest for a in parser._actions}
+        assert set(settings) <= flags, f"{profile}.{stage}: no flag {set(settings) - flags}"
+        argv = [x for k, v in settings.items() for x in (f"--{k}", _as_param(v))]
+        args = parser.parse_args(argv)
+        module = importlib.import_module(f"entrypoints.{stage}")
+        if hasattr(module, "STAGE"):  # the config validates its choices
+            config_from_args(module.STAGE.config, args)
+
+
+@pytest.mark.parametrize("profile", ["demo", "full"])
+def test_the_thesis_profiles_draw_with_and_without_regularization(profile: str) -> None:
+    presets = PROFILES[profile]["visualize"]["regularization"].split(",")
+    assert "none" in presets and len(presets) == 2  # the thesis's Fig. 29, side by side
