@@ -1,4 +1,4 @@
-"""Does a class-logit visualization carry its class's colours? (issue 18, 6a)
+"""Does a class-logit visualization carry its class's colours?
 
 The synthetic classes differ by planted colours (malignant: black, blue-grey, red, white
 patches; benign: uniform brown; each multiclass family its own palette). So the picture that
@@ -16,7 +16,7 @@ those of any other class.
   classifier of lesion pixels gives the class. Chance is ``1 - 1/K``. Unlike the
   Kullback-Leibler divergence ``KL(picture || class)`` used before, it does not favour the
   class with the broadest palette: under KL a picture of several browns was nearest the
-  multi-coloured melanoma, not the uniformly brown nevus (docs/benchmarks.md, issue 18).
+  multi-coloured melanoma, not the uniformly brown nevus (docs/benchmarks.md).
 
   A class passes when its own class is the nearest; the table keeps the distance to every
   class.

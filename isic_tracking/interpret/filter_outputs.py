@@ -124,7 +124,7 @@ def shortcut_check(
     labels: np.ndarray,
     classes: Sequence[str],
 ) -> ShortcutCheck:
-    """The check of issue 18 (6b) from the recovery table: the AUC of ``artifact``'s top filter
+    """The planted shortcut's check from the recovery table: the AUC of ``artifact``'s top filter
     in ``layer`` must reach ``min_auc``; with that filter's AUC for the malignant class
     (``max_acts`` ``[N, C]`` of ``layer``, ``labels`` index ``classes``). Raises when the
     analysed images have no such group."""

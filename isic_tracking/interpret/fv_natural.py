@@ -1,4 +1,4 @@
-"""How a visualization compares with the data set: ``fv_over_natural_max`` (issue 18, 5).
+"""How a visualization compares with the data set: ``fv_over_natural_max``.
 
 A feature visualization claims to show what maximizes a unit. The claim is only worth
 something if the picture excites the unit at least as much as the best natural image does, so

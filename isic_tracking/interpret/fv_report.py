@@ -62,7 +62,7 @@ def render_metrics(name: str, reached: Tensor, seconds: float, rows: Sequence[Ro
 def overall_metrics(rows: Sequence[Row]) -> dict[str, float]:
     """Per preset, over every layer's channels of the model (not its base, not the
     logits): the fraction of live filters whose picture reaches the natural maximum, key
-    ``fv_over_natural_max_frac/all-<preset>`` (issue 18's 80 % target)."""
+    ``fv_over_natural_max_frac/all-<preset>`` (the 80 % target of docs/benchmarks.md)."""
     chans = [r for r in rows if r["layer"] != LOGITS_LAYER and r["model"] == "model"]
     out = {}
     for reg in dict.fromkeys(r["regularization"] for r in chans):

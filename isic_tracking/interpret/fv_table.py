@@ -5,7 +5,7 @@ One row per rendered picture. The schema (column names, in order, and dtypes) is
 are read when present (tables of older runs may lack them). ``objective`` is spelled by
 :func:`objective_name` and read back by :func:`parse_objective`, nowhere else.
 
-The natural-image columns (:data:`NATURAL_COLUMNS`, issue 18) put the activation reached next
+The natural-image columns (:data:`NATURAL_COLUMNS`) put the activation reached next
 to the same objective over the analysed natural images: its maximum, its 99th percentile and
 the two ratios (:mod:`.fv_natural`); a ratio is empty (NaN) where the unit is not live on
 those images. ``selectivity`` is the filter's class selectivity from a ``filters`` run

@@ -1,4 +1,4 @@
-"""Dead and constant filters: the filters no ranking may pick (issue 18, item 4).
+"""Dead and constant filters: the filters no ranking may pick.
 
 The rankings of the ``filters`` stage read each filter's per-image max activation ``a[i]``
 (``LayerStats.max`` of the filter's *response*, see :mod:`.response`). Two kinds of filter

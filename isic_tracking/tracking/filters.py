@@ -144,7 +144,7 @@ def _check_shortcut_group(cfg: FiltersConfig, groups: pd.DataFrame | None, split
 def _log_shortcut(
     cfg: FiltersConfig, report: FilterReport, stats: LayerStats, classes: list[str]
 ) -> None:
-    """The planted shortcut's check (issue 18, 6b): metrics and pass/fail tag."""
+    """The planted shortcut's check: metrics and pass/fail tag."""
     check = shortcut_check(
         report.recovery, cfg.shortcut_artifact, stats.name, cfg.shortcut_min_auc,
         stats.max.numpy(), stats.labels.numpy(), classes,

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -232,74 +233,116 @@ def load_model(
     """
     device = torch.device(device)
     if uri.startswith("pretrained:"):
-        arch = uri.split(":", 1)[1]
-        model = _pretrained(arch, device, allow_random, 1000).to(device).eval()
-        config = {
-            "arch": arch,
-            "num_outputs": 1000,
-            "dropout": 0.0,
-            "task": "imagenet",
-            "classes": [str(i) for i in range(1000)],
-            "image_size": 224,
-            "mean": list(IMAGENET_MEAN),
-            "std": list(IMAGENET_STD),
-        }
-        return LoadedModel(
-            model, config, uri, tags={"model.uri": uri, "model.name": f"{arch}-imagenet"}
+        return _pretrained_model(uri, device, allow_random)
+    for pattern, resolve in _SCHEMES:
+        if m := re.fullmatch(pattern, uri):
+            return _materialize(resolve(m), uri, device)
+    raise IsicInputError(
+        f"cannot resolve model URI {uri!r}; use models:/<name>@<alias>, models:/<name>/<version>, "
+        "models:/<logged model id>, runs:/<run_id>/checkpoint or pretrained:<arch>"
+    )
+
+
+@dataclass(frozen=True)
+class _Source:
+    """Where a model URI's checkpoint lives: a logged model, or a folder ``rel`` of a run."""
+
+    run_id: str
+    logged: LoggedModel | None
+    rel: str = CHECKPOINT_DIR
+    name: str | None = None
+    version: str | None = None
+    model_id: str | None = None
+
+
+def _from_logged_id(m: re.Match) -> _Source:
+    """``models:/m-<32 hex>``: a LoggedModel by id."""
+    logged = _logged_model(m.group(1))
+    return _Source(logged.source_run_id, logged, model_id=m.group(1))
+
+
+def _from_registry(m: re.Match) -> _Source:
+    """``models:/<name>@<alias>`` or ``models:/<name>/<version>``."""
+    name, alias, ver = m.groups()
+    mv = _resolve_version(name, alias or ver)
+    if not mv.source.startswith("models:/"):
+        log.warning(
+            "%s version %s is an old-style bare %s/ folder: it loads here, but "
+            "mlflow.pyfunc and `mlflow models serve` need a version registered by a newer "
+            "train run",
+            name,
+            mv.version,
+            CHECKPOINT_DIR,
         )
-    name = version = model_id = None
-    if m := re.fullmatch(r"models:/(m-[0-9a-f]{32})", uri):  # a LoggedModel id
-        model_id = m.group(1)
-        logged = _logged_model(model_id)
-        run_id = logged.source_run_id
-    elif m := re.fullmatch(r"models:/([^/@]+)(?:@([^/]+)|/([^/]+))", uri):
-        name, alias, ver = m.groups()
-        mv = _resolve_version(name, alias or ver)
-        version, run_id = mv.version, mv.run_id
-        if mv.source.startswith("models:/"):
-            model_id = mv.model_id or mv.source.removeprefix("models:/").strip("/")
-            logged = _logged_model(model_id)
-        else:
-            logged, rel = None, CHECKPOINT_DIR
-            log.warning(
-                "%s version %s is an old-style bare %s/ folder: it loads here, but "
-                "mlflow.pyfunc and `mlflow models serve` need a version registered by a newer "
-                "train run",
-                name,
-                version,
-                CHECKPOINT_DIR,
-            )
-    elif m := re.fullmatch(r"runs:/([0-9a-fA-F]+)(?:/(.+))?", uri):
-        run_id, rel = m.group(1), (m.group(2) or CHECKPOINT_DIR).strip("/")
-        get_run(run_id)
-        logged = run_logged_model(run_id) if rel in (CHECKPOINT_DIR, MODEL_NAME) else None
-        if logged is not None and _has_artifact(run_id, rel):
-            logged = None  # a run with both: the folder the URI names
-        model_id = logged.model_id if logged else None
-    else:
-        raise IsicInputError(
-            f"cannot resolve model URI {uri!r}; use models:/<name>@<alias>, models:/<name>/<version>, "
-            "models:/<logged model id>, runs:/<run_id>/checkpoint or pretrained:<arch>"
-        )
+        return _Source(mv.run_id, None, name=name, version=mv.version)
+    model_id = mv.model_id or mv.source.removeprefix("models:/").strip("/")
+    return _Source(mv.run_id, _logged_model(model_id), name=name, version=mv.version,
+                   model_id=model_id)  # fmt: skip
+
+
+def _from_run(m: re.Match) -> _Source:
+    """``runs:/<run_id>[/<folder>]``: the fold run's logged model, or the folder the URI
+    names when the run has both."""
+    run_id, rel = m.group(1), (m.group(2) or CHECKPOINT_DIR).strip("/")
+    get_run(run_id)
+    logged = run_logged_model(run_id) if rel in (CHECKPOINT_DIR, MODEL_NAME) else None
+    if logged is not None and _has_artifact(run_id, rel):
+        logged = None  # a run with both: the folder the URI names
+    return _Source(run_id, logged, rel, model_id=logged.model_id if logged else None)
+
+
+#: URI pattern -> where its checkpoint lives; ``pretrained:`` is built, not downloaded
+_SCHEMES: tuple[tuple[str, Callable[[re.Match], _Source]], ...] = (
+    (r"models:/(m-[0-9a-f]{32})", _from_logged_id),
+    (r"models:/([^/@]+)(?:@([^/]+)|/([^/]+))", _from_registry),
+    (r"runs:/([0-9a-fA-F]+)(?:/(.+))?", _from_run),
+)
+
+
+def _materialize(src: _Source, uri: str, device: torch.device) -> LoadedModel:
+    """Download ``src``'s checkpoint, rebuild the model and say where it came from."""
     with tempfile.TemporaryDirectory() as tmp:
-        if logged is not None:
-            local = download_checkpoint(logged, tmp)
+        if src.logged is not None:
+            local = download_checkpoint(src.logged, tmp)
         else:
-            local = download_artifacts(run_id, rel, tmp)
+            local = download_artifacts(src.run_id, src.rel, tmp)
         model, config = load_model_checkpoint(local, device)
-    run = get_run(run_id)
-    train_run_id = run.data.tags.get("mlflow.parentRunId", run_id)
+    run = get_run(src.run_id)
+    train_run_id = run.data.tags.get("mlflow.parentRunId", src.run_id)
     if "classes" not in config:  # checkpoints of older versions
         config["classes"] = list(task_classes(config.get("task", "binary")))
     config.setdefault("mean", list(IMAGENET_MEAN))
     config.setdefault("std", list(IMAGENET_STD))
-    tags = {"model.uri": uri, "model.source_run_id": run_id, "model.train_run_id": train_run_id}
-    tags[MODEL_TASK_TAG] = str(config.get("task", ""))
-    if name:
-        tags.update({"model.name": name, "model.version": str(version)})
-    if model_id:
-        tags["model.model_id"] = model_id
-    return LoadedModel(model, config, uri, name, version, train_run_id, run_id, tags, model_id)
+    tags = {
+        "model.uri": uri, "model.source_run_id": src.run_id, "model.train_run_id": train_run_id,
+        MODEL_TASK_TAG: str(config.get("task", "")),
+    }  # fmt: skip
+    if src.name:
+        tags.update({"model.name": src.name, "model.version": str(src.version)})
+    if src.model_id:
+        tags["model.model_id"] = src.model_id
+    return LoadedModel(
+        model, config, uri, src.name, src.version, train_run_id, src.run_id, tags, src.model_id
+    )
+
+
+def _pretrained_model(uri: str, device: torch.device, allow_random: bool) -> LoadedModel:
+    """``pretrained:<arch>``: the ImageNet base from the local cache (1000 classes)."""
+    arch = uri.split(":", 1)[1]
+    model = _pretrained(arch, device, allow_random, 1000).to(device).eval()
+    config = {
+        "arch": arch,
+        "num_outputs": 1000,
+        "dropout": 0.0,
+        "task": "imagenet",
+        "classes": [str(i) for i in range(1000)],
+        "image_size": 224,
+        "mean": list(IMAGENET_MEAN),
+        "std": list(IMAGENET_STD),
+    }
+    return LoadedModel(
+        model, config, uri, tags={"model.uri": uri, "model.name": f"{arch}-imagenet"}
+    )
 
 
 def _logged_model(model_id: str) -> LoggedModel:

@@ -349,7 +349,7 @@ def run_visualize(cfg: VisualizeConfig) -> VisualizeOutcome:
         params = {
             **dataclasses.asdict(cfg),
             "resolved.image_size": size,
-            # which render path runs (issue 17)
+            # which render path runs
             **path_params(device, size, cfg.steps, AMP_CHOICES[cfg.amp]),
             "resolved.channels": {
                 folder(n): ",".join(str(t.channel) for t in ts) for n, ts in groups.items()

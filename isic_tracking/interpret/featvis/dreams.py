@@ -147,9 +147,6 @@ def render_torch_dreams(
         :class:`~.render.RenderResult` like :func:`~.render.render` (history per channel:
         torch-dreams' own objective value at each step).
     """
-    from torch_dreams import Dreamer  # imported here: optional backend, slow import
-    from torchvision.transforms import Normalize
-
     get_layer(model, layer_name)  # unknown layer: IsicInputError listing the conv layers
     if device is not None:
         model.to(device)
@@ -160,42 +157,19 @@ def render_torch_dreams(
     module = get_layer(model, layer_name)
     if mean is None or std is None:
         mean, std = model_normalization(model)
+    options = {
+        "iters": steps, "width": size, "height": size, "lr": lr, "rotate_degrees": rotate,
+        "scale_min": scale[0], "scale_max": scale[1], "translate_x": translate,
+        "translate_y": translate, "weight_decay": weight_decay, "grad_clip": grad_clip,
+    }  # fmt: skip
     images, history = [], []
     start = time.perf_counter()
     with _restore_model(model, freeze_model), _seeded(seed):
-        dreamer = Dreamer(model, quiet=True, device=str(device))
-        imagenet = torch.tensor([*IMAGENET_MEAN, *IMAGENET_STD])
-        if not torch.allclose(torch.tensor([*mean, *std], dtype=torch.float32), imagenet):
-            dreamer.set_custom_normalization(Normalize(mean, std))
+        dreamer = _dreamer(model, device, mean, std)
         for ch in progress(list(channels), desc="torch-dreams", disable=not show_progress):
-            trace: list[torch.Tensor] = []
-
-            def objective_fn(outs, ch=ch, trace=trace):
-                value = outs[0][:, ch].mean()
-                trace.append(value.detach())
-                return -value
-
-            param = dreamer.render(
-                layers=[module],
-                image_parameter=_tracked_param(size, device, on_step),
-                custom_func=objective_fn,
-                iters=steps,
-                width=size,
-                height=size,
-                lr=lr,
-                rotate_degrees=rotate,
-                scale_min=scale[0],
-                scale_max=scale[1],
-                translate_x=translate,
-                translate_y=translate,
-                weight_decay=weight_decay,
-                grad_clip=grad_clip,
-            )
-            with torch.no_grad():
-                images.append(param.postprocess(device=device).detach().float().cpu())
-            if on_step is not None:
-                on_step(steps, lambda param=param: param.postprocess(device=device).detach())
-            history.append(torch.stack(trace).float().cpu())
+            image, trace = _dream_channel(dreamer, module, ch, device, on_step, options)
+            images.append(image)
+            history.append(trace)
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     seconds = time.perf_counter() - start
@@ -219,5 +193,44 @@ def render_torch_dreams(
             "regularizers": [],
             "device": str(device),
             "freeze_model": freeze_model,
-        },
+        },  # fmt: skip
     )
+
+
+def _dreamer(model: nn.Module, device: torch.device, mean, std):
+    """torch-dreams' ``Dreamer`` over ``model``, with the model's own normalization when it is
+    not ImageNet's (torch-dreams' default)."""
+    from torch_dreams import Dreamer  # imported here: optional backend, slow import
+    from torchvision.transforms import Normalize
+
+    dreamer = Dreamer(model, quiet=True, device=str(device))
+    imagenet = torch.tensor([*IMAGENET_MEAN, *IMAGENET_STD])
+    if not torch.allclose(torch.tensor([*mean, *std], dtype=torch.float32), imagenet):
+        dreamer.set_custom_normalization(Normalize(mean, std))
+    return dreamer
+
+
+def _dream_channel(
+    dreamer, module: nn.Module, ch: int, device: torch.device, on_step, options: dict
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One channel's render: its final image ``[1, 3, H, W]`` and torch-dreams' objective
+    value at each step."""
+    trace: list[torch.Tensor] = []
+
+    def objective_fn(outs):
+        value = outs[0][:, ch].mean()
+        trace.append(value.detach())
+        return -value
+
+    size = options["width"]
+    param = dreamer.render(
+        layers=[module],
+        image_parameter=_tracked_param(size, device, on_step),
+        custom_func=objective_fn,
+        **options,
+    )
+    with torch.no_grad():
+        image = param.postprocess(device=device).detach().float().cpu()
+    if on_step is not None:
+        on_step(options["iters"], lambda: param.postprocess(device=device).detach())
+    return image, torch.stack(trace).float().cpu()

@@ -1,6 +1,6 @@
 """Which way a render runs: bfloat16 autocast, channels-last input, progressive resolution.
 
-A property of the render engine, applied to any preset (issue 17). On a CPU with native
+A property of the render engine, applied to any preset. On a CPU with native
 bfloat16 (AVX512-BF16 or AMX) the convolutions run about twice as fast under bf16 autocast, and
 faster again with channels-last activations (oneDNN's blocked kernels): both are on by default
 on such a CPU. Progressive resolution (the first part of the optimization at a fraction of the
@@ -28,7 +28,7 @@ log = get_logger(__name__)
 
 #: Adam learning rate of a render: with the Fourier parameterization and the thesis's
 #: transforms, 0.2 reaches in 60 steps a higher activation than 0.05 (lucent's) in 120
-#: (AlexNet, smallcnn; docs/benchmarks.md, issue 17).
+#: (AlexNet, smallcnn; docs/benchmarks.md).
 DEFAULT_LR = 0.2
 #: Default progressive schedule: no low-resolution stage (it lowers the activation reached).
 PROGRESSIVE_STEPS = 0.0

@@ -2,7 +2,7 @@
 Figs. 27-32 and 44-48, and PNG export of single images.
 
 Figures are built with ``matplotlib.figure.Figure`` directly (no pyplot global state); the
-entry point logs them. Readable by construction (issue 18, 8): constrained layout, tile
+entry point logs them. Readable by construction: constrained layout, tile
 titles wrapped to the tile's width (:func:`wrap_title`), so no title is clipped and no label
 runs over a neighbouring tile; :func:`twin_grid` puts a render and its twin (unregularized, or
 the ImageNet base) side by side, one panel each.

@@ -54,7 +54,7 @@ def data_colour_basis(images: Iterable[Tensor], source: str = "data") -> ColourB
     Optimizing in it, the first steps move the picture along the data's own colour axes (for
     skin images: lightness and the skin-to-brown axis) from the data's mean colour, instead of
     ImageNet's from grey: the pictures stay in the lesions' gamut unless the unit asks for
-    more (issue 18: the multiclass class-logit pictures then carry their class colours)."""
+    more (the multiclass class-logit pictures then carry their class colours)."""
     n, total, outer = 0, torch.zeros(3, dtype=torch.float64), torch.zeros(3, 3, dtype=torch.float64)
     for batch in images:
         x = torch.logit(batch.double().clamp(_BASIS_EPS, 1 - _BASIS_EPS))

@@ -2,7 +2,7 @@
 is one flag: ``regularization=tuned`` (the default) or ``thesis`` vs ``regularization=none``.
 
 ``thesis`` is the thesis's Table 3 as it stands (Adam at lucent's lr 0.05). ``tuned`` (the
-default, issue 18) is the same priors with lr 0.2: Adam moves each Fourier coefficient by at
+default) is the same priors with lr 0.2: Adam moves each Fourier coefficient by at
 most ~lr per step, and a saturated colour needs a coefficient of ~12-16 (the DC pixel value
 is coefficient / 4 before the sigmoid), so at the demo's 64 steps lr 0.05 stops at ~3.2, a
 washed-out image, and first-layer filters (whose optimum is a saturated colour) stayed at
@@ -13,7 +13,7 @@ rest), so a preset stays what it is by name whatever render's own default.
 ``tuned`` optimizes in the colour basis of the analysed images when the stage has them
 (:func:`~.param.data_colour_basis`, ``colours=data``): its pictures start at the data's mean
 colour and move along the data's colour axes first, so class-logit pictures carry the
-classes' lesion colours (issue 18). The other presets keep lucid's ImageNet basis by name.
+classes' lesion colours. The other presets keep lucid's ImageNet basis by name.
 """
 
 from __future__ import annotations

@@ -217,7 +217,7 @@ def render(
             steps.
         steps: optimization steps (default 200).
         lr: Adam learning rate (default :data:`~.fastpath.DEFAULT_LR` = 0.2: in half the steps
-            a higher activation than lucent's 0.05, see docs/benchmarks.md, issue 17).
+            a higher activation than lucent's 0.05, see docs/benchmarks.md).
         seed: seeds the start image and every random transform; same seed, same images.
         device: where to render; default the model's device.
         amp: bfloat16 autocast; default on where bf16 is native (CUDA with bf16, CPUs with
@@ -241,120 +241,193 @@ def render(
     Raises:
         IsicInputError: unknown layer, channel out of range, image size too small.
     """
-    device = torch.device(device) if device is not None else _model_device(model)
-    if device.type == "cuda" and device.index is None:
-        device = torch.device("cuda", torch.cuda.current_device())
-    if _model_device(model) != device:
-        model.to(device)
-    if batch is None:
-        batch = objective.batch or 1
-    elif objective.batch is not None and objective.batch != batch:
-        raise IsicInputError(
-            f"batch={batch} but {objective.name} has {objective.batch} targets: leave batch out"
-        )
+    device = _render_device(model, device)
     if mean is None or std is None:
         mean, std = model_normalization(model)
-    # on the device once: the step loop must not copy them from the host every step
-    norm = partial(
-        normalize, mean=torch.tensor(mean, device=device), std=torch.tensor(std, device=device)
+    loop = _Loop(
+        objective=objective,
+        batch=_batch_of(objective, batch),
+        # on the device once: the step loop must not copy them from the host every step
+        norm=partial(
+            normalize, mean=torch.tensor(mean, device=device), std=torch.tensor(std, device=device)
+        ),
+        transforms=_composed(transforms),
+        in_loss=[r for r in regularizers if r.in_loss],
+        periodic=[r for r in regularizers if not r.in_loss],
+        record_every=record_every,
+        device=device,
+        param_fn=param_fn,
+        lr=lr,
     )
-    if transforms is None:
-        transforms = thesis_transforms()
-    elif not callable(transforms):
-        transforms = compose(list(transforms))
-    in_loss = [r for r in regularizers if r.in_loss]
-    periodic = [r for r in regularizers if not r.in_loss]
-
-    generator = torch.Generator().manual_seed(seed)
-    rng_devices = [device.index] if device.type == "cuda" else []
-    history: list[Tensor] = []
-    history_steps: list[int] = []
-    cudnn_benchmark = torch.backends.cudnn.benchmark
     path = plan(
         device, size, steps, amp=amp, channels_last=channels_last, fold_bn=fold_bn,
         progressive=progressive, fits=lambda s: probe_fits(model, objective.layers, s),
     )  # fmt: skip
+    loop.amp = path.amp
+    loop.memory_format = torch.channels_last if path.channels_last else torch.contiguous_format
+    cudnn_benchmark = torch.backends.cudnn.benchmark
     with (
         frozen_eval(model),
         fold_batchnorm(model, objective.layers)
         if path.fold_bn
         else contextlib.nullcontext(0) as folded,
         LayerRecorder(model, objective.layers) as recorder,
-        torch.random.fork_rng(devices=rng_devices, device_type="cuda"),
+        torch.random.fork_rng(
+            devices=[device.index] if device.type == "cuda" else [], device_type="cuda"
+        ),
     ):
-        memory_format = torch.channels_last if path.channels_last else torch.contiguous_format
-        torch.default_generator.manual_seed(seed)
-        if device.type == "cuda":
-            torch.backends.cudnn.benchmark = True  # one input shape per stage: tune once
-            with torch.cuda.device(device):
-                torch.cuda.manual_seed(seed)
+        _seed_devices(device, seed)
         try:
             start = time.perf_counter()
-            step, image_fn = 0, None
             bar = progress(None, total=steps, desc="render", disable=not show_progress)
-            for stage_size, stage_steps in path.stages:
-                params, new_fn = param_fn(batch, stage_size, generator=generator, device=device)
-                if image_fn is not None:  # next stage: start from the upsampled image
-                    new_fn.assign(_at_size(image_fn, stage_size)())
-                image_fn = new_fn
-                optimizer = torch.optim.Adam(params, lr=lr)
-                for _ in range(stage_steps):
-                    images = image_fn()
-                    with _amp_context(device, path.amp):
-                        x = norm(transforms(images)).contiguous(memory_format=memory_format)
-                        try:
-                            acts = recorder(x)
-                        except RuntimeError as err:
-                            if step == 0:
-                                _explain_size(recorder, stage_size, device, err)
-                            raise
-                        value = objective(acts).float()
-                    loss = -value.sum()
-                    for reg in in_loss:
-                        loss = loss + reg.penalty(images).sum()
-                    optimizer.zero_grad(set_to_none=True)
-                    loss.backward()
-                    optimizer.step()
-                    for reg in periodic:
-                        if (step + 1) % reg.every == 0:
-                            with torch.no_grad():
-                                image_fn.assign(reg.apply(image_fn()))
-                    if record_every and step % record_every == 0:
-                        history.append(value.detach())
-                        history_steps.append(step)
-                    step += 1
-                    bar.update()
-                    if on_step is not None:
-                        on_step(step, _at_size(image_fn, size))
+            generator = torch.Generator().manual_seed(seed)
+            image_fn = _optimize(loop, recorder, path.stages, generator, size, bar, on_step)
             bar.close()
             final = _at_size(image_fn, size)()
             if device.type == "cuda":
                 torch.cuda.synchronize(device)
             seconds = time.perf_counter() - start
             with torch.no_grad():  # full precision: comparable across engines and settings
-                activation = objective(recorder(norm(final))).float()
+                activation = objective(recorder(loop.norm(final))).float()
         finally:
             torch.backends.cudnn.benchmark = cudnn_benchmark
+    settings = {
+        "engine": "isic", "steps": steps, "lr": lr, "size": size, "seed": seed,
+        "batch": loop.batch, "param": _param_name(param_fn),
+        "regularizers": [r.name for r in regularizers], "device": str(device),
+        **path.settings(), "folded_bn": folded,
+    }  # fmt: skip
     return RenderResult(
         images=final.float().cpu(),
         activation=activation.cpu(),
-        history=torch.stack(history).cpu() if history else torch.empty(0, batch),
-        history_steps=torch.tensor(history_steps, dtype=torch.long),
-        labels=objective.element_labels(batch),
+        history=torch.stack(loop.history).cpu() if loop.history else torch.empty(0, loop.batch),
+        history_steps=torch.tensor(loop.history_steps, dtype=torch.long),
+        labels=objective.element_labels(loop.batch),
         objective=objective.name,
         seconds=seconds,
-        settings={
-            "engine": "isic",
-            "steps": steps,
-            "lr": lr,
-            "size": size,
-            "seed": seed,
-            "batch": batch,
-            "param": getattr(param_fn, "__name__", None)
-            or getattr(getattr(param_fn, "func", None), "__name__", repr(param_fn)),
-            "regularizers": [r.name for r in regularizers],
-            "device": str(device),
-            **path.settings(),
-            "folded_bn": folded,
-        },
+        settings=settings,
     )
+
+
+@dataclass
+class _Loop:
+    """What every step of one render uses, resolved once, and the history it records."""
+
+    objective: Objective
+    batch: int
+    norm: Callable[[Tensor], Tensor]
+    transforms: Transform
+    in_loss: list[Regularizer]
+    periodic: list[Regularizer]
+    record_every: int
+    device: torch.device
+    param_fn: ParamFn
+    lr: float
+    amp: bool = False
+    memory_format: torch.memory_format = torch.contiguous_format
+    history: list[Tensor] = field(default_factory=list)
+    history_steps: list[int] = field(default_factory=list)
+
+
+def _render_device(model: nn.Module, device: torch.device | str | None) -> torch.device:
+    """The render's device (a bare ``cuda`` pinned to the current one), the model moved there."""
+    device = torch.device(device) if device is not None else _model_device(model)
+    if device.type == "cuda" and device.index is None:
+        device = torch.device("cuda", torch.cuda.current_device())
+    if _model_device(model) != device:
+        model.to(device)
+    return device
+
+
+def _batch_of(objective: Objective, batch: int | None) -> int:
+    if batch is None:
+        return objective.batch or 1
+    if objective.batch is not None and objective.batch != batch:
+        raise IsicInputError(
+            f"batch={batch} but {objective.name} has {objective.batch} targets: leave batch out"
+        )
+    return batch
+
+
+def _composed(transforms: Transform | Sequence[Transform] | None) -> Transform:
+    if transforms is None:
+        return thesis_transforms()
+    return transforms if callable(transforms) else compose(list(transforms))
+
+
+def _seed_devices(device: torch.device, seed: int) -> None:
+    """Seed the random transforms (inside the render's forked RNG state)."""
+    torch.default_generator.manual_seed(seed)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # one input shape per stage: tune once
+        with torch.cuda.device(device):
+            torch.cuda.manual_seed(seed)
+
+
+def _param_name(param_fn: ParamFn) -> str:
+    return getattr(param_fn, "__name__", None) or getattr(
+        getattr(param_fn, "func", None), "__name__", repr(param_fn)
+    )
+
+
+def _optimize(
+    loop: _Loop,
+    recorder: LayerRecorder,
+    stages: Sequence[tuple[int, int]],
+    generator: torch.Generator,
+    size: int,
+    bar: Any,
+    on_step: OnStep | None,
+) -> ImageParam:
+    """Every (size, steps) stage (a smaller size first when progressive), each from the last
+    stage's image upsampled; returns the final image parameterization."""
+    step, image_fn = 0, None
+    for stage_size, stage_steps in stages:
+        params, new_fn = loop.param_fn(
+            loop.batch, stage_size, generator=generator, device=loop.device
+        )
+        if image_fn is not None:  # next stage: start from the upsampled image
+            new_fn.assign(_at_size(image_fn, stage_size)())
+        image_fn = new_fn
+        optimizer = torch.optim.Adam(params, lr=loop.lr)
+        for _ in range(stage_steps):
+            _step(loop, recorder, image_fn, optimizer, step, stage_size)
+            step += 1
+            bar.update()
+            if on_step is not None:
+                on_step(step, _at_size(image_fn, size))
+    return image_fn
+
+
+def _step(
+    loop: _Loop,
+    recorder: LayerRecorder,
+    image_fn: ImageParam,
+    optimizer: torch.optim.Optimizer,
+    step: int,
+    stage_size: int,
+) -> None:
+    """One optimizer step: transform, forward to the objective's layers, priors, backward."""
+    images = image_fn()
+    with _amp_context(loop.device, loop.amp):
+        x = loop.norm(loop.transforms(images)).contiguous(memory_format=loop.memory_format)
+        try:
+            acts = recorder(x)
+        except RuntimeError as err:
+            if step == 0:
+                _explain_size(recorder, stage_size, loop.device, err)
+            raise
+        value = loop.objective(acts).float()
+    loss = -value.sum()
+    for reg in loop.in_loss:
+        loss = loss + reg.penalty(images).sum()
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    for reg in loop.periodic:
+        if (step + 1) % reg.every == 0:
+            with torch.no_grad():
+                image_fn.assign(reg.apply(image_fn()))
+    if loop.record_every and step % loop.record_every == 0:
+        loop.history.append(value.detach())
+        loop.history_steps.append(step)

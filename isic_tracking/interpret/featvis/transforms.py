@@ -22,7 +22,7 @@ from torch import Tensor
 
 Transform = Callable[[Tensor], Tensor]
 
-#: Defaults after the thesis's Table 3 (issue 6): rotation +-15 degrees, translation 0.1 of the
+#: Defaults after the thesis's Table 3: rotation +-15 degrees, translation 0.1 of the
 #: image, scale up to 1.2. The lower scale bound (0.5) is torch-dreams' default, which the thesis
 #: used; the pixel jitter (4 px) is ours, as lucent's final small jitter.
 THESIS_TRANSFORMS = {
