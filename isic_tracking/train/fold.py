@@ -29,7 +29,7 @@ from isic_tracking.models.init import build_initial, describe_init
 from isic_tracking.train.champion import policy_for
 from isic_tracking.train.checkpoint import unwrap
 from isic_tracking.train.distributed import is_distributed, rank
-from isic_tracking.train.engine import evaluate, train_one_epoch
+from isic_tracking.train.engine import evaluate, make_grad_scaler, train_one_epoch
 from isic_tracking.train.losses import (
     EarlyStopping,
     make_criterion,
@@ -114,7 +114,7 @@ def check_input_size(model: nn.Module, image_size: int, device: torch.device) ->
         model.train(was_training)
 
 
-def model_config(cfg: TrainConfig, model: nn.Module, mean, std) -> dict[str, Any]:
+def checkpoint_config(cfg: TrainConfig, model: nn.Module, mean, std) -> dict[str, Any]:
     """The checkpoint config: rebuilds the architecture and says how to feed it."""
     init = describe_init(cfg.arch, cfg.init_request(), cfg.seed, cfg.init_file)
     return {
@@ -164,7 +164,7 @@ def _build_fit(cfg: TrainConfig, train_df: pd.DataFrame, device: torch.device) -
     scheduler = make_scheduler(optimizer, cfg.task, monitor=monitor)
     stopper = EarlyStopping(cfg.patience, mode=metric_mode(monitor))
     amp = resolve_amp(cfg.amp, device)
-    scaler = torch.amp.GradScaler(device.type) if amp == "fp16" else None
+    scaler = make_grad_scaler(amp, device)
     return _Fit(model, train_model, criterion, optimizer, scheduler, stopper, amp, scaler)
 
 
@@ -312,7 +312,7 @@ def train_fold(
         progress.best_state,
         progress.best_pred,
         stopped_early=stopped,
-        extra={"config": model_config(cfg, fit.model, mean, std)},
+        extra={"config": checkpoint_config(cfg, fit.model, mean, std)},
     )
 
 

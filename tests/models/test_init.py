@@ -19,7 +19,7 @@ from isic_tracking.models.init import (
     init_for_arch,
     initial_model,
 )
-from isic_tracking.train.fold import build_model, model_config
+from isic_tracking.train.fold import build_model, checkpoint_config
 from tests.helpers import same_weights
 
 
@@ -33,7 +33,7 @@ def test_the_requested_init_prefers_init_then_weights_then_pretrained():
 def test_random_init_is_recorded_with_its_seed_and_rebuilt_exactly():
     cfg = TrainConfig(arch="smallcnn", seed=7)
     model = build_model(cfg, torch.device("cpu"))
-    config = model_config(cfg, model, [0.5] * 3, [0.2] * 3)
+    config = checkpoint_config(cfg, model, [0.5] * 3, [0.2] * 3)
     assert config["init"] == {"kind": "random", "source": "seed 7", "seed": 7, "sha256": None}
     base = initial_model(config)
     assert same_weights(base, model)  # the head too: same seed, same fresh head
@@ -51,7 +51,7 @@ def test_a_weights_file_is_recorded_by_sha256_and_checked(tmp_path: Path):
     features = {k: v for k, v in donor.state_dict().items() if not k.startswith("head.")}
     assert all(torch.equal(model.state_dict()[k], v) for k, v in features.items())
     assert model.head[1].out_features == 1  # the head of another size keeps its fresh init
-    config = model_config(cfg, model, [0.5] * 3, [0.2] * 3)
+    config = checkpoint_config(cfg, model, [0.5] * 3, [0.2] * 3)
     init = config["init"]
     assert init["kind"] == "file" and init["source"] == str(path.resolve())
     assert len(init["sha256"]) == 64

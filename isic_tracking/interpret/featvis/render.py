@@ -297,13 +297,20 @@ def render(
         "regularizers": [r.name for r in regularizers], "device": str(device),
         **path.settings(), "folded_bn": folded,
     }  # fmt: skip
+    return _result(loop, final, activation, seconds, settings)
+
+
+def _result(
+    loop: _Loop, final: Tensor, activation: Tensor, seconds: float, settings: dict[str, Any]
+) -> RenderResult:
+    """The render's images and activation on the CPU, with the history it recorded."""
     return RenderResult(
         images=final.float().cpu(),
         activation=activation.cpu(),
         history=torch.stack(loop.history).cpu() if loop.history else torch.empty(0, loop.batch),
         history_steps=torch.tensor(loop.history_steps, dtype=torch.long),
-        labels=objective.element_labels(loop.batch),
-        objective=objective.name,
+        labels=loop.objective.element_labels(loop.batch),
+        objective=loop.objective.name,
         seconds=seconds,
         settings=settings,
     )

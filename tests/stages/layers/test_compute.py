@@ -19,7 +19,7 @@ from isic_tracking.models import conv_layers, create_model
 from isic_tracking.models.init import initial_model
 from isic_tracking.stages.layers.compute import LayersPlan, compare_layers, monitor_value
 from isic_tracking.train.data import load_training_data
-from isic_tracking.train.fold import build_model, model_config, train_fold
+from isic_tracking.train.fold import build_model, checkpoint_config, train_fold
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 LAYERS = ("features.0", "features.4", "features.8", "features.12")
@@ -39,7 +39,7 @@ def _fine_tune(manifest: Path, tmp: Path, size: int = 32, **kw):
     result = train_fold(cfg, tr, va, 0, tmp / "state.pt")
     model = build_model(cfg, torch.device("cpu"))
     model.load_state_dict(result.best_state)
-    base = initial_model(model_config(cfg, model, IMAGENET_MEAN, IMAGENET_STD))
+    base = initial_model(checkpoint_config(cfg, model, IMAGENET_MEAN, IMAGENET_STD))
     loader = make_loader(va, build_transforms(size, train=False, mean=None), 32)
     return model.eval(), base, lambda: ((x, y) for x, y, *_ in loader)
 

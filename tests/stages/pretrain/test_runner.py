@@ -14,7 +14,7 @@ from isic_tracking.stages.pretrain.config import PretrainConfig
 from isic_tracking.stages.pretrain.runner import export_weights, run_pretrain
 from isic_tracking.tracking.init import with_init_file
 from isic_tracking.tracking.registry import load_model
-from isic_tracking.train.fold import build_model, model_config
+from isic_tracking.train.fold import build_model, checkpoint_config
 
 
 def test_pretrain_registers_a_base_that_train_fine_tunes_from(mlflow_tracking, tmp_path: Path):
@@ -34,7 +34,7 @@ def test_pretrain_registers_a_base_that_train_fine_tunes_from(mlflow_tracking, t
     model = build_model(train, torch.device("cpu"))
     assert torch.equal(model.features[0].weight, loaded.model.features[0].weight)
     assert model.head[1].out_features == 1
-    record = model_config(train, model, [0.5] * 3, [0.2] * 3)["init"]
+    record = checkpoint_config(train, model, [0.5] * 3, [0.2] * 3)["init"]
     assert record["kind"] == "model" and record["source"] == uri and record["sha256"]
     again = build_initial("smallcnn", 1, str(tmp_path / "base.pth"), 0)
     assert torch.equal(again.features[0].weight, loaded.model.features[0].weight)
