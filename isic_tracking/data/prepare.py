@@ -10,7 +10,7 @@ import pandas as pd
 from isic_tracking.data.cache import CacheResult, build_cache
 from isic_tracking.data.sources import SourceResult, merge_external_malignant, read_source
 from isic_tracking.data.sources.result import concat_reports
-from isic_tracking.data.testset import TestSetChoice, attach_test_set
+from isic_tracking.data.testset import ChosenTestSet, attach_test_set
 from isic_tracking.errors import IsicInputError
 
 
@@ -22,7 +22,7 @@ class Prepared:
     source: SourceResult
     cache: CacheResult
     manifest_path: Path
-    test_set: TestSetChoice = TestSetChoice("none", "not recorded", 0)
+    test_set: ChosenTestSet = ChosenTestSet("none", "not recorded", 0)
 
     def counts(self) -> dict[str, int]:
         """Counters of reading + caching, for metrics."""

@@ -35,7 +35,7 @@ REPLACED_BY_TEST_SET = "replaced_by_test_set"
 
 
 @dataclass(frozen=True)
-class TestSetChoice:
+class ChosenTestSet:
     """How the test set of a prepared data set was made.
 
     Attributes:
@@ -113,7 +113,7 @@ def attach_test_set(
     test_name: str = "",
     fraction: float = 0.0,
     seed: int = 0,
-) -> tuple[SourceResult, TestSetChoice]:
+) -> tuple[SourceResult, ChosenTestSet]:
     """The source with its test set (see the module docstring for the order), and how.
 
     Args:
@@ -127,13 +127,13 @@ def attach_test_set(
     if test is not None:
         out = with_test_dataset(source, test)
         n = int(_test_mask(out.manifest).sum())
-        return out, TestSetChoice("dataset", f"data set {test_name or 'given'} ({n} images)", n)
+        return out, ChosenTestSet("dataset", f"data set {test_name or 'given'} ({n} images)", n)
     n_own = int(_test_mask(source.manifest).sum())
     if n_own:
         about = f"the source's own test rows ({n_own} images)"
-        return source, TestSetChoice("source", about, n_own)
+        return source, ChosenTestSet("source", about, n_own)
     if fraction <= 0:
-        return source, TestSetChoice("none", "none (test_fraction=0 and no test rows)", 0)
+        return source, ChosenTestSet("none", "none (test_fraction=0 and no test rows)", 0)
     manifest = holdout_test(source.manifest, fraction, seed)
     n = int(_test_mask(manifest).sum())
     grouped = group_ids(source.manifest) is not None
@@ -142,14 +142,14 @@ def attach_test_set(
         f"held-out {n} images ({fraction:g} of the training rows, stratified, "
         f"{'grouped by patient/lesion' if grouped else 'ungrouped'}, seed {seed})"
     )
-    return out, TestSetChoice("holdout", about, n)
+    return out, ChosenTestSet("holdout", about, n)
 
 
 __all__ = [
     "IN_TEST_SET",
     "REPLACED_BY_TEST_SET",
     "TEST_FRACTION",
-    "TestSetChoice",
+    "ChosenTestSet",
     "attach_test_set",
     "holdout_test",
     "with_test_dataset",
