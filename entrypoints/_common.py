@@ -141,16 +141,19 @@ def add_init_args(p: argparse.ArgumentParser) -> None:
     )
 
 
-def add_test_set_args(p: argparse.ArgumentParser) -> None:
+def add_test_set_args(p: argparse.ArgumentParser, each: str = "") -> None:
     """``--test_dataset``, ``--test_root`` and ``--test_fraction`` of the pipelines: the test
-    set ``prepare`` makes before any fold (see :mod:`isic_tracking.data.testset`)."""
+    set ``prepare`` makes before any fold (see :mod:`isic_tracking.data.testset`); ``each``
+    is appended to the first two's help (thesis: per-task pairs)."""
     p.add_argument(
         "--test_dataset",
         type=optional,
         default=None,
-        help="layout of a separate test set, e.g. isic2016-test (with --test_root)",
+        help=f"layout of a separate test set, e.g. isic2016-test (with --test_root){each}",
     )
-    p.add_argument("--test_root", type=optional, default=None, help="data folder of the test set")
+    p.add_argument(
+        "--test_root", type=optional, default=None, help=f"data folder of the test set{each}"
+    )
     p.add_argument(
         "--test_fraction",
         type=optional_float,
