@@ -158,9 +158,9 @@ def add_test_set_args(p: argparse.ArgumentParser, each: str = "") -> None:
         "--test_fraction",
         type=optional_float,
         default=None,
-        help="data without a test set (no --test_dataset, no split=test rows): hold out this "
-        "fraction of the training rows, stratified, grouped by patient/lesion, before any "
-        "fold; 0: none (default: the profile's, 0.15)",
+        help="data without a test set (no test_dataset, no split=test rows): hold out this "
+        "fraction of the training rows, stratified and grouped, before any fold; 0: none "
+        "(default: the profile's, 0.15)",
     )
 
 

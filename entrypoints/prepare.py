@@ -9,7 +9,7 @@ from pathlib import Path
 from entrypoints._common import optional, parser, run_main
 from isic_tracking.data.defaults import data_dir
 from isic_tracking.data.sources import READERS, get_reader
-from isic_tracking.data.testset import TEST_FRACTION
+from isic_tracking.data.testset import TEST_FRACTION, TEST_FRACTION_HELP
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -33,14 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
         ),
         ("test_dataset", optional, None, "layout of the test set (e.g. isic2016-test)"),
         ("test_root", optional, None, "data folder of the test set"),
-        (
-            "test_fraction",
-            float,
-            TEST_FRACTION,
-            "without a test set (test_dataset, or the data's own split=test rows): hold out "
-            "this fraction of the training rows, stratified and grouped by patient/lesion "
-            "(0: no test set)",
-        ),
+        ("test_fraction", float, TEST_FRACTION, TEST_FRACTION_HELP),
         ("test_seed", int, 0, "seed of the held-out test split"),
         ("image_size", int, 256, "short side of cached images"),
         ("max_bad_fraction", float, 0.05, "fail when more than this fraction is unreadable"),

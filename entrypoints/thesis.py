@@ -3,12 +3,10 @@ of the grid, each a child run of one study run, then ``compare`` per task and on
 self-contained report (``report.html``: tables and figures in the thesis's order, each linked
 to its run). A second invocation reuses every finished chain; a killed one resumes.
 
-The data options take one value for every task or task=value pairs, e.g. the thesis's study:
-  --dataset binary=isic2020,multiclass=isic2019
-  --root binary=/data/isic2020,multiclass=/data/isic2019
-  --extra_malignant binary=/data/isic2019
-  --test_dataset binary=isic2016-test --test_root binary=/data/isic2016
-(multiclass then holds out --test_fraction of ISIC 2019); --init takes arch=value pairs."""
+The data options take one value for every task or task=value pairs, e.g. the thesis's
+study: dataset binary=isic2020,multiclass=isic2019, root binary=/d/isic2020,multiclass=
+/d/isic2019, extra_malignant binary=/d/isic2019, test_dataset binary=isic2016-test,
+test_root binary=/d/isic2016 (README, "thesis")."""
 
 from __future__ import annotations
 
@@ -45,17 +43,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tasks", type=_csv, default=("binary", "multiclass"), help="binary,multiclass")
     each = "; one value or task=value pairs"
     p.add_argument(
-        "--dataset",
-        default="synthetic",
-        help=f"prepare's dataset (synthetic: made here){each}",
+        "--dataset", default="synthetic", help=f"prepare's dataset (synthetic: made here){each}"
     )
     p.add_argument("--root", type=optional, default=None, help=f"data folder for real data{each}")
-    p.add_argument(
-        "--extra_malignant",
-        type=optional,
-        default=None,
-        help=f"second source of malignant images (binary){each}",
-    )
+    extra = f"second source of malignant images (binary){each}"
+    p.add_argument("--extra_malignant", type=optional, default=None, help=extra)
     add_test_set_args(p, each)
     add_init_args(p)
     p.add_argument("--profile", default="demo", choices=sorted(PROFILES), help="stage settings")

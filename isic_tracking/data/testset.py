@@ -29,6 +29,10 @@ from isic_tracking.errors import IsicInputError
 
 #: default fraction of the training rows held out as the test set when the data has none
 TEST_FRACTION = 0.15
+TEST_FRACTION_HELP = (
+    "data without a test set (no test_dataset, no split=test rows): hold out this fraction of "
+    "the training rows, stratified, grouped by patient/lesion, before any fold (0: none)"
+)
 #: skip reasons of this module (beside the readers' ``REASONS``)
 IN_TEST_SET = "in_test_set"
 REPLACED_BY_TEST_SET = "replaced_by_test_set"
@@ -147,6 +151,7 @@ def attach_test_set(
 
 __all__ = [
     "IN_TEST_SET",
+    "TEST_FRACTION_HELP",
     "REPLACED_BY_TEST_SET",
     "TEST_FRACTION",
     "ChosenTestSet",
