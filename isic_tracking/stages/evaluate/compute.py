@@ -75,16 +75,20 @@ def _rows(names: Sequence[str], intervals: Sequence[Interval]) -> pd.DataFrame:
     )
 
 
-def _per_class(y: np.ndarray, classes: Sequence[str], intervals: Sequence[Interval]):
-    table = pd.DataFrame(
-        {"class": list(classes), "support": np.bincount(y, minlength=len(classes))}
-    )
+def _per_class(
+    y: np.ndarray, classes: Sequence[str], intervals: Sequence[Interval]
+) -> pd.DataFrame:
+    """The per-class table; a class with fewer than two test images has no interval (NaN):
+    its image is in every replicate, so a resampled spread would claim a certainty it lacks."""
+    support = np.bincount(y, minlength=len(classes))
+    table = pd.DataFrame({"class": list(classes), "support": support})
     k = len(PER_CLASS_METRICS)
+    nan = float("nan")
     for j, name in enumerate(PER_CLASS_METRICS):
         cells = [intervals[c * k + j] for c in range(len(classes))]
         table[name] = [i.estimate for i in cells]
-        table[f"{name}_low"] = [i.low for i in cells]
-        table[f"{name}_high"] = [i.high for i in cells]
+        table[f"{name}_low"] = [i.low if n >= 2 else nan for i, n in zip(cells, support)]
+        table[f"{name}_high"] = [i.high if n >= 2 else nan for i, n in zip(cells, support)]
     return table
 
 

@@ -38,6 +38,8 @@ def pr_curve_figure(
                 )
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1.02)
+    ax.set_xlabel("Recall" if np.ndim(scores) == 1 else "Recall (one-vs-rest)")
+    ax.set_ylabel("Precision")
     ax.set_title(title)
     ax.legend(loc="lower left", fontsize=7)
     return fig
@@ -50,13 +52,15 @@ def calibration_figure(y: np.ndarray, scores: np.ndarray, title: str, n_bins: in
     fig = Figure(figsize=(5.5, 4.5), layout="constrained")
     ax = fig.add_subplot()
     if np.ndim(scores) == 1:
-        truth, prob, name = y == 1, np.asarray(scores), "P(malignant)"
+        truth, prob, name, what = y == 1, np.asarray(scores), "P(malignant)", "malignant"
     else:
         truth = predicted_labels(scores) == y
-        prob, name = np.asarray(scores).max(axis=1), "top-label confidence"
+        prob, name, what = np.asarray(scores).max(axis=1), "top-label confidence", "correct"
     CalibrationDisplay.from_predictions(
         truth, prob, n_bins=n_bins, strategy="uniform", pos_label=True, name=name, ax=ax
     )
+    ax.set_xlabel(f"Mean {name} in the bin")
+    ax.set_ylabel(f"Fraction {what}")
     ax.set_title(title)
     return fig
 

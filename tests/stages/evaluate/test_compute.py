@@ -58,3 +58,14 @@ def test_bad_input_is_an_error() -> None:
         evaluate_scores(np.array([0, 1]), np.ones((2, 2)), "multiclass", ("a", "b", "c"))
     with pytest.raises(IsicInputError, match="task"):
         evaluate_scores(np.array([0, 1]), np.ones(2), "ternary", ("a", "b"))
+
+
+def test_a_class_with_one_test_image_has_no_per_class_interval() -> None:
+    rng = np.random.default_rng(3)
+    y = np.r_[np.zeros(20, int), np.ones(20, int), [2]]
+    scores = rng.dirichlet(np.ones(3), 41)
+    pc = evaluate_scores(y, scores, "multiclass", ("A", "B", "C"), n_resamples=50).per_class
+    lone = pc.set_index("class").loc["C"]
+    assert lone["support"] == 1 and np.isnan(lone["recall_low"]) and np.isnan(lone["roc_auc_high"])
+    assert not np.isnan(lone["recall"])  # the estimate itself stays
+    assert pc.set_index("class").loc[["A", "B"], "roc_auc_low"].notna().all()

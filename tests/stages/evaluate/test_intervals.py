@@ -66,3 +66,14 @@ def test_same_seed_same_interval_and_bad_settings_are_errors() -> None:
         stratified_bootstrap(y, p, binary_metrics, n_resamples=1)
     with pytest.raises(IsicInputError, match="level"):
         stratified_bootstrap(y, p, binary_metrics, level=1.0)
+
+
+def test_large_test_sets_get_percentile_intervals_named_so() -> None:
+    """Above bca_max_n images the jackknife of BCa is skipped: the percentile interval of the
+    replicates, which for a large sample is close to BCa's."""
+    y, p = _scorer(400, 4, 1.0)
+    bca = stratified_bootstrap(y, p, binary_metrics, n_resamples=300, seed=2)[AUC]
+    pct = stratified_bootstrap(y, p, binary_metrics, n_resamples=300, seed=2, bca_max_n=100)[AUC]
+    assert (bca.method, pct.method) == ("BCa", "percentile")
+    assert pct.low <= pct.estimate <= pct.high
+    assert abs(pct.low - bca.low) < 0.03 and abs(pct.high - bca.high) < 0.03
