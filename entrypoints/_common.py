@@ -141,6 +141,29 @@ def add_init_args(p: argparse.ArgumentParser) -> None:
     )
 
 
+def add_test_set_args(p: argparse.ArgumentParser, each: str = "") -> None:
+    """``--test_dataset``, ``--test_root`` and ``--test_fraction`` of the pipelines: the test
+    set ``prepare`` makes before any fold (see :mod:`isic_tracking.data.testset`); ``each``
+    is appended to the first two's help (thesis: per-task pairs)."""
+    p.add_argument(
+        "--test_dataset",
+        type=optional,
+        default=None,
+        help=f"layout of a separate test set, e.g. isic2016-test (with --test_root){each}",
+    )
+    p.add_argument(
+        "--test_root", type=optional, default=None, help=f"data folder of the test set{each}"
+    )
+    p.add_argument(
+        "--test_fraction",
+        type=optional_float,
+        default=None,
+        help="data without a test set (no test_dataset, no split=test rows): hold out this "
+        "fraction of the training rows, stratified and grouped, before any fold; 0: none "
+        "(default: the profile's, 0.15)",
+    )
+
+
 def str2bool(v: str | bool) -> bool:
     """argparse type for MLproject booleans ('true'/'false')."""
     return parse_bool(v)
@@ -149,6 +172,11 @@ def str2bool(v: str | bool) -> bool:
 def optional(v: str) -> str | None:
     """argparse type: '' and 'none' mean not given (MLproject cannot pass None)."""
     return None if v in ("", "none", "None", "null") else v
+
+
+def optional_float(v: str) -> float | None:
+    """argparse type: a float, or '' / 'none' for not given."""
+    return None if optional(v) is None else float(v)
 
 
 def count(v: str) -> int:

@@ -1,6 +1,7 @@
-"""``main``: synth -> prepare -> eda -> pretrain (the offline base) -> search -> train (k-fold,
-registry) -> layers -> filters -> visualize -> sanity, each stage a child run of one pipeline
-run; finished identical stages are reused (``force=true`` reruns them)."""
+"""``main``: synth -> prepare (with the test set) -> eda -> pretrain (the offline base) ->
+search -> train (k-fold, registry) -> evaluate (the champion on the test set) -> layers ->
+filters -> visualize -> sanity, each stage a child run of one pipeline run; finished
+identical stages are reused (``force=true`` reruns them)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,14 @@ import argparse
 from collections.abc import Sequence
 from pathlib import Path
 
-from entrypoints._common import add_init_args, optional, parser, run_main, str2bool
+from entrypoints._common import (
+    add_init_args,
+    add_test_set_args,
+    optional,
+    parser,
+    run_main,
+    str2bool,
+)
 from isic_tracking.profiles import PROFILES
 
 PROJECT = str(Path(__file__).resolve().parents[1])
@@ -27,6 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--arch", type=optional, default=None, help="model (default: the profile's, demo smallcnn)"
     )
     p.add_argument("--task", default="binary", help="binary | multiclass")
+    add_test_set_args(p)
     add_init_args(p)
     p.add_argument("--profile", default="demo", choices=sorted(PROFILES), help="stage settings")
     p.add_argument("--force", type=str2bool, default=False, help="rerun finished stages too")

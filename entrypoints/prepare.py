@@ -9,6 +9,7 @@ from pathlib import Path
 from entrypoints._common import optional, parser, run_main
 from isic_tracking.data.defaults import data_dir
 from isic_tracking.data.sources import READERS, get_reader
+from isic_tracking.data.testset import TEST_FRACTION, TEST_FRACTION_HELP
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -30,6 +31,10 @@ def build_parser() -> argparse.ArgumentParser:
             None,
             "root of a second source whose MEL images are merged in",
         ),
+        ("test_dataset", optional, None, "layout of the test set (e.g. isic2016-test)"),
+        ("test_root", optional, None, "data folder of the test set"),
+        ("test_fraction", float, TEST_FRACTION, TEST_FRACTION_HELP),
+        ("test_seed", int, 0, "seed of the held-out test split"),
         ("image_size", int, 256, "short side of cached images"),
         ("max_bad_fraction", float, 0.05, "fail when more than this fraction is unreadable"),
         ("workers", int, None, "decoding processes (default: all cores)"),

@@ -1,7 +1,12 @@
 """``thesis``: the whole study in one command. ``main``'s chain for every (architecture, task)
 of the grid, each a child run of one study run, then ``compare`` per task and one
 self-contained report (``report.html``: tables and figures in the thesis's order, each linked
-to its run). A second invocation reuses every finished chain; a killed one resumes."""
+to its run). A second invocation reuses every finished chain; a killed one resumes.
+
+The data options take one value for every task or task=value pairs, e.g. the thesis's
+study: dataset binary=isic2020,multiclass=isic2019, root binary=/d/isic2020,multiclass=
+/d/isic2019, extra_malignant binary=/d/isic2019, test_dataset binary=isic2016-test,
+test_root binary=/d/isic2016 (README, "thesis")."""
 
 from __future__ import annotations
 
@@ -9,7 +14,14 @@ import argparse
 from collections.abc import Sequence
 from pathlib import Path
 
-from entrypoints._common import add_init_args, optional, parser, run_main, str2bool
+from entrypoints._common import (
+    add_init_args,
+    add_test_set_args,
+    optional,
+    parser,
+    run_main,
+    str2bool,
+)
 from isic_tracking.profiles import PROFILES
 
 PROJECT = str(Path(__file__).resolve().parents[1])
@@ -29,13 +41,14 @@ def build_parser() -> argparse.ArgumentParser:
         " full alexnet,vgg16,resnet50)",
     )
     p.add_argument("--tasks", type=_csv, default=("binary", "multiclass"), help="binary,multiclass")
+    each = "; one value or task=value pairs"
     p.add_argument(
-        "--dataset", default="synthetic", help="prepare's dataset (synthetic: made here)"
+        "--dataset", default="synthetic", help=f"prepare's dataset (synthetic: made here){each}"
     )
-    p.add_argument("--root", type=optional, default=None, help="data folder for real data")
-    p.add_argument(
-        "--extra_malignant", type=optional, default=None, help="second source of malignant images"
-    )
+    p.add_argument("--root", type=optional, default=None, help=f"data folder for real data{each}")
+    extra = f"second source of malignant images (binary){each}"
+    p.add_argument("--extra_malignant", type=optional, default=None, help=extra)
+    add_test_set_args(p, each)
     add_init_args(p)
     p.add_argument("--profile", default="demo", choices=sorted(PROFILES), help="stage settings")
     p.add_argument("--force", type=str2bool, default=False, help="rerun finished stages too")

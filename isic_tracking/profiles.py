@@ -18,7 +18,8 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
         "pretrain": {"n_classes": 32, "per_class": 50, "image_size": 64, "epochs": 6},
         "thesis": {"archs": ["smallcnn", "timm:resnet10t"]},
         "synth": {"n_images": 240, "image_size": 128},
-        "prepare": {"image_size": 128},
+        # test set: the data's own (synthetic binary: its ISIC 2016 part), else 15 % held out
+        "prepare": {"image_size": 128, "test_fraction": 0.15},
         "search": {
             "n_trials": 6,
             "subset": 0.5,
@@ -41,6 +42,7 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
             "min_best_epoch": 4,
             "best_decimals": 2,
         },
+        "evaluate": {"n_resamples": 1000},
         "layers": {"layers": "all", "top_k": 5, "n_boot": 500, "fv_steps": 32},
         "filters": {"layers": "last", "top_n": 5},
         # with and without regularization side by side (the thesis's Fig. 29)
@@ -66,7 +68,7 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
         "pretrain": {"n_classes": 4, "per_class": 8, "image_size": 32, "epochs": 1},
         "thesis": {"archs": ["timm:test_resnet", "smallcnn"]},
         "synth": {"n_images": 64, "image_size": 48},
-        "prepare": {"image_size": 48},
+        "prepare": {"image_size": 48, "test_fraction": 0.2},
         "search": {
             "n_trials": 2,
             "subset": 0.6,
@@ -78,6 +80,7 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
             "image_size": 32,
         },
         "train": {"folds": 2, "epochs": 3, "image_size": 48},
+        "evaluate": {"n_resamples": 100},
         "layers": {"layers": "all", "top_k": 2, "n_boot": 20, "fv_steps": 2},
         "filters": {"layers": "last", "top_n": 3, "image_size": 48},
         "visualize": {"layers": "first,last", "top_n": 2, "steps": 6, "image_size": 48},
@@ -96,9 +99,10 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
         "pretrain": {"image_size": 224, "n_classes": 100, "per_class": 100, "epochs": 20},
         "thesis": {"archs": ["alexnet", "vgg16", "resnet50"]},
         "synth": {},
-        "prepare": {"image_size": 256},
+        "prepare": {"image_size": 256, "test_fraction": 0.15},
         "search": {"n_trials": 30, "subset": 0.1},
         "train": {"folds": 5, "epochs": 30, "image_size": 224},
+        "evaluate": {"n_resamples": 2000},
         "layers": {"layers": "all", "top_k": 5, "n_boot": 1000, "fv_steps": 64},
         "filters": {"layers": "all", "top_n": 5},
         "visualize": {

@@ -10,16 +10,19 @@ import pandas as pd
 from isic_tracking.data.cache import CacheResult, build_cache
 from isic_tracking.data.sources import SourceResult, merge_external_malignant, read_source
 from isic_tracking.data.sources.result import concat_reports
+from isic_tracking.data.testset import ChosenTestSet, attach_test_set
 from isic_tracking.errors import IsicInputError
 
 
 @dataclass
 class Prepared:
-    """A prepared data set: the source reading, the cache and where the manifest lies."""
+    """A prepared data set: the source reading, the cache, where the manifest lies and how
+    its test set was made."""
 
     source: SourceResult
     cache: CacheResult
     manifest_path: Path
+    test_set: ChosenTestSet = ChosenTestSet("none", "not recorded", 0)
 
     def counts(self) -> dict[str, int]:
         """Counters of reading + caching, for metrics."""
@@ -46,16 +49,27 @@ def prepare_dataset(
     image_size: int = 256,
     max_bad_fraction: float = 0.05,
     workers: int | None = None,
+    test_dataset: str | None = None,
+    test_root: str | Path | None = None,
+    test_fraction: float = 0.0,
+    test_seed: int = 0,
 ) -> Prepared:
     """Read ``root`` as ``dataset``, optionally merge the malignant images of
     ``extra_malignant`` (read as ``extra_dataset``, e.g. ISIC 2019 MEL into ISIC 2020, as the
-    thesis did), then cache every image once at ``image_size`` under ``out``, listing every
-    image left out in ``out/skipped.csv`` (:meth:`Prepared.skip_report`).
+    thesis did), attach the test set (``test_dataset`` read from ``test_root``, else the
+    source's own test rows, else ``test_fraction`` of the training rows held out:
+    :func:`isic_tracking.data.testset.attach_test_set`), then cache every image once at
+    ``image_size`` under ``out``, listing every image left out in ``out/skipped.csv``
+    (:meth:`Prepared.skip_report`).
     """
     source = read_source(dataset, root, task=task)
     if extra_malignant:
         extra = read_source(extra_dataset, extra_malignant, task="multiclass")
         source = merge_external_malignant(source, extra)
+    if bool(test_dataset) != bool(test_root):
+        raise IsicInputError("give test_dataset and test_root together (or neither)")
+    test = read_source(test_dataset, test_root, task=task) if test_dataset else None
+    source, test_set = attach_test_set(source, test, test_dataset or "", test_fraction, test_seed)
     skipped_csv = Path(out) / "skipped.csv"
     try:
         cache = build_cache(
@@ -70,6 +84,6 @@ def prepare_dataset(
             unreadable = pd.read_csv(skipped_csv, dtype=str)
             concat_reports([source.report, unreadable]).to_csv(skipped_csv, index=False)
         raise
-    prepared = Prepared(source, cache, Path(out) / "manifest.csv")
+    prepared = Prepared(source, cache, Path(out) / "manifest.csv", test_set)
     prepared.skip_report().to_csv(skipped_csv, index=False)  # the cache wrote its own part
     return prepared

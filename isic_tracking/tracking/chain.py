@@ -1,6 +1,10 @@
-"""The chain ``main`` runs: synth -> prepare -> eda -> (pretrain) -> search -> train -> layers
--> filters -> visualize -> sanity, each stage a child run of one pipeline run
-(:class:`Pipeline`), with the settings of one profile (:mod:`isic_tracking.profiles`)."""
+"""The chain ``main`` runs: synth -> prepare -> eda -> (pretrain) -> search -> train ->
+evaluate -> layers -> filters -> visualize -> sanity, each stage a child run of one pipeline
+run (:class:`Pipeline`), with the settings of one profile (:mod:`isic_tracking.profiles`).
+
+The test set is made in ``prepare`` (``test_dataset`` + ``test_root``, else the data's own
+test rows, else a held-out ``test_fraction``), before search and train see any row; the
+``evaluate`` stage scores the registered champion on it."""
 
 from __future__ import annotations
 
@@ -48,6 +52,21 @@ class ChainOptions:
     init: str | None = None
     profile: str = "demo"
     force: bool = False
+    test_dataset: str | None = None
+    test_root: str | None = None
+    test_fraction: float | None = None
+
+
+def prepare_test_params(args: ChainOptions) -> dict[str, str | float]:
+    """``prepare``'s test-set parameters: the given test set, and the held-out fraction
+    (``test_fraction``, else the profile's) for data without one."""
+    prof = PROFILES[args.profile]["prepare"]
+    fraction = prof["test_fraction"] if args.test_fraction is None else args.test_fraction
+    return {
+        "test_dataset": args.test_dataset or "",
+        "test_root": args.test_root or "",
+        "test_fraction": fraction,
+    }
 
 
 def chain_init(pipe: Pipeline, args: ChainOptions, arch: str) -> str:
@@ -89,6 +108,7 @@ def run_chain(project: str, args: ChainOptions) -> Pipeline:
                 "task": args.task,
                 "extra_malignant": args.extra_malignant or "",
                 **prof["prepare"],
+                **prepare_test_params(args),
             },
         )
         manifest = str(Path(param(prep, "out")) / "manifest.csv")
@@ -101,6 +121,7 @@ def run_chain(project: str, args: ChainOptions) -> Pipeline:
         )
         model_uri = f"models:/{train.data.tags.get(tag.REGISTERED_MODEL)}@champion"
         analysed = {"model_uri": model_uri, "manifest": manifest}
+        pipe.run("evaluate", {**analysed, **prof["evaluate"]})
         pipe.run("layers", {**analysed, **prof["layers"]})
         filt = pipe.run("filters", {**analysed, **prof["filters"]})
         vis = pipe.run(

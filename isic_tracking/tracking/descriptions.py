@@ -91,6 +91,25 @@ def version_description(
     )
 
 
+#: the heading of a version's test-set section (replaced, not repeated, on a new evaluation)
+TEST_HEADING = "**Test set**"
+
+
+def evaluation_section(about: str, lines: list[str], run_id: str) -> str:
+    """A registered version's test-set section: which images, the headline metrics with
+    their intervals, the evaluate run that logged the rest (curves, confusion, tables)."""
+    return "\n".join(
+        [f"{TEST_HEADING} ({about}; evaluate run `{run_id}`)", "", *[f"- {x}" for x in lines]]
+    )
+
+
+def with_evaluation_section(description: str | None, section: str) -> str:
+    """``description`` with ``section`` at its end, in place of an earlier test section."""
+    head = (description or "").split(f"\n\n{TEST_HEADING}", 1)[0]
+    head = "" if head.startswith(TEST_HEADING) else head
+    return f"{head}\n\n{section}" if head else section
+
+
 # --------------------------------------------------------------------------- stage runs
 #: params a generic stage description names (what ran on what), in this order
 _SHOWN_PARAMS = (

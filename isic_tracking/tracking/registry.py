@@ -31,7 +31,11 @@ from isic_tracking.errors import IsicInputError
 from isic_tracking.log import get_logger
 from isic_tracking.models import create_model
 from isic_tracking.tracking import tag
-from isic_tracking.tracking.descriptions import model_description, version_description
+from isic_tracking.tracking.descriptions import (
+    model_description,
+    version_description,
+    with_evaluation_section,
+)
 from isic_tracking.tracking.pyfunc import (
     DATA_DIR,
     DATASET_CONTEXT,
@@ -358,6 +362,15 @@ def _logged_model(model_id: str) -> LoggedModel:
 def _has_artifact(run_id: str, path: str) -> bool:
     parent = path.rsplit("/", 1)[0] if "/" in path else None
     return any(f.path == path for f in MlflowClient().list_artifacts(run_id, parent))
+
+
+def describe_version_test(name: str, version: str, section: str, run_id: str) -> None:
+    """Put a test-set section (:func:`.descriptions.evaluation_section`) into a version's
+    description, replacing an earlier one, and tag the version with the evaluate run."""
+    client = MlflowClient()
+    old = client.get_model_version(name, version).description
+    client.update_model_version(name, version, description=with_evaluation_section(old, section))
+    client.set_model_version_tag(name, version, tag.TEST_RUN, run_id)
 
 
 #: The issue's name for :func:`load_model` (same function).

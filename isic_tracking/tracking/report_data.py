@@ -36,6 +36,15 @@ SECTIONS: tuple[tuple[str, str, str], ...] = (
         "by the train stage; per model the fold table.",
     ),
     (
+        "test",
+        "Test set: the registered model on images no fold saw",
+        "The champion on the test set (another data set, the data's own test rows or a "
+        "stratified, patient/lesion-grouped split held out before the folds): each metric with "
+        "its 95 % BCa bootstrap interval (resampled within each class), the confusion matrix, "
+        "the precision-recall curve with its average precision and chance level, the "
+        "calibration curve; per-class metrics with intervals for multiclass.",
+    ),
+    (
         "layers",
         "Layer contributions: fine-tuned vs its base",
         "Per conv layer (shallow to deep) of the champion and the model it was fine-tuned from "
@@ -89,6 +98,7 @@ SETTINGS: Mapping[str, tuple[str, ...]] = {
         "image_size",
         "augment",
     ),  # fmt: skip
+    "evaluate": ("images", "n_resamples", "level", "threshold"),
     "layers": ("layers_resolved", "split", "monitor_resolved", "images", "n_boot"),
     "filters": ("layers", "split", "quantile", "top_n", "n_images"),
     "visualize": ("layers", "top_n", "regularization", "preset", "steps", "image_size"),
@@ -255,12 +265,25 @@ def _cells(chain: ChainRuns, read: _Reader) -> dict[str, Item]:
             [],
         )
 
+    def test(run: Run) -> tuple[list[Table], list[Figure], list[str]]:
+        rid = run.info.run_id
+        skipped = run.data.tags.get(tag.TEST_SKIPPED)
+        if skipped:
+            return [], [], [f"skipped: {skipped}"]
+        level = run.data.params.get("level", "0.95")
+        tables = [read.table(rid, "tables/test_metrics.csv", f"metrics, {level} BCa interval")]
+        if "tables/test_per_class.csv" in _artifacts(rid, "tables", ".csv"):
+            tables.append(read.table(rid, "tables/test_per_class.csv", "per class (one-vs-rest)"))
+        names = ("test_confusion", "test_pr_curve", "test_calibration")
+        return tables, read.figures(rid, [f"figures/{n}.png" for n in names]), []
+
     def every_figure(run: Run) -> tuple[list[Table], list[Figure], list[str]]:
         rid = run.info.run_id
         return [], read.figures(rid, _artifacts(rid, "figures", ".png")), _verdicts(run)
 
     fills = {
         "results": ("train", results),
+        "test": ("evaluate", test),
         "layers": ("layers", layers),
         "confusion": ("train", confusion),
         "top5": ("filters", top5),

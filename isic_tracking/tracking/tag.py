@@ -28,6 +28,10 @@ INIT_KIND = "isic.init.kind"  # model version: random | file | cache | model
 INIT_SOURCE = "isic.init.source"  # model version: seed, file, cache file name or model URI
 INIT_SHA256 = "isic.init.sha256"  # model version: sha256 of the init weights ("" for random)
 BASE = "isic.base"  # analysis run: the model the analysed one was fine-tuned from
+TEST_SET = "isic.test_set"  # prepare / evaluate: how the test set was made, in words
+TEST_KIND = "isic.test_kind"  # prepare: dataset | source | holdout | none
+TEST_RUN = "isic.test_run"  # model version: the evaluate run that scored it on the test set
+TEST_SKIPPED = "isic.test_skipped"  # evaluate: why there was nothing to evaluate
 
 STUDY_NAME = "isic.study_name"
 STORAGE = "isic.storage"

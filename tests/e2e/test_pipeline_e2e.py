@@ -20,8 +20,8 @@ from tests.e2e.helpers import ROOT, env_for, mlflow_server, rest
 
 pytestmark = pytest.mark.slow
 
-STAGES = ("synth", "prepare", "eda", "pretrain", "search", "train", "layers", "filters",
-          "visualize", "sanity")  # fmt: skip
+STAGES = ("synth", "prepare", "eda", "pretrain", "search", "train", "evaluate", "layers",
+          "filters", "visualize", "sanity")  # fmt: skip
 IGNORE = shutil.ignore_patterns(
     ".git",
     "data",
@@ -161,6 +161,8 @@ def test_mlflow_run_pipeline_end_to_end(tmp_path: Path) -> None:
             "Initialized from model: `models:/isic-pretrain-"
             in alias["model_version"]["description"]
         )
+        assert "**Test set** (" in alias["model_version"]["description"]  # evaluate wrote it
+        assert version_tags["isic.test_run"]
 
         def files(run: dict, path: str = "") -> set[str]:
             listing = rest(url, "artifacts/list", run_id=run["info"]["run_id"], path=path)
@@ -173,7 +175,8 @@ def test_mlflow_run_pipeline_end_to_end(tmp_path: Path) -> None:
         assert "report.html" in files(pipeline)  # main's one-chain report (issue 16)
         assert "report           : " in out
         for stage, path in (("filters", "tables"), ("visualize", "tables"), ("sanity", "figures"),
-                            ("layers", "tables"), ("layers", "figures")):  # fmt: skip
+                            ("layers", "tables"), ("layers", "figures"), ("evaluate", "tables"),
+                            ("evaluate", "figures")):  # fmt: skip
             run = next(r for r in by_stage[stage] if r["info"]["status"] == "FINISHED")
             assert files(run, path), f"{stage} logged nothing under {path}/"
 

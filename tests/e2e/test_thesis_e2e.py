@@ -23,6 +23,7 @@ TASKS = ("binary", "multiclass")
 #: report section -> what each (arch, task) item must carry
 NEEDS = {
     "results": "table",
+    "test": "img",  # the champion's confusion, PR and calibration on the test set
     "layers": "img",  # the layer profile of every (arch, task)
     "confusion": "img",
     "top5": "table",

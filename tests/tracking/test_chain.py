@@ -14,11 +14,11 @@ from entrypoints._common import config_from_args
 from entrypoints.main import build_parser
 from isic_tracking.profiles import PROFILES
 from isic_tracking.tracking import tag
-from isic_tracking.tracking.chain import ChainOptions, pipeline_experiment
+from isic_tracking.tracking.chain import ChainOptions, pipeline_experiment, prepare_test_params
 from isic_tracking.tracking.pipeline import _as_param
 
-STAGES = ("main", "synth", "prepare", "pretrain", "search", "train", "layers", "filters",
-          "visualize", "sanity")  # fmt: skip
+STAGES = ("main", "synth", "prepare", "pretrain", "search", "train", "evaluate", "layers",
+          "filters", "visualize", "sanity")  # fmt: skip
 
 
 def test_main_options_are_the_chain_options_with_the_same_defaults() -> None:
@@ -35,6 +35,21 @@ def test_every_profile_sets_every_stage_and_an_arch(profile: str) -> None:
     prof = PROFILES[profile]
     assert set(STAGES) <= set(prof), f"{profile} lacks {set(STAGES) - set(prof)}"
     assert prof["main"]["arch"]
+    assert 0 < prof["prepare"]["test_fraction"] < 1
+
+
+def test_the_test_set_reaches_prepare_and_the_fraction_falls_back_to_the_profile() -> None:
+    argv = ["--test_dataset", "isic2016-test", "--test_root", "/data/isic2016"]
+    opts = ChainOptions(**vars(build_parser().parse_args(argv)))
+    assert prepare_test_params(opts) == {
+        "test_dataset": "isic2016-test",
+        "test_root": "/data/isic2016",
+        "test_fraction": PROFILES["demo"]["prepare"]["test_fraction"],
+    }
+    none = ChainOptions(**vars(build_parser().parse_args(["--test_fraction", "0"])))
+    assert prepare_test_params(none) == {"test_dataset": "", "test_root": "", "test_fraction": 0.0}
+    unset = ChainOptions(**vars(build_parser().parse_args(["--test_fraction", ""])))
+    assert unset.test_fraction is None
 
 
 def test_main_runs_in_the_task_experiment_not_in_a_default_launcher(

@@ -166,3 +166,21 @@ def test_search_fold_and_pipeline_descriptions() -> None:
     assert "`best_val_loss` 0.2000" in fold and "best_val_f1" not in fold
     main = pipeline_description({"train": "[`r`](u) (reused)"}, "models:/m@champion", "demo")
     assert main.splitlines()[-1] == "- train: [`r`](u) (reused)"
+
+
+def test_a_version_has_one_test_section_the_latest() -> None:
+    from isic_tracking.tracking.descriptions import (
+        TEST_HEADING,
+        evaluation_section,
+        with_evaluation_section,
+    )
+
+    first = evaluation_section("60 images", ["`roc_auc` 0.9 [0.8, 0.95]"], "r1")
+    assert first.startswith(f"{TEST_HEADING} (60 images; evaluate run `r1`)")
+    assert "- `roc_auc` 0.9 [0.8, 0.95]" in first
+    text = with_evaluation_section("**alexnet** · binary", first)
+    assert text == f"**alexnet** · binary\n\n{first}"
+    second = evaluation_section("61 images", ["`roc_auc` 0.7 [0.6, 0.8]"], "r2")
+    again = with_evaluation_section(text, second)
+    assert again == f"**alexnet** · binary\n\n{second}" and again.count(TEST_HEADING) == 1
+    assert with_evaluation_section(None, first) == first == with_evaluation_section(first, first)

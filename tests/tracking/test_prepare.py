@@ -106,3 +106,20 @@ def test_skipped_csv_on_disk_is_the_logged_one_with_every_reason(
     assert reasons["ISIC_0000000"] == "unlisted_file"
     assert {reasons[d] for d in dupes} == {"duplicate_dropped"}
     assert "empty file" in reasons[usable[1].stem]
+
+
+def test_run_records_how_the_test_set_was_made(
+    mlflow_tracking: str, synthetic_root: Path, tmp_path: Path
+) -> None:
+    """A held-out test split: its size and classes as metrics, its making as tags."""
+    params = _params(synthetic_root / "isic2019", tmp_path / "prepared", dataset="isic2019",
+                     task="multiclass", test_fraction=0.2)  # fmt: skip
+    prepared = run_prepare(params)
+    (run,) = mlflow.search_runs(output_format="list")
+    test = prepared.cache.manifest.query("split == 'test'")
+    assert run.data.metrics["n_test"] == len(test) == prepared.test_set.n_test > 0
+    counts = test["label_name"].value_counts()
+    assert {k: run.data.metrics[f"n_test_class/{k}"] for k in counts.index} == counts.to_dict()
+    assert run.data.tags[tag.TEST_KIND] == "holdout"
+    assert run.data.tags[tag.TEST_SET] == prepared.test_set.about
+    assert run.data.params["test_fraction"] == "0.2"

@@ -105,3 +105,37 @@ def test_resumed_train_stands_for_its_target_and_a_missing_artifact_is_said(
     assert items["results-binary-vgg16"].run_id == bare.info.run_id
     assert items["results-binary-smallcnn"].tables  # the good chain is unaffected
     assert "logged nothing" in items["featvis-binary-smallcnn"].missing
+
+
+def test_test_set_section_shows_intervals_curves_and_a_skip(mlflow_tracking: str) -> None:
+    """The evaluate run's metrics table (with intervals), per-class table, confusion, PR and
+    calibration figures fill the test-set cell; a skipped evaluation says why."""
+    with mlflow.start_run(run_name="pipeline") as pipe:
+        mlflow.log_params({"arch": "smallcnn", "task": "multiclass"})
+        with mlflow.start_run(run_name="evaluate", nested=True) as ev:
+            mlflow.set_tag(tag.STAGE, "evaluate")
+            mlflow.log_params({"n_resamples": 100, "level": 0.95, "images": "9 images"})
+            metrics = pd.DataFrame({"metric": ["roc_auc"], "estimate": [0.8], "low": [0.7],
+                                    "high": [0.9], "method": ["BCa"]})  # fmt: skip
+            log_dataframe(metrics, "tables/test_metrics.csv")
+            log_dataframe(pd.DataFrame({"class": ["MEL"], "support": [3]}),
+                          "tables/test_per_class.csv")  # fmt: skip
+            for name in ("test_confusion", "test_pr_curve", "test_calibration"):
+                log_figure(_fig(), f"figures/{name}.png")
+        mlflow.set_tag("stage.evaluate", ev.info.run_id)
+    with mlflow.start_run(run_name="skipped") as skipped:
+        mlflow.set_tags({tag.STAGE: "evaluate", tag.TEST_SKIPPED: "no test images"})
+    chain = chain_runs(pipe.info.run_id)
+    empty = ChainRuns("vgg16", "multiclass", pipe.info.run_id, {"evaluate": skipped.info.run_id})
+    report = build_report("r", [chain, empty])
+    section = next(s for s in report.sections if s.id == "test")
+    items = {i.id: i for i in section.items}
+    cell = items["test-multiclass-smallcnn"]
+    assert list(cell.tables[0].frame.columns) == ["metric", "estimate", "low", "high", "method"]
+    assert "0.95 BCa" in cell.tables[0].caption
+    assert list(cell.tables[1].frame["class"]) == ["MEL"]
+    assert [f.caption for f in cell.figures] == [
+        "figures/test_confusion.png", "figures/test_pr_curve.png", "figures/test_calibration.png"
+    ]  # fmt: skip
+    assert cell.settings == {"images": "9 images", "n_resamples": "100", "level": "0.95"}
+    assert items["test-multiclass-vgg16"].verdicts == ["skipped: no test images"]
