@@ -14,6 +14,7 @@ comparable across paths.
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -38,9 +39,27 @@ PROGRESSIVE_SCALE = 0.5
 Fits = Callable[[int], bool]
 
 
+#: ISA caps under which the CPU's bf16 units are off: ``ATEN_CPU_CAPABILITY`` (ATen's kernels)
+#: below AVX-512, or ``ONEDNN_MAX_CPU_ISA`` (oneDNN's convolutions) below AVX512_CORE_BF16.
+#: A user (or a benchmark standing in for an AVX2-only laptop) who caps either gets fp32.
+_NO_BF16_ATEN = ("default", "avx2")
+_NO_BF16_ONEDNN = ("sse41", "avx", "avx2", "avx2_vnni", "avx2_vnni_2", "avx512_core",
+                   "avx512_core_vnni")  # fmt: skip
+
+
+def isa_capped_below_bf16() -> bool:
+    """Whether the environment caps torch's CPU kernels below the bf16 instructions."""
+    aten = os.environ.get("ATEN_CPU_CAPABILITY", "").strip().lower()
+    onednn = os.environ.get("ONEDNN_MAX_CPU_ISA", os.environ.get("DNNL_MAX_CPU_ISA", ""))
+    return aten in _NO_BF16_ATEN or onednn.strip().lower() in _NO_BF16_ONEDNN
+
+
 def cpu_bf16_supported() -> bool:
     """True when the CPU runs bfloat16 natively (AMX tiles or AVX512-BF16), where autocast pays;
-    False elsewhere (torch would emulate bf16, slower than fp32) or when torch cannot tell."""
+    False elsewhere (torch would emulate bf16, slower than fp32), when torch cannot tell, or
+    when the environment caps the kernels below it (:func:`isa_capped_below_bf16`)."""
+    if isa_capped_below_bf16():
+        return False
     for name in ("_is_amx_tile_supported", "_is_avx512_bf16_supported"):
         probe = getattr(torch.cpu, name, None)
         try:

@@ -1,4 +1,4 @@
-"""The render engine's fast path (issue 17): bf16 detection and fallback, progressive
+"""The render engine's fast path: bf16 detection and fallback, progressive
 resolution, channels-last input, and the settings that say which path ran."""
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from isic_tracking.interpret.featvis.fastpath import (
     bf16_supported,
     cpu_bf16_supported,
     fold_batchnorm,
+    isa_capped_below_bf16,
     path_params,
     plan,
 )
@@ -178,3 +179,29 @@ def test_path_params_follow_an_explicit_amp(tiny_cnn):
         params = path_params("cpu", 32, 3, amp)
         res = render(tiny_cnn, channel("6", [0]), size=32, steps=3, amp=amp)
         assert params["render.amp"] == res.settings["amp"] == said
+
+
+@pytest.mark.parametrize(
+    ("env", "capped"),
+    [
+        ({"ATEN_CPU_CAPABILITY": "avx2"}, True),
+        ({"ATEN_CPU_CAPABILITY": "default"}, True),
+        ({"ONEDNN_MAX_CPU_ISA": "AVX2"}, True),
+        ({"DNNL_MAX_CPU_ISA": "avx512_core"}, True),
+        ({"ATEN_CPU_CAPABILITY": "avx512"}, False),
+        ({"ONEDNN_MAX_CPU_ISA": "AVX512_CORE_AMX"}, False),
+        ({}, False),
+    ],
+)
+def test_a_capped_isa_turns_bf16_off(
+    env: dict[str, str], capped: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A laptop without bf16 is stood in for by capping torch's ISA; the render must then take
+    the fp32 path as it would there, whatever the CPU under the cap can do."""
+    for key in ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA"):
+        monkeypatch.delenv(key, raising=False)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    assert isa_capped_below_bf16() is capped
+    if capped:
+        assert not cpu_bf16_supported() and not plan(CPU, 64, 10).amp
