@@ -8,6 +8,7 @@ from pathlib import Path
 
 from entrypoints._common import optional, parser, run_main
 from isic_tracking.data.defaults import data_dir
+from isic_tracking.data.leakage import DEDUPE_CHOICES
 from isic_tracking.data.sources import READERS, get_reader
 
 
@@ -40,6 +41,14 @@ def build_parser() -> argparse.ArgumentParser:
         default="isic2019",
         choices=list(READERS),
         help="layout of --extra_malignant",
+    )
+    p.add_argument(
+        "--dedupe",
+        default="test",
+        choices=list(DEDUPE_CHOICES),
+        help="exact and near-duplicate images: test drops the test-side copy of a pair that "
+        "crosses into the test split, all keeps one image per duplicate group, none only "
+        "reports (table leakage/pairs.csv)",
     )
     return p
 

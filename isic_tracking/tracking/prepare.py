@@ -13,7 +13,17 @@ from isic_tracking.tracking.runs import log_dataframe, log_manifest_input, log_m
 log = get_logger(__name__)
 
 #: The options of :func:`prepare_dataset` besides dataset, root and out.
-_OPTIONS = ("task", "extra_malignant", "extra_dataset", "image_size", "max_bad_fraction", "workers")
+_OPTIONS = (
+    "task",
+    "extra_malignant",
+    "extra_dataset",
+    "image_size",
+    "max_bad_fraction",
+    "workers",
+    "dedupe",
+)
+#: Dropped rows named one by one in the terminal; the rest are in the logged table.
+_SHOW = 10
 
 
 def run_prepare(params: Mapping[str, Any]) -> Prepared:
@@ -24,9 +34,8 @@ def run_prepare(params: Mapping[str, Any]) -> Prepared:
     """
     out = str(params["out"])
     with stage_run("prepare", dict(params), run_name=f"prepare-{params['dataset']}"):
-        prepared = prepare_dataset(
-            params["dataset"], params["root"], out, **{k: params[k] for k in _OPTIONS}
-        )
+        options = {k: params[k] for k in _OPTIONS if k in params}
+        prepared = prepare_dataset(params["dataset"], params["root"], out, **options)
         df = prepared.cache.manifest
         log_manifest_input(
             df, name=params["dataset"], context="prepared", source=str(prepared.manifest_path)
@@ -35,8 +44,34 @@ def run_prepare(params: Mapping[str, Any]) -> Prepared:
         log_metrics({f"n_class/{k}": v for k, v in df["label_name"].value_counts().items()})
         log_metrics({f"n_source/{k}": v for k, v in df["source"].value_counts().items()})
         log_dataframe(prepared.skip_report(), "skipped.csv")
+        _log_leakage(prepared)
         log.info(
             f"manifest: {prepared.manifest_path.resolve()} ({len(df)} images, "
             f"{prepared.cache.n_skipped} skipped -> {Path(out) / 'skipped.csv'})"
         )
     return prepared
+
+
+def _log_leakage(prepared: Prepared) -> None:
+    """The duplicate pairs and dropped rows as tables, and in words in the terminal."""
+    leak = prepared.leakage
+    if leak is None:
+        return
+    log_dataframe(leak.pairs, "leakage/pairs.csv")
+    log_dataframe(leak.dropped, "leakage/dropped.csv")
+    c = leak.counts()
+    log.info(
+        f"leakage check: {c['leakage_pairs']} duplicate pair(s) ({c['leakage_exact']} exact, "
+        f"{c['leakage_near']} near; {c['leakage_cross_split']} across splits, "
+        f"{c['leakage_cross_source']} across sources) -> artifact leakage/pairs.csv"
+    )
+    for r in leak.dropped.head(_SHOW).itertuples(index=False):
+        log.info(f"dropped {r.image_id} ({r.split}, {r.source}): {r.reason} (dedupe={leak.dedupe})")
+    if len(leak.dropped) > _SHOW:
+        log.info(f"... {len(leak.dropped) - _SHOW} more dropped: artifact leakage/dropped.csv")
+    if leak.planted is not None:
+        p = leak.planted
+        log.info(
+            f"planted near-duplicates: {p.n_found} of {p.n_planted} found, "
+            f"{p.n_false_alarms} false alarm(s)"
+        )
