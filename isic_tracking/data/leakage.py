@@ -27,6 +27,8 @@ candidates generously (``max_distance=10``) and the thumbnail confirms them (``m
 between 0.014 and 0.027): every planted pair found, no false alarm, in all 4 settings. Crops
 are the limit of any global hash: a 1-pixel trim of a 64 px image moved phash by up to 16 bits
 and the thumbnail RMS past that of unrelated look-alikes, so cropped copies are not claimed.
+Nor are images cached below 48 px (the smallest profile): at 32 px a planted 4:3 copy reached
+RMS 0.023 and was missed.
 """
 
 from __future__ import annotations

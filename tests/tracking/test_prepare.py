@@ -79,7 +79,7 @@ def test_skipped_images_are_counted_and_listed(
     assert list(skipped["image_id"]) == [bad_id]
     assert "empty file" in skipped["reason"].iloc[0]
     arts = {a.path for a in MlflowClient().list_artifacts(run.info.run_id)}
-    assert arts == {"skipped.csv"}
+    assert arts == {"skipped.csv", "leakage"}  # leakage/pairs.csv, leakage/dropped.csv
 
 
 def test_skipped_csv_on_disk_is_the_logged_one_with_every_reason(
@@ -106,3 +106,51 @@ def test_skipped_csv_on_disk_is_the_logged_one_with_every_reason(
     assert reasons["ISIC_0000000"] == "unlisted_file"
     assert {reasons[d] for d in dupes} == {"duplicate_dropped"}
     assert "empty file" in reasons[usable[1].stem]
+
+
+@pytest.fixture(scope="module")
+def planted_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A synthetic set with 6 planted near-duplicate pairs (4 cross train/test)."""
+    from isic_tracking.data.synthetic import make_synthetic
+
+    root = tmp_path_factory.mktemp("planted") / "raw"
+    make_synthetic(root, n_images=64, seed=2, image_size=64, near_duplicates=6)
+    return root
+
+
+@pytest.mark.parametrize("dedupe", ["test", "none"])
+def test_leakage_pairs_are_logged_checked_against_truth_and_test_copies_dropped(
+    mlflow_tracking: str, planted_root: Path, tmp_path: Path, dedupe: str
+) -> None:
+    params = _params(
+        planted_root, tmp_path / "prepared", dataset="synthetic", dedupe=dedupe, image_size=48
+    )
+    prepared = run_prepare(params)
+    (run,) = mlflow.search_runs(output_format="list")
+    m = run.data.metrics
+    assert m["leakage_planted"] == 4 and m["leakage_planted_found"] == 4
+    assert m["leakage_false_alarms"] == 0 and m["leakage_pairs"] == 4
+    assert m["leakage_cross_split"] == 4 and m["leakage_cross_source"] == 4
+    dl = tmp_path / "dl"
+    pairs = pd.read_csv(download_artifacts(run.info.run_id, "leakage/pairs.csv", dl))
+    dropped = pd.read_csv(download_artifacts(run.info.run_id, "leakage/dropped.csv", dl))
+    skipped = pd.read_csv(download_artifacts(run.info.run_id, "skipped.csv", dl))
+    manifest = pd.read_csv(prepared.manifest_path)
+    test_side = {
+        a if sa == "test" else b for a, b, sa in zip(pairs.id_a, pairs.id_b, pairs.split_a)
+    }
+    if dedupe == "test":
+        assert m["leakage_dropped"] == 4 and set(dropped["image_id"]) == test_side
+        assert not test_side & set(manifest["image_id"])
+        assert set(skipped.loc[skipped.reason == "leakage_duplicate", "image_id"]) == test_side
+    else:
+        assert m["leakage_dropped"] == 0 and dropped.empty
+        assert test_side <= set(manifest["image_id"])
+    assert m["n_images"] == len(prepared.source.manifest)
+
+
+def test_unknown_dedupe_is_refused(mlflow_tracking: str, synthetic_root: Path, tmp_path: Path):
+    from isic_tracking.errors import IsicInputError
+
+    with pytest.raises(IsicInputError, match="dedupe='both'"):
+        run_prepare(_params(synthetic_root / "isic2016", tmp_path / "p", dedupe="both"))

@@ -16,8 +16,8 @@ from isic_tracking.data.sources.constants import (
     TRUTH_FILE,
     TRUTH_HEADER,
 )
-from isic_tracking.data.synthetic.near_duplicates import plant_near_duplicates
 from isic_tracking.data.synthetic.layouts import plan_isic2016, plan_isic2019, plan_isic2020
+from isic_tracking.data.synthetic.near_duplicates import plant_near_duplicates
 from isic_tracking.data.synthetic.painting import SKIN_TONES, render_image
 from isic_tracking.data.synthetic.shortcut import (
     SHORTCUT_STREAM,
