@@ -38,7 +38,6 @@ import io
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-import imagehash
 import numpy as np
 import pandas as pd
 from PIL import Image
@@ -72,6 +71,8 @@ DROPPED_COLUMNS = ("image_id", "split", "source", "duplicate_of", "kind", "dista
 
 def _fingerprint(data: bytes) -> tuple[str, str, int, np.ndarray]:
     """(bytes sha256, pixels sha256, phash as int, 16x16x3 uint8 thumbnail) of one image."""
+    import imagehash  # here: the prepare entry point imports this module for its --help
+
     img = Image.open(io.BytesIO(data)).convert("RGB")
     pixels = hashlib.sha256(f"{img.size}".encode() + img.tobytes()).hexdigest()
     bits = imagehash.phash(img).hash.flatten()

@@ -7,6 +7,12 @@ from pathlib import Path
 
 import pandas as pd
 
+from isic_tracking.data.artifact_labels import (
+    ArtifactJoin,
+    ArtifactLabels,
+    join_artifacts,
+    read_artifact_labels,
+)
 from isic_tracking.data.cache import CacheResult, build_cache
 from isic_tracking.data.leakage import (
     PlantedCheck,
@@ -56,6 +62,8 @@ class Prepared:
     cache: CacheResult
     manifest_path: Path
     leakage: Leakage | None = field(default=None)
+    labels: ArtifactLabels | None = field(default=None)
+    artifacts: ArtifactJoin | None = field(default=None)
 
     def counts(self) -> dict[str, int]:
         """Counters of reading + caching (+ the leakage check), for metrics."""
@@ -65,6 +73,7 @@ class Prepared:
             "n_reused": self.cache.n_reused,
             "n_skipped_images": self.cache.n_skipped,
             **(self.leakage.counts() if self.leakage else {}),
+            **(self.artifacts.counts(len(self.labels.skipped)) if self.artifacts else {}),
         }
 
     def skip_report(self) -> pd.DataFrame:
@@ -101,6 +110,8 @@ def prepare_dataset(
     max_bad_fraction: float = 0.05,
     workers: int | None = None,
     dedupe: str = "test",
+    artifacts: str | Path | None = None,
+    artifact_threshold: float = 0.5,
 ) -> Prepared:
     """Read ``root`` as ``dataset``, optionally merge the malignant images of
     ``extra_malignant`` (read as ``extra_dataset``, e.g. ISIC 2019 MEL into ISIC 2020, as the
@@ -109,9 +120,11 @@ def prepare_dataset(
     images are checked for duplicates across splits and sources (:func:`check_leakage`);
     ``dedupe`` (``test``, ``all``, ``none``, see
     :func:`isic_tracking.data.leakage.drop_duplicates_from`) says which copies leave the
-    manifest.
+    manifest. ``artifacts`` (a Bissoto label file, see :mod:`.artifact_labels`; probabilities
+    count from ``artifact_threshold``) sets the manifest's ``artifact`` column.
     """
     check_dedupe(dedupe)
+    labels = read_artifact_labels(artifacts, artifact_threshold) if artifacts else None
     source = read_source(dataset, root, task=task)
     if extra_malignant:
         extra = read_source(extra_dataset, extra_malignant, task="multiclass")
@@ -132,9 +145,12 @@ def prepare_dataset(
         raise
     roots = [root] + ([extra_malignant] if extra_malignant else [])
     kept, leakage = check_leakage(cache, dedupe, roots)
-    if len(leakage.dropped):
+    joined = None
+    if labels is not None:
+        kept, joined = join_artifacts(kept, labels)
+    if len(leakage.dropped) or joined is not None:
         write_manifest(kept, Path(out) / "manifest.csv")
         cache.manifest = kept
-    prepared = Prepared(source, cache, Path(out) / "manifest.csv", leakage)
+    prepared = Prepared(source, cache, Path(out) / "manifest.csv", leakage, labels, joined)
     prepared.skip_report().to_csv(skipped_csv, index=False)  # the cache wrote its own part
     return prepared

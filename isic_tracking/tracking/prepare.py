@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from isic_tracking.data.artifact_labels import EXAMPLES
 from isic_tracking.data.prepare import Prepared, prepare_dataset
 from isic_tracking.log import get_logger
 from isic_tracking.tracking.runs import log_dataframe, log_manifest_input, log_metrics, stage_run
@@ -21,6 +22,8 @@ _OPTIONS = (
     "max_bad_fraction",
     "workers",
     "dedupe",
+    "artifacts",
+    "artifact_threshold",
 )
 #: Dropped rows named one by one in the terminal; the rest are in the logged table.
 _SHOW = 10
@@ -45,9 +48,12 @@ def run_prepare(params: Mapping[str, Any]) -> Prepared:
         log_metrics({f"n_source/{k}": v for k, v in df["source"].value_counts().items()})
         log_dataframe(prepared.skip_report(), "skipped.csv")
         _log_leakage(prepared)
+        _log_artifacts(prepared)
+        n_dropped = len(prepared.leakage.dropped) if prepared.leakage else 0
         log.info(
             f"manifest: {prepared.manifest_path.resolve()} ({len(df)} images, "
-            f"{prepared.cache.n_skipped} skipped -> {Path(out) / 'skipped.csv'})"
+            f"{prepared.cache.n_skipped} unreadable, {n_dropped} dropped as duplicates -> "
+            f"{Path(out) / 'skipped.csv'})"
         )
     return prepared
 
@@ -75,3 +81,31 @@ def _log_leakage(prepared: Prepared) -> None:
             f"planted near-duplicates: {p.n_found} of {p.n_planted} found, "
             f"{p.n_false_alarms} false alarm(s)"
         )
+
+
+def _log_artifacts(prepared: Prepared) -> None:
+    """The joined artifact labels: prevalence, unmatched ids and skipped rows, as tables and
+    in words (counts and a few examples)."""
+    join, labels = prepared.artifacts, prepared.labels
+    if join is None or labels is None:
+        return
+    log_dataframe(join.prevalence, "artifacts/prevalence.csv")
+    log_dataframe(join.unmatched(), "artifacts/unmatched.csv")
+    log_dataframe(labels.skipped, "artifacts/skipped_rows.csv")
+    log.info(
+        f"artifact labels ({labels.kind}, {labels.path.name}"
+        + (f", threshold {labels.threshold:g}" if labels.kind == "probabilities" else "")
+        + f"): {join.n_labelled} images labelled; "
+        + ", ".join(f"{r.artifact} {r.fraction:.1%}" for r in join.prevalence.itertuples())
+    )
+    for side, ids, what in (
+        ("file_only", join.file_only, "ids in the file but not in the data"),
+        ("data_only", join.data_only, "images of the data not in the file (no artifact group)"),
+    ):
+        if ids:
+            more = f", ... ({side} in artifacts/unmatched.csv)" if len(ids) > EXAMPLES else ""
+            log.info(f"{len(ids)} {what}: {', '.join(ids[:EXAMPLES])}{more}")
+    for r in labels.skipped.head(EXAMPLES).itertuples(index=False):
+        log.info(f"skipped {r.file} line {r.line} ({r.image}): {r.column}={r.value!r} {r.reason}")
+    if len(labels.skipped) > EXAMPLES:
+        log.info(f"... {len(labels.skipped)} rows skipped in all: artifacts/skipped_rows.csv")

@@ -154,3 +154,36 @@ def test_unknown_dedupe_is_refused(mlflow_tracking: str, synthetic_root: Path, t
 
     with pytest.raises(IsicInputError, match="dedupe='both'"):
         run_prepare(_params(synthetic_root / "isic2016", tmp_path / "p", dedupe="both"))
+
+
+def test_artifact_labels_are_joined_and_reported(
+    mlflow_tracking: str, synthetic_root: Path, tmp_path: Path
+) -> None:
+    """A Bissoto 2022-style file naming two of the images and one unknown id."""
+    root = synthetic_root / "isic2016"
+    ids = sorted(p.stem for p in (root / "ISBI2016_ISIC_Part3_Test_Data").glob("*.jpg"))
+    lines = [
+        "image,dark_corner,hair,gel_border,gel_bubble,ruler,ink,patches,label,label_string,vasc",
+        f"{ids[0]},0.9,0.8,0,0,0,0,0,0,NV,0",
+        f"{ids[1]},0.1,0.1,0,0,0,0,0,1,MEL,0",
+        "ISIC_9999999,0,0,0,0,1,0,0,0,NV,0",
+        f"{ids[2]},oops,0,0,0,0,0,0,0,NV,0",
+    ]
+    labels = tmp_path / "isic_inferred_wocarcinoma.csv"
+    labels.write_text("\n".join(lines) + "\n")
+    params = _params(root, tmp_path / "prepared", artifacts=str(labels), artifact_threshold=0.5)
+    prepared = run_prepare(params)
+    (run,) = mlflow.search_runs(output_format="list")
+    m = run.data.metrics
+    assert m["artifacts_labelled"] == 2 and m["artifacts_file_only"] == 1
+    assert m["artifacts_data_only"] == len(ids) - 2 and m["artifacts_skipped_rows"] == 1
+    assert m["artifact_prevalence/hair"] == 0.5 and m["n_artifact/dark_corners"] == 1
+    manifest = pd.read_csv(prepared.manifest_path).set_index("image_id")
+    assert manifest.loc[ids[0], "artifact"] == "dark_corners|hair"
+    assert manifest.loc[ids[1], "artifact"] == "none"
+    assert pd.isna(manifest.loc[ids[2], "artifact"])
+    dl = tmp_path / "dl"
+    prevalence = pd.read_csv(download_artifacts(run.info.run_id, "artifacts/prevalence.csv", dl))
+    assert "vasc" in set(prevalence["artifact"])
+    rows = pd.read_csv(download_artifacts(run.info.run_id, "artifacts/skipped_rows.csv", dl))
+    assert list(rows["line"]) == [5] and rows["value"].iloc[0] == "oops"
