@@ -38,6 +38,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=0.9,
         help="fraction of malignant images carrying the shortcut artifact",
     )
+    p.add_argument(
+        "--near_duplicates",
+        type=int,
+        default=0,
+        help="pairs of re-encoded, resized copies planted across splits and sources "
+        "(truth: <out>/synthetic_near_duplicates.csv)",
+    )
     return p
 
 
@@ -54,8 +61,9 @@ def _main(argv: Sequence[str] | None = None) -> int:
             args.image_size,
             shortcut_artifact=args.shortcut_artifact,
             shortcut_rate=args.shortcut_rate,
+            near_duplicates=args.near_duplicates,
         )
-        log_metrics({"n_images": args.n_images})
+        log_metrics({"n_images": args.n_images, "near_duplicates": args.near_duplicates})
         for layout, planted in read_shortcut(args.out).items():
             log_metrics(planted, prefix=f"shortcut_{layout}/")  # one `/` level
         for name, path in paths.items():

@@ -79,7 +79,7 @@ def test_skipped_images_are_counted_and_listed(
     assert list(skipped["image_id"]) == [bad_id]
     assert "empty file" in skipped["reason"].iloc[0]
     arts = {a.path for a in MlflowClient().list_artifacts(run.info.run_id)}
-    assert arts == {"skipped.csv"}
+    assert arts == {"skipped.csv", "leakage"}  # leakage/pairs.csv, leakage/dropped.csv
 
 
 def test_skipped_csv_on_disk_is_the_logged_one_with_every_reason(
@@ -123,3 +123,84 @@ def test_run_records_how_the_test_set_was_made(
     assert run.data.tags[tag.TEST_KIND] == "holdout"
     assert run.data.tags[tag.TEST_SET] == prepared.test_set.about
     assert run.data.params["test_fraction"] == "0.2"
+
+
+@pytest.fixture(scope="module")
+def planted_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A synthetic set with 6 planted near-duplicate pairs (4 cross train/test)."""
+    from isic_tracking.data.synthetic import make_synthetic
+
+    root = tmp_path_factory.mktemp("planted") / "raw"
+    make_synthetic(root, n_images=64, seed=2, image_size=64, near_duplicates=6)
+    return root
+
+
+@pytest.mark.parametrize("dedupe", ["test", "none"])
+def test_leakage_pairs_are_logged_checked_against_truth_and_test_copies_dropped(
+    mlflow_tracking: str, planted_root: Path, tmp_path: Path, dedupe: str
+) -> None:
+    params = _params(
+        planted_root, tmp_path / "prepared", dataset="synthetic", dedupe=dedupe, image_size=48
+    )
+    prepared = run_prepare(params)
+    (run,) = mlflow.search_runs(output_format="list")
+    m = run.data.metrics
+    assert m["leakage_planted"] == 4 and m["leakage_planted_found"] == 4
+    assert m["leakage_false_alarms"] == 0 and m["leakage_pairs"] == 4
+    assert m["leakage_cross_split"] == 4 and m["leakage_cross_source"] == 4
+    dl = tmp_path / "dl"
+    pairs = pd.read_csv(download_artifacts(run.info.run_id, "leakage/pairs.csv", dl))
+    dropped = pd.read_csv(download_artifacts(run.info.run_id, "leakage/dropped.csv", dl))
+    skipped = pd.read_csv(download_artifacts(run.info.run_id, "skipped.csv", dl))
+    manifest = pd.read_csv(prepared.manifest_path)
+    test_side = {
+        a if sa == "test" else b for a, b, sa in zip(pairs.id_a, pairs.id_b, pairs.split_a)
+    }
+    if dedupe == "test":
+        assert m["leakage_dropped"] == 4 and set(dropped["image_id"]) == test_side
+        assert not test_side & set(manifest["image_id"])
+        assert set(skipped.loc[skipped.reason == "leakage_duplicate", "image_id"]) == test_side
+    else:
+        assert m["leakage_dropped"] == 0 and dropped.empty
+        assert test_side <= set(manifest["image_id"])
+    assert m["n_images"] == len(prepared.source.manifest)
+
+
+def test_unknown_dedupe_is_refused(mlflow_tracking: str, synthetic_root: Path, tmp_path: Path):
+    from isic_tracking.errors import IsicInputError
+
+    with pytest.raises(IsicInputError, match="dedupe='both'"):
+        run_prepare(_params(synthetic_root / "isic2016", tmp_path / "p", dedupe="both"))
+
+
+def test_artifact_labels_are_joined_and_reported(
+    mlflow_tracking: str, synthetic_root: Path, tmp_path: Path
+) -> None:
+    """A Bissoto 2022-style file naming two of the images and one unknown id."""
+    root = synthetic_root / "isic2016"
+    ids = sorted(p.stem for p in (root / "ISBI2016_ISIC_Part3_Test_Data").glob("*.jpg"))
+    lines = [
+        "image,dark_corner,hair,gel_border,gel_bubble,ruler,ink,patches,label,label_string,vasc",
+        f"{ids[0]},0.9,0.8,0,0,0,0,0,0,NV,0",
+        f"{ids[1]},0.1,0.1,0,0,0,0,0,1,MEL,0",
+        "ISIC_9999999,0,0,0,0,1,0,0,0,NV,0",
+        f"{ids[2]},oops,0,0,0,0,0,0,0,NV,0",
+    ]
+    labels = tmp_path / "isic_inferred_wocarcinoma.csv"
+    labels.write_text("\n".join(lines) + "\n")
+    params = _params(root, tmp_path / "prepared", artifacts=str(labels), artifact_threshold=0.5)
+    prepared = run_prepare(params)
+    (run,) = mlflow.search_runs(output_format="list")
+    m = run.data.metrics
+    assert m["artifacts_labelled"] == 2 and m["artifacts_file_only"] == 1
+    assert m["artifacts_data_only"] == len(ids) - 2 and m["artifacts_skipped_rows"] == 1
+    assert m["artifact_prevalence/hair"] == 0.5 and m["n_artifact/dark_corners"] == 1
+    manifest = pd.read_csv(prepared.manifest_path).set_index("image_id")
+    assert manifest.loc[ids[0], "artifact"] == "dark_corners|hair"
+    assert manifest.loc[ids[1], "artifact"] == "none"
+    assert pd.isna(manifest.loc[ids[2], "artifact"])
+    dl = tmp_path / "dl"
+    prevalence = pd.read_csv(download_artifacts(run.info.run_id, "artifacts/prevalence.csv", dl))
+    assert "vasc" in set(prevalence["artifact"])
+    rows = pd.read_csv(download_artifacts(run.info.run_id, "artifacts/skipped_rows.csv", dl))
+    assert list(rows["line"]) == [5] and rows["value"].iloc[0] == "oops"

@@ -191,6 +191,16 @@ TRUTH_FILE = "synthetic_truth.csv"
 TRUTH_HEADER: tuple[str, ...] = ("image_id", "artifact")
 #: Written only when a shortcut is planted: what was planted and how often, per layout.
 SHORTCUT_FILE = "synthetic_shortcut.json"
+#: Written only when near-duplicates are planted, in the set's root folder: one row per pair.
+NEAR_DUPLICATES_FILE = "synthetic_near_duplicates.csv"
+NEAR_DUPLICATES_HEADER: tuple[str, ...] = (
+    "image_id",
+    "layout",
+    "copy_of",
+    "copy_of_layout",
+    "jpeg_quality",
+    "scale",
+)
 
 # --- what every reader shares ----------------------------------------------------------------
 IMAGE_EXTENSIONS: tuple[str, ...] = (".jpg", ".jpeg", ".png")
@@ -202,5 +212,6 @@ REASONS: tuple[str, ...] = (
     "no_label",
     "unmapped_diagnosis",
     "missing_in_hdf5",
+    "leakage_duplicate",
 )
 REPORT_COLUMNS: tuple[str, ...] = ("image_id", "path", "reason")

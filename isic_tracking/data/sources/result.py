@@ -10,6 +10,8 @@ Skip reasons (``REASONS``):
 - ``no_label``: ISIC Archive, binary task: the row's label is Indeterminate or empty.
 - ``unmapped_diagnosis``: ISIC Archive, multiclass task: the diagnosis is none of the 8 classes.
 - ``missing_in_hdf5``: ISIC 2024: listed in the CSV, not a key of ``train-image.hdf5``.
+- ``leakage_duplicate``: ``prepare``: the same picture as another image (exact or near copy,
+  :mod:`isic_tracking.data.leakage`), dropped by ``dedupe``.
 """
 
 from __future__ import annotations

@@ -10,8 +10,14 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from isic_tracking.data.sources.constants import SHORTCUT_FILE, TRUTH_FILE, TRUTH_HEADER
+from isic_tracking.data.sources.constants import (
+    NEAR_DUPLICATES_FILE,
+    SHORTCUT_FILE,
+    TRUTH_FILE,
+    TRUTH_HEADER,
+)
 from isic_tracking.data.synthetic.layouts import plan_isic2016, plan_isic2019, plan_isic2020
+from isic_tracking.data.synthetic.near_duplicates import plant_near_duplicates
 from isic_tracking.data.synthetic.painting import SKIN_TONES, render_image
 from isic_tracking.data.synthetic.shortcut import (
     SHORTCUT_STREAM,
@@ -57,6 +63,7 @@ def make_synthetic(
     overwrite: bool = True,
     shortcut_artifact: str | None = None,
     shortcut_rate: float = 0.9,
+    near_duplicates: int = 0,
 ) -> dict[str, Path]:
     """Write the synthetic ISIC 2020, 2019 and 2016 layouts under ``out`` (see module docstring).
 
@@ -71,6 +78,8 @@ def make_synthetic(
         shortcut_artifact: one of ``ARTIFACTS`` to plant as a shortcut (see
             :mod:`.shortcut`); None or "none" (the default) writes the set unchanged.
         shortcut_rate: the fraction in [0, 1] of malignant images that carry it (benign: none).
+        near_duplicates: pairs of re-encoded, resized copies to plant across layouts (see
+            :mod:`.near_duplicates`); 0 (the default) writes the set unchanged.
 
     Returns:
         ``{"isic2020": path, "isic2019": path, "isic2016": path}``, the layout folders, ready
@@ -120,4 +129,7 @@ def make_synthetic(
         truth = plan.images.sort_values("image_id")[list(TRUTH_HEADER)]
         _write_csv(truth, folder / TRUTH_FILE, True)
         folders[plan.name] = folder
+    (out / NEAR_DUPLICATES_FILE).unlink(missing_ok=True)  # an earlier set's truth
+    if int(near_duplicates):
+        plant_near_duplicates(out, int(near_duplicates), seed)
     return folders
