@@ -172,6 +172,12 @@ class SanityConfig:
         "the run's picture size)",
     )
     top_k: int = _f(5, "visualizations per class")
+    fv_layers: str = _f(
+        "first,last",
+        "pictured layers whose top filters each get a verdict against noise at their own layer "
+        "(tables/verdict_per_layer.csv, metrics layer_fv_*/<layer>): first, last, all, names or "
+        "none; with fv_run, those the run has channel pictures of",
+    )
     regularization: str = _choice(
         "tuned",
         [k for k in PRESET_NAMES if k != "none"],

@@ -49,7 +49,9 @@ def test_filters_logs_gradcam_beside_exemplars_and_the_attribution_ranking(
         assert grid in files and grid.replace(".png", "_gradcam.png") in files
     top = _table(rid, "tables/attribution_filters.csv")
     assert list(top.columns) == ["class", "filter", "score", "rank", "layer"]
-    assert set(top["layer"]) == set(out.layers) and top.groupby(["class", "layer"]).size().max() == 2
+    assert (
+        set(top["layer"]) == set(out.layers) and top.groupby(["class", "layer"]).size().max() == 2
+    )
     # ranks follow the scores
     for _, d in top.groupby(["class", "layer"]):
         assert d.sort_values("rank")["score"].is_monotonic_decreasing
