@@ -33,8 +33,8 @@ def plot_layer_verdicts(table: pd.DataFrame, metric: str = "spearman") -> Figure
     level = f"{table['level'].iloc[0]:.0%}" if len(table) else ""
     ax.set_ylabel(f"{metric} similarity: closer than noise by")
     ax.set_title(
-        f"Each pictured layer's top filters vs noise ({level} interval; marker: own layer, "
-        "▲ closer ▼ not closer ● undecided)",
+        f"Each pictured layer's top filters vs noise ({level} interval)\n"
+        "marker at the pictured layer: ▲ closer  ▼ not closer  ● undecided",
         fontsize=9,
     )
     ax.set_xticks(range(len(path)), path, rotation=60, ha="right", fontsize=7)

@@ -58,3 +58,23 @@ def test_fv_layers_none_logs_no_per_layer_verdict(mlflow_tracking, binary_manife
     assert f"fv_minus_noise/{LAST}" in m and not [k for k in m if k.startswith("layer_fv")]
     assert log_layer_verdicts(None, [], None, None, None, [], metric="spearman", pooling="mean",
                               standardize=False, n_boot=1, level=0.9, seed=0).empty  # fmt: skip
+
+
+@pytest.mark.slow  # a real visualize run first
+def test_a_visualize_run_of_two_layers_gives_two_verdicts(mlflow_tracking, binary_manifest):
+    from entrypoints import visualize
+
+    model_run = checkpoint_run(0)
+    argv = ["--model_uri", f"runs:/{model_run}/checkpoint", "--layers", f"{FIRST},{LAST}",
+            "--channels", "0,1,2", "--steps", "2", "--device", "cpu"]  # fmt: skip
+    assert visualize.main(argv) == 0
+    vis_run = mlflow.search_runs(filter_string="tags.`isic.stage` = 'visualize'").run_id.iloc[0]
+    out = run_sanity(_cfg(model_run, binary_manifest, fv_run=vis_run))
+    own = pd.read_csv(
+        mlflow.artifacts.download_artifacts(
+            run_id=out.run_id, artifact_path="tables/verdict_per_layer.csv"
+        )
+    )
+    assert own["layer"].tolist() == [FIRST, LAST] and (own["n"] <= 2 * 2).all()
+    m = MlflowClient().get_run(out.run_id).data.metrics
+    assert m[f"layer_fv_minus_noise/{LAST}"] == m[f"fv_minus_noise/{LAST}"]
