@@ -56,6 +56,17 @@ class FiltersConfig:
     )
     exemplars: int = _f(8, "exemplars per top filter (0: off)")
     exemplar_layers: str = _f("last", "layers with exemplar grids: last or all")
+    gradcam: bool = _f(
+        True, "beside each class's exemplar grid, the same images with Grad-CAM towards the class"
+    )
+    attribution: str = _choice(
+        "conductance",
+        ["conductance", "grad_x_activation", "none"],
+        "rank the filters by attribution towards the class logit too (next to the activation "
+        "frequency: tables/attribution_*.csv, attribution_jaccard/<class>); none: off",
+    )
+    attribution_images: int = _f(32, "images per class the attribution ranking averages (0: all)")
+    attribution_steps: int = _f(16, "integration steps of conductance")
     image_size: int = _f(0, "input size (0: the model's config)")
     zscore_threshold: float = _f(2.0, "pixel |z| of an outlier")
     shortcut_artifact: str = _f(
@@ -70,6 +81,14 @@ class FiltersConfig:
     device: str = _f("auto", "auto (cuda, then mps, then cpu), cpu, cuda, cuda:1, ...")
     seed: int = _f(0, "random seed (image choice, initial images)")
     allow_random: bool = _f(False, ALLOW_RANDOM_HELP)
+
+    def __post_init__(self) -> None:
+        check_choices(self)
+        if self.attribution_images < 0 or self.attribution_steps < 1:
+            raise IsicInputError(
+                f"attribution_images={self.attribution_images} (>= 0) and attribution_steps="
+                f"{self.attribution_steps} (>= 1)"
+            )
 
 
 @dataclass
@@ -153,6 +172,12 @@ class SanityConfig:
         "the run's picture size)",
     )
     top_k: int = _f(5, "visualizations per class")
+    fv_layers: str = _f(
+        "first,last",
+        "pictured layers whose top filters each get a verdict against noise at their own layer "
+        "(tables/verdict_per_layer.csv, metrics layer_fv_*/<layer>): first, last, all, names or "
+        "none; with fv_run, those the run has channel pictures of",
+    )
     regularization: str = _choice(
         "tuned",
         [k for k in PRESET_NAMES if k != "none"],

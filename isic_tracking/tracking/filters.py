@@ -64,6 +64,7 @@ from isic_tracking.log import get_logger
 from isic_tracking.models import resolve_layers
 from isic_tracking.tracking import tag
 from isic_tracking.tracking.analysis import split_rows
+from isic_tracking.tracking.filters_attribution import AttributionInputs, log_attribution
 from isic_tracking.tracking.registry import load_model
 from isic_tracking.tracking.runs import (
     log_dataframe,
@@ -260,6 +261,12 @@ def run_filters(cfg: FiltersConfig) -> FiltersOutcome:
                     n_grids += _log_exemplars(
                         ex_stats, top, key, rows, loader, config, cfg.exemplars
                     )
+        if cfg.gradcam or cfg.attribution != "none":
+            inputs = AttributionInputs(
+                model, loader.dataset, stats, classes, mean, std, cfg.batch_size
+            )
+            ex_layers = layers if cfg.exemplar_layers == "all" else [layers[-1]]
+            log_attribution(inputs, report, layers, ex_layers, cfg)
         log.info(report.class_top.to_string(index=False))
         if not report.recovery.empty:
             log.info(report.recovery.to_string(index=False))

@@ -68,7 +68,9 @@ SECTIONS: tuple[tuple[str, str, str], ...] = (
         "class-filters",
         "Fig. 26: class-specific filters",
         "Per class, the filters whose maximum activation exceeds their quantile threshold most "
-        "often on that class's images.",
+        "often on that class's images; their dataset exemplars, each beside the same crops with "
+        "Grad-CAM towards the class; the filters ranked by conductance towards the class logit "
+        "next to them, and how far the two rankings agree (Jaccard of the top sets, Spearman).",
     ),
     (
         "featvis",
@@ -80,7 +82,8 @@ SECTIONS: tuple[tuple[str, str, str], ...] = (
         "sanity",
         "Figs. 33-37: sanity of the visualizations",
         "How close the visualizations' activation paths are to natural images of their class, "
-        "against the noise and natural baselines; the verdicts qualify the pictures above.",
+        "against the noise and natural baselines, for the deepest layer's top filters and, per "
+        "pictured layer, for that layer's top filters; the verdicts qualify the pictures above.",
     ),
 )
 
@@ -105,6 +108,14 @@ SETTINGS: Mapping[str, tuple[str, ...]] = {
     "sanity": ("layers", "metric", "n_images", "n_images_used", "steps", "image_size"),
     "compare": ("runs",),
 }
+
+
+#: tables shown when the run logged them: (artifact, caption)
+ATTRIBUTION_TABLES = {
+    "tables/attribution_agreement.csv": "activation frequency vs conductance: agreement per class",
+    "tables/attribution_vs_frequency.csv": "top filters by frequency and by conductance",
+}
+SANITY_TABLES = {"tables/verdict_per_layer.csv": "verdict per pictured layer (its own layer)"}
 
 
 @dataclass(frozen=True)
@@ -251,10 +262,10 @@ def _cells(chain: ChainRuns, read: _Reader) -> dict[str, Item]:
 
     def class_filters(run: Run) -> tuple[list[Table], list[Figure], list[str]]:
         rid = run.info.run_id
-        figs = [
+        figs = [  # each exemplar grid class_<c>.png sorts just before its class_<c>_gradcam.png
             p for p in _artifacts(rid, "figures", ".png") if p.split("/")[-1].startswith("class_")
         ]
-        return [], read.figures(rid, figs), []
+        return _named_tables(rid, ATTRIBUTION_TABLES), read.figures(rid, figs), []
 
     def layers(run: Run) -> tuple[list[Table], list[Figure], list[str]]:
         rid = run.info.run_id
@@ -281,6 +292,14 @@ def _cells(chain: ChainRuns, read: _Reader) -> dict[str, Item]:
         rid = run.info.run_id
         return [], read.figures(rid, _artifacts(rid, "figures", ".png")), _verdicts(run)
 
+    def sanity(run: Run) -> tuple[list[Table], list[Figure], list[str]]:
+        _, figures, verdicts = every_figure(run)
+        return _named_tables(run.info.run_id, SANITY_TABLES), figures, verdicts
+
+    def _named_tables(rid: str, wanted: Mapping[str, str]) -> list[Table]:
+        logged = set(_artifacts(rid, "tables", ".csv"))
+        return [read.table(rid, p, caption) for p, caption in wanted.items() if p in logged]
+
     fills = {
         "results": ("train", results),
         "test": ("evaluate", test),
@@ -289,7 +308,7 @@ def _cells(chain: ChainRuns, read: _Reader) -> dict[str, Item]:
         "top5": ("filters", top5),
         "class-filters": ("filters", class_filters),
         "featvis": ("visualize", every_figure),
-        "sanity": ("sanity", every_figure),
+        "sanity": ("sanity", sanity),
     }
     return {s: _item(s, chain, stage, fill) for s, (stage, fill) in fills.items()}
 

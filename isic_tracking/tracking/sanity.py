@@ -19,18 +19,15 @@ from dataclasses import dataclass
 from typing import Any
 
 import mlflow
-import numpy as np
 import pandas as pd
 import torch
 from mlflow.utils.mlflow_tags import MLFLOW_RUN_NOTE
-from PIL import Image
 from torch import Tensor, nn
 
 from isic_tracking.errors import IsicInputError
 from isic_tracking.interpret import sanity as S
 from isic_tracking.interpret.featvis.param import ColourBasis
 from isic_tracking.interpret.featvis.presets import resolve_colours
-from isic_tracking.interpret.fv_table import ARTIFACT, read_activations
 from isic_tracking.interpret.inputs import (
     images_per_class,
     load_images,
@@ -52,13 +49,9 @@ from isic_tracking.interpret.sanity_plots import (
 from isic_tracking.interpret.sanity_sets import (
     Visuals,
     at_size,
-    channel_classes,
-    class_selective_channels,
     objective_table,
     ordered,
     render_table,
-    run_visualizations,
-    select_top,
     twins,
 )
 from isic_tracking.interpret.stage_config import SanityConfig
@@ -72,11 +65,12 @@ from isic_tracking.interpret.versus_noise import (
 from isic_tracking.interpret.versus_noise import summary as verdict_summary
 from isic_tracking.log import get_logger
 from isic_tracking.models import conv_layers, resolve_layers
+from isic_tracking.stages.sanity.pictures import LayerPictures, layer_objectives, run_layer_pictures
+from isic_tracking.stages.sanity.runner import log_layer_verdicts, read_visualize_run
 from isic_tracking.tracking import tag
 from isic_tracking.tracking.analysis import split_rows
 from isic_tracking.tracking.registry import LoadedModel, load_model
 from isic_tracking.tracking.runs import (
-    download_artifacts,
     get_stage_run,
     log_dataframe,
     log_figure,
@@ -122,23 +116,6 @@ class SanityOutcome:
     visuals: Visuals
 
 
-def read_visualize_run(run_id: str, classes: list[str], tmp: str) -> tuple[pd.DataFrame, Tensor]:
-    """The visualizations of a ``visualize`` run: (table with kind/layer/channel/target/label,
-    images ``[N, 3, S, S]`` in [0, 1]), from its ``tables/activations.csv`` and the PNGs it
-    names (see :func:`.sanity_sets.run_visualizations` for which rows are kept)."""
-    path = download_artifacts(run_id, ARTIFACT, tmp)
-    table = read_activations(path, source=f"visualize run {run_id}: {ARTIFACT}")
-    table = run_visualizations(table, classes, source=f"visualize run {run_id}")
-    root = download_artifacts(run_id, "images", tmp).parent  # "file" is relative to the run
-    imgs = []
-    for f in table["file"].astype(str):
-        with Image.open(root / f) as im:
-            imgs.append(np.asarray(im.convert("RGB"), dtype=np.float32) / 255.0)
-    size = max(i.shape[0] for i in imgs)
-    images = torch.cat([at_size(torch.tensor(i).permute(2, 0, 1)[None], size) for i in imgs])
-    return table, images
-
-
 def _render(m: ModelInputs, cfg: SanityConfig, table, regularization: str, seed: int, model=None):
     return render_table(
         model if model is not None else m.model, table, steps=cfg.steps, size=m.render_size,
@@ -154,13 +131,31 @@ def _render_logits(m: ModelInputs, cfg: SanityConfig) -> tuple[pd.DataFrame, Ten
     return table, images
 
 
+def _objectives(m: ModelInputs, cfg: SanityConfig, layer: str, natural, nat_class):
+    return layer_objectives(
+        m.model, layer, natural, nat_class, m.classes, m.num_outputs, cfg.top_k, m.forward_kw
+    )
+
+
+def _rendered_pictures(
+    m: ModelInputs, cfg: SanityConfig, vis: Visuals, layers: list[str], natural, nat_class
+) -> list[LayerPictures]:
+    """Each pictured layer's top channels rendered here (the deepest: the main set)."""
+    out = []
+    for layer in layers:
+        if layer == vis.main["layer"].iloc[0]:
+            out.append(LayerPictures(layer, vis.main, vis.images))
+            continue
+        table = _objectives(m, cfg, layer, natural, nat_class)
+        out.append(
+            LayerPictures(layer, table, _render(m, cfg, table, cfg.regularization, cfg.seed)[0])
+        )
+    return out
+
+
 def _rendered_visuals(m: ModelInputs, cfg: SanityConfig, natural, nat_class) -> Visuals:
     """Class-selective channels of the last conv layer (top_k per class) and class logits."""
-    deepest = conv_layers(m.model)[-1]
-    acts = S.activation_vectors(m.model, natural, [deepest], pooling="mean", **m.forward_kw)
-    chans = class_selective_channels(acts[deepest], nat_class, cfg.top_k, len(m.classes))
-    table = objective_table(m.classes, m.num_outputs, deepest, chans)
-    table = table[table["kind"] == "channel"].reset_index(drop=True)
+    table = _objectives(m, cfg, conv_layers(m.model)[-1], natural, nat_class)
     images, reached = _render(m, cfg, table, cfg.regularization, cfg.seed)
     table["activation_reached"] = reached.numpy()
     table["regularization"] = cfg.regularization
@@ -170,8 +165,8 @@ def _rendered_visuals(m: ModelInputs, cfg: SanityConfig, natural, nat_class) -> 
 
 
 def _run_visuals(
-    m: ModelInputs, cfg: SanityConfig, natural, nat_class, tmp: str
-) -> tuple[ModelInputs, Visuals]:
+    m: ModelInputs, cfg: SanityConfig, natural, nat_class, tmp: str, pictured: list[str]
+) -> tuple[ModelInputs, Visuals, list[LayerPictures]]:
     """A visualize run's channel pictures of its deepest layer (top_k per class) and logits.
 
     The run's picture size (or ``image_size`` when given, the run's pictures resized to it)
@@ -190,24 +185,20 @@ def _run_visuals(
     else:
         (logits, logit_images), rendered = _render_logits(m, cfg), True
     if not channel.any():  # class-logit pictures only: they are the compared set
-        return m, Visuals(logits, logit_images, unregularized, logits, logit_images, rendered)
-    deepest = ordered(m.model, table.loc[channel, "layer"].unique().tolist())[-1]
-    keep = channel & (table["layer"] == deepest).to_numpy()
-    main = table[keep].reset_index(drop=True)
-    acts = S.activation_vectors(m.model, natural, [deepest], pooling="mean", **m.forward_kw)
-    chans = torch.tensor(main["channel"].to_numpy(dtype="int64"))
-    main["target"] = channel_classes(acts[deepest], nat_class, chans, len(m.classes)).numpy()
-    main["label"] = [f"{r.label} ({m.classes[r.target]})" for r in main.itertuples()]
-    top = select_top(main, k=cfg.top_k).index.to_numpy()
-    sel = torch.tensor(np.flatnonzero(keep)[top])
-    return m, Visuals(
-        main.loc[top].reset_index(drop=True),
-        images[sel],
-        None if unregularized is None else unregularized[sel],
-        logits,
-        logit_images,
-        rendered,
-    )
+        vis = Visuals(logits, logit_images, unregularized, logits, logit_images, rendered)
+        return m, vis, []
+    run_layers = ordered(m.model, table.loc[channel, "layer"].unique().tolist())
+    picked = {
+        layer: run_layer_pictures(
+            m.model, table, layer, natural, nat_class, m.classes, cfg.top_k, m.forward_kw
+        )
+        for layer in run_layers
+        if layer in pictured or layer == run_layers[-1]
+    }
+    main, sel = picked[run_layers[-1]]
+    twin = None if unregularized is None else unregularized[sel]
+    pictures = [LayerPictures(lr, t, images[i]) for lr, (t, i) in picked.items() if lr in pictured]
+    return m, Visuals(main, images[sel], twin, logits, logit_images, rendered), pictures
 
 
 def _log_path_similarity(res: S.PathSimilarityResult, cfg: SanityConfig) -> pd.DataFrame:
@@ -334,11 +325,13 @@ def run_sanity(cfg: SanityConfig) -> SanityOutcome:
         cfg.image_size or size, cfg.batch_size, device, colour,
     )  # fmt: skip
 
+    pictured = [] if cfg.fv_layers == "none" else resolve_layers(model, cfg.fv_layers)
     if cfg.fv_run:
         with tempfile.TemporaryDirectory() as tmp:
-            m, vis = _run_visuals(m, cfg, natural, nat_class, tmp)
+            m, vis, pictures = _run_visuals(m, cfg, natural, nat_class, tmp, pictured)
     else:
         vis = _rendered_visuals(m, cfg, natural, nat_class)
+        pictures = _rendered_pictures(m, cfg, vis, ordered(model, pictured), natural, nat_class)
     target = torch.tensor(vis.main["target"].to_numpy(dtype="int64"))
     logit_target = torch.tensor(vis.logits["target"].to_numpy(dtype="int64"))
     compared = vis.main["kind"].iloc[0]
@@ -372,6 +365,7 @@ def run_sanity(cfg: SanityConfig) -> SanityOutcome:
             ),
             "figures/visualizations.png",
         )
+        noise = noise_images(len(target), m.render_size, seed=cfg.seed)
         res = S.path_similarity_analysis(
             model,
             layers,
@@ -380,7 +374,7 @@ def run_sanity(cfg: SanityConfig) -> SanityOutcome:
             vis.images,
             target,
             unregularized=vis.twins,
-            noise=noise_images(len(target), m.render_size, seed=cfg.seed),
+            noise=noise,
             extra=extra,
             metric=cfg.metric,
             pooling=cfg.pooling,
@@ -388,6 +382,12 @@ def run_sanity(cfg: SanityConfig) -> SanityOutcome:
             **m.forward_kw,
         )
         verdict = _record_verdict(_log_path_similarity(res, cfg))
+        path = ordered(model, list(dict.fromkeys([*layers, *(p.layer for p in pictures)])))
+        log_layer_verdicts(
+            model, path, natural, nat_class, noise, pictures, metric=cfg.metric,
+            pooling=cfg.pooling, standardize=cfg.standardize, n_boot=cfg.n_boot,
+            level=cfg.interval, seed=cfg.seed, **m.forward_kw,
+        )  # fmt: skip
         if levels:
             _randomization(m, cfg, vis, levels)
         if reference is not None:

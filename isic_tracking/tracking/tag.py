@@ -51,6 +51,8 @@ SANITY_VERDICT = "isic.sanity.verdict"  # visualizations vs noise: closer at eve
 SANITY_VERDICT_LAYERS = (
     "isic.sanity.verdict_layers"  # "<layer>: closer | not closer | undecided; ..."
 )
+#: each pictured layer's top filters at their own layer: "<layer>: closer (closer at 3/8 layers); ..."
+SANITY_PICTURED_LAYER_VERDICTS = "isic.sanity.pictured_layer_verdicts"
 COMPARABLE = "isic.comparable"
 COMPARE_WARNINGS = "isic.compare_warnings"
 

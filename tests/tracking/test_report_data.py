@@ -139,3 +139,39 @@ def test_test_set_section_shows_intervals_curves_and_a_skip(mlflow_tracking: str
     ]  # fmt: skip
     assert cell.settings == {"images": "9 images", "n_resamples": "100", "level": "0.95"}
     assert items["test-multiclass-vgg16"].verdicts == ["skipped: no test images"]
+
+
+def test_attribution_beside_the_exemplars_and_the_per_layer_sanity_verdict(
+    mlflow_tracking: str,
+) -> None:
+    """The filters cell shows each class's Grad-CAM grid right after its exemplar grid and the
+    attribution tables; the sanity cell the per-layer verdict table and tag."""
+    with mlflow.start_run(run_name="pipeline") as pipe:
+        mlflow.log_params({"arch": "smallcnn", "task": "binary"})
+        with mlflow.start_run(run_name="filters", nested=True) as filt:
+            mlflow.set_tag(tag.STAGE, "filters")
+            for name in ("class_malignant_gradcam", "class_benign", "class_benign_gradcam"):
+                log_figure(_fig(), f"figures/exemplars/features.12/{name}.png")
+            agreement = pd.DataFrame({"class": ["benign"], "jaccard": [0.25], "spearman": [0.4]})
+            log_dataframe(agreement, "tables/attribution_agreement.csv")
+        with mlflow.start_run(run_name="sanity", nested=True) as san:
+            mlflow.set_tags({tag.STAGE: "sanity", tag.SANITY_PICTURED_LAYER_VERDICTS: "a: closer"})
+            log_dataframe(pd.DataFrame({"layer": ["a"], "verdict": ["closer"]}),
+                          "tables/verdict_per_layer.csv")  # fmt: skip
+            log_figure(_fig(), "figures/verdict_per_layer.png")
+        mlflow.set_tags({"stage.filters": filt.info.run_id, "stage.sanity": san.info.run_id})
+    report = build_report("r", [chain_runs(pipe.info.run_id)])
+    items = {i.id: i for s in report.sections for i in s.items}
+    filters = items["class-filters-binary-smallcnn"]
+    assert [f.caption.split("/")[-1] for f in filters.figures] == [
+        "class_benign.png",
+        "class_benign_gradcam.png",
+        "class_malignant_gradcam.png",
+    ]
+    (table,) = filters.tables
+    assert table.caption.startswith("activation frequency vs conductance")
+    assert table.frame["jaccard"].tolist() == [0.25]
+    sanity = items["sanity-binary-smallcnn"]
+    assert sanity.tables[0].frame["verdict"].tolist() == ["closer"]
+    assert "sanity.pictured_layer_verdicts: a: closer" in sanity.verdicts
+    assert [f.caption for f in sanity.figures] == ["figures/verdict_per_layer.png"]
