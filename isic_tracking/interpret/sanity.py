@@ -285,6 +285,22 @@ def summary_metrics(summary: pd.DataFrame) -> dict[str, float]:
     return metrics
 
 
+def _check_queries(
+    metric: str, visualizations: Tensor, vis_class: Tensor, unregularized: Tensor | None
+) -> None:
+    """A clear error for an unknown metric, a class per visualization missing, or
+    unregularized pictures that are not the visualizations' twins."""
+    if metric not in METRICS:
+        raise IsicInputError(f"unknown metric {metric!r}; choose one of {METRICS}")
+    if len(visualizations) != len(vis_class):
+        raise IsicInputError(f"{len(visualizations)} visualizations but {len(vis_class)} classes")
+    if unregularized is not None and unregularized.shape[0] != visualizations.shape[0]:
+        raise IsicInputError(
+            f"{unregularized.shape[0]} unregularized visualizations for "
+            f"{visualizations.shape[0]} regularized ones: they must be twins, row by row"
+        )
+
+
 def path_similarity_analysis(
     model: nn.Module,
     layers: Sequence[str],
@@ -334,15 +350,7 @@ def path_similarity_analysis(
     Returns:
         :class:`PathSimilarityResult`.
     """
-    if metric not in METRICS:
-        raise IsicInputError(f"unknown metric {metric!r}; choose one of {METRICS}")
-    if len(visualizations) != len(vis_class):
-        raise IsicInputError(f"{len(visualizations)} visualizations but {len(vis_class)} classes")
-    if unregularized is not None and unregularized.shape[0] != visualizations.shape[0]:
-        raise IsicInputError(
-            f"{unregularized.shape[0]} unregularized visualizations for "
-            f"{visualizations.shape[0]} regularized ones: they must be twins, row by row"
-        )
+    _check_queries(metric, visualizations, vis_class, unregularized)
     layers = list(layers)
     kw = dict(
         layers=layers, mean=mean, std=std, image_size=image_size, pooling=pooling,
@@ -369,31 +377,20 @@ def path_similarity_analysis(
     ]
     for name, vals in natural_baselines(nat, nat_c, metric).items():
         frames.append(_long(name, vals, layers, nat_c))
-    if noise is not None:
-        noise_c = vis_c.repeat(len(noise) // len(vis_c) + 1)[: len(noise)]
-        acts = acts_of(noise)
-        vectors["noise"] = (acts, noise_c)
-        frames.append(
-            _long("noise", path_similarity(acts, nat, noise_c, nat_c, metric), layers, noise_c)
-        )
+    queries: list[tuple[str, Tensor, Tensor]] = []
+    if noise is not None:  # compared with the classes of the visualizations, cycled over
+        queries.append(("noise", noise, vis_c.repeat(len(noise) // len(vis_c) + 1)[: len(noise)]))
     if unregularized is not None:
-        unreg = acts_of(unregularized)
-        frames.append(
-            _long("unregularized", path_similarity(unreg, nat, vis_c, nat_c, metric), layers, vis_c)
-        )
-        frames.append(
-            _long(
-                "unregularized_vs_regularized",
-                paired_similarity(unreg, vis, metric),
-                layers,
-                vis_c,
-            )
-        )
-    for name, (imgs, cls) in (extra or {}).items():
+        queries.append(("unregularized", unregularized, vis_c))
+    queries += [(name, imgs, cls.to(dev).long()) for name, (imgs, cls) in (extra or {}).items()]
+    for name, imgs, cls in queries:
         acts = acts_of(imgs)
-        cls = cls.to(dev).long()
-        vectors[name] = (acts, cls)
         frames.append(_long(name, path_similarity(acts, nat, cls, nat_c, metric), layers, cls))
+        if name == "unregularized":  # and each twin against its regularized picture
+            paired = paired_similarity(acts, vis, metric)
+            frames.append(_long("unregularized_vs_regularized", paired, layers, vis_c))
+        else:
+            vectors[name] = (acts, cls)
     scores = pd.concat(frames, ignore_index=True)
     corr = layer_correlation(vis, metric) if len(visualizations) >= 3 else None
     return PathSimilarityResult(scores, summarize(scores), corr, layers, metric, vectors)

@@ -294,12 +294,31 @@ def _reference(cfg: SanityConfig, classes: list[str], device) -> LoadedModel | N
     return reference
 
 
-def run_sanity(cfg: SanityConfig) -> SanityOutcome:
-    """Path similarity, baselines, randomization and transferability of ``cfg.model_uri``'s
-    visualizations (rendered here or read from ``cfg.fv_run``); one run."""
+@dataclass(frozen=True)
+class SanityPlan:
+    """What one sanity run works on, resolved once: the model, its layers and randomization
+    levels, the reference model, the natural images (decoded once) and how to feed them."""
+
+    loaded: LoadedModel
+    layers: list[str]
+    levels: list[str]
+    reference: LoadedModel | None
+    sample: pd.DataFrame
+    natural: Tensor
+    nat_class: Tensor
+    inputs: ModelInputs
+    n_used: int
+    adapted: str
+    manifest_path: str
+    colours: str
+
+
+def resolve_plan(cfg: SanityConfig) -> SanityPlan:
+    """Check the inputs (the ``fv_run`` first, before any heavy work), load the model, and
+    sample and decode the natural images."""
     seed_everything(cfg.seed)
     device = resolve_device(cfg.device)
-    if cfg.fv_run:  # bad input first, before any heavy work
+    if cfg.fv_run:
         get_stage_run(cfg.fv_run, "visualize")
     loaded = load_model(cfg.model_uri, device, allow_random=cfg.allow_random)
     model, mc = loaded.model.eval(), loaded.config
@@ -318,69 +337,81 @@ def run_sanity(cfg: SanityConfig) -> SanityOutcome:
         log.info(f"sanity: {adapted}")
     sample = sample_per_class(rows, n_used, classes, seed=cfg.seed, where=where)
     natural = load_images(sample, size)
-    nat_class = torch.tensor(sample["label"].to_numpy(dtype="int64"))
     colour, colours = resolve_colours(cfg.colours, lambda: [natural], f"{len(sample)} of {where}")
-    m = ModelInputs(
+    inputs = ModelInputs(
         model, classes, int(mc["num_outputs"]), mc["mean"], mc["std"], size,
         cfg.image_size or size, cfg.batch_size, device, colour,
     )  # fmt: skip
+    return SanityPlan(
+        loaded=loaded,
+        layers=layers,
+        levels=levels,
+        reference=reference,
+        sample=sample,
+        natural=natural,
+        nat_class=torch.tensor(sample["label"].to_numpy(dtype="int64")),
+        inputs=inputs,
+        n_used=n_used,
+        adapted=adapted,
+        manifest_path=str(manifest_path),
+        colours=colours,
+    )
 
+
+def _visuals(plan: SanityPlan, cfg: SanityConfig) -> tuple[ModelInputs, Visuals, list]:
+    """The pictures compared: read from ``cfg.fv_run`` or rendered here, and each pictured
+    layer's top filters' pictures for the per-layer verdict."""
+    m, model = plan.inputs, plan.inputs.model
     pictured = [] if cfg.fv_layers == "none" else resolve_layers(model, cfg.fv_layers)
     if cfg.fv_run:
         with tempfile.TemporaryDirectory() as tmp:
-            m, vis, pictures = _run_visuals(m, cfg, natural, nat_class, tmp, pictured)
-    else:
-        vis = _rendered_visuals(m, cfg, natural, nat_class)
-        pictures = _rendered_pictures(m, cfg, vis, ordered(model, pictured), natural, nat_class)
+            return _run_visuals(m, cfg, plan.natural, plan.nat_class, tmp, pictured)
+    vis = _rendered_visuals(m, cfg, plan.natural, plan.nat_class)
+    pictures = _rendered_pictures(
+        m, cfg, vis, ordered(model, pictured), plan.natural, plan.nat_class
+    )
+    return m, vis, pictures
+
+
+def _run_record(plan: SanityPlan, cfg: SanityConfig, m: ModelInputs, compared: str):
+    """The run's params (the config and what it resolved to) and tags."""
+    params = dataclasses.asdict(cfg)
+    params.update(
+        n_images_used=plan.n_used,
+        layers_resolved=plan.layers,
+        manifest_resolved=plan.manifest_path,
+        render_size=m.render_size,
+        colours_resolved=plan.colours,
+    )
+    tags = dict(plan.loaded.tags)
+    tags[tag.SANITY_VISUALIZATIONS] = compared
+    if plan.adapted:
+        tags[tag.ADAPTED] = plan.adapted
+    if cfg.fv_run:
+        tags[tag.FV_RUN] = cfg.fv_run
+    return params, tags
+
+
+def run_sanity(cfg: SanityConfig) -> SanityOutcome:
+    """Path similarity, baselines, randomization and transferability of ``cfg.model_uri``'s
+    visualizations (rendered here or read from ``cfg.fv_run``); one run."""
+    plan = resolve_plan(cfg)
+    m, vis, pictures = _visuals(plan, cfg)
+    model, layers, natural, nat_class = m.model, plan.layers, plan.natural, plan.nat_class
     target = torch.tensor(vis.main["target"].to_numpy(dtype="int64"))
     logit_target = torch.tensor(vis.logits["target"].to_numpy(dtype="int64"))
     compared = vis.main["kind"].iloc[0]
     extra = {"class_logit": (vis.logit_images, logit_target)} if compared == "channel" else None
-
-    params = dataclasses.asdict(cfg)
-    params.update(
-        n_images_used=n_used,
-        layers_resolved=layers,
-        manifest_resolved=manifest_path,
-        render_size=m.render_size,
-        colours_resolved=colours,
-    )
-    tags = dict(loaded.tags)
-    tags[tag.SANITY_VISUALIZATIONS] = compared
-    if adapted:
-        tags[tag.ADAPTED] = adapted
-    if cfg.fv_run:
-        tags[tag.FV_RUN] = cfg.fv_run
+    params, tags = _run_record(plan, cfg, m, compared)
     with stage_run(STAGE, params=params, tags=tags) as run:
-        log_manifest_input(sample, name="sanity-natural-images", context="natural")
-        shown = pd.concat([vis.main, vis.logits]) if extra else vis.main
-        log_dataframe(shown, "tables/visualizations.csv")
-        log_figure(
-            plot_image_grid(
-                torch.cat([vis.images, at_size(vis.logit_images, m.render_size)])
-                if extra
-                else vis.images,
-                shown["label"].tolist(),
-                title="Visualizations compared",
-            ),
-            "figures/visualizations.png",
-        )
+        log_manifest_input(plan.sample, name="sanity-natural-images", context="natural")
+        _log_compared(vis, m, extra)
         noise = noise_images(len(target), m.render_size, seed=cfg.seed)
         res = S.path_similarity_analysis(
-            model,
-            layers,
-            natural,
-            nat_class,
-            vis.images,
-            target,
-            unregularized=vis.twins,
-            noise=noise,
-            extra=extra,
-            metric=cfg.metric,
-            pooling=cfg.pooling,
-            standardize=cfg.standardize,
-            **m.forward_kw,
-        )
+            model, layers, natural, nat_class, vis.images, target, unregularized=vis.twins,
+            noise=noise, extra=extra, metric=cfg.metric, pooling=cfg.pooling,
+            standardize=cfg.standardize, **m.forward_kw,
+        )  # fmt: skip
         verdict = _record_verdict(_log_path_similarity(res, cfg))
         path = ordered(model, list(dict.fromkeys([*layers, *(p.layer for p in pictures)])))
         log_layer_verdicts(
@@ -388,10 +419,24 @@ def run_sanity(cfg: SanityConfig) -> SanityOutcome:
             pooling=cfg.pooling, standardize=cfg.standardize, n_boot=cfg.n_boot,
             level=cfg.interval, seed=cfg.seed, **m.forward_kw,
         )  # fmt: skip
-        if levels:
-            _randomization(m, cfg, vis, levels)
-        if reference is not None:
-            _transferability(reference, m, vis, logit_target)
+        if plan.levels:
+            _randomization(m, cfg, vis, plan.levels)
+        if plan.reference is not None:
+            _transferability(plan.reference, m, vis, logit_target)
         if verdict:
             log.info(f"sanity: {verdict}")  # the stage's conclusion, its last line
     return SanityOutcome(run.info.run_id, res, vis)
+
+
+def _log_compared(vis: Visuals, m: ModelInputs, extra: dict | None) -> None:
+    """The table and the grid of the pictures compared (with the class-logit ones when the
+    main pictures are channels)."""
+    shown = pd.concat([vis.main, vis.logits]) if extra else vis.main
+    log_dataframe(shown, "tables/visualizations.csv")
+    images = (
+        torch.cat([vis.images, at_size(vis.logit_images, m.render_size)]) if extra else vis.images
+    )
+    log_figure(
+        plot_image_grid(images, shown["label"].tolist(), title="Visualizations compared"),
+        "figures/visualizations.png",
+    )
