@@ -119,14 +119,29 @@ def class_histograms(
 ) -> Tensor:
     """``[K, bins]``: the colour histogram of the lesion pixels of each class's images
     (``(images [B, 3, H, W], labels [B])`` batches); a class without images gets NaN."""
-    sums = torch.zeros(n_classes, int(torch.tensor(bins).prod()))
+    acc = ClassHistograms(n_classes, bins)
     for images, labels in batches:
-        for img, y in zip(images, labels.tolist()):
+        acc.add(images, labels)
+    return acc.result()
+
+
+class ClassHistograms:
+    """:func:`class_histograms` batch by batch, for one pass over the images that feeds
+    other consumers too (each image decoded once)."""
+
+    def __init__(self, n_classes: int, bins: Sequence[int] = BINS) -> None:
+        self.bins = bins
+        self.sums = torch.zeros(n_classes, int(torch.tensor(bins).prod()))
+
+    def add(self, images: Tensor, labels: Tensor) -> None:
+        for img, y in zip(images, labels.tolist(), strict=True):
             mask = lesion_mask(img)
             if mask.any():
-                sums[int(y)] += colour_histogram(img[:, mask].T, bins) * int(mask.sum())
-    totals = sums.sum(1, keepdim=True)
-    return torch.where(totals > 0, sums / totals.clamp(min=1e-12), torch.nan)
+                self.sums[int(y)] += colour_histogram(img[:, mask].T, self.bins) * int(mask.sum())
+
+    def result(self) -> Tensor:
+        totals = self.sums.sum(1, keepdim=True)
+        return torch.where(totals > 0, self.sums / totals.clamp(min=1e-12), torch.nan)
 
 
 def posteriors(hists: Tensor, smoothing: float = SMOOTHING) -> Tensor:

@@ -12,6 +12,7 @@ constant; for a unit that is not live the ratio has no meaning and is NaN (count
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -48,20 +49,52 @@ def natural_values(
 ) -> Tensor:
     """``[N, T]``: objective ``t`` (one shared target each, e.g. ``channel(layer, c)``) on each
     natural image (batches of ``[B, 3, H, W]`` in ``[0, 1]``), normalized as the render does."""
-    if not objectives:
-        raise ValueError("natural_values needs at least one objective")
-    layers = list(dict.fromkeys(name for o in objectives for name in o.layers))
-    p = next(model.parameters(), None)
-    device = p.device if p is not None else torch.device("cpu")
-    m, s = torch.tensor(mean, device=device), torch.tensor(std, device=device)
-    out = []
-    with frozen_eval(model), LayerRecorder(model, layers) as rec, torch.no_grad():
+    with NaturalValues(model, objectives, mean, std) as acc:
         for images in batches:
-            acts = rec(normalize(images.to(device), m, s))
-            out.append(torch.stack([o(acts).float() for o in objectives], 1).cpu())
-    if not out:
-        raise ValueError("natural_values got no images")
-    return torch.cat(out)
+            acc.add(images)
+    return acc.values()
+
+
+class NaturalValues:
+    """:func:`natural_values` batch by batch: inside ``with``, ``add`` each batch; then
+    ``values()``. One pass over the images can so feed several models (and the colour
+    basis), each image decoded once."""
+
+    def __init__(
+        self,
+        model: nn.Module,
+        objectives: Sequence[Objective],
+        mean: Sequence[float],
+        std: Sequence[float],
+    ) -> None:
+        if not objectives:
+            raise ValueError("natural_values needs at least one objective")
+        self.model, self.objectives = model, list(objectives)
+        p = next(model.parameters(), None)
+        self.device = p.device if p is not None else torch.device("cpu")
+        self.mean = torch.tensor(mean, device=self.device)
+        self.std = torch.tensor(std, device=self.device)
+        self._out: list[Tensor] = []
+        self._stack = contextlib.ExitStack()
+
+    def __enter__(self) -> NaturalValues:
+        layers = list(dict.fromkeys(name for o in self.objectives for name in o.layers))
+        self._stack.enter_context(frozen_eval(self.model))
+        self._rec = self._stack.enter_context(LayerRecorder(self.model, layers))
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stack.close()
+
+    def add(self, images: Tensor) -> None:
+        with torch.no_grad():
+            acts = self._rec(normalize(images.to(self.device), self.mean, self.std))
+            self._out.append(torch.stack([o(acts).float() for o in self.objectives], 1).cpu())
+
+    def values(self) -> Tensor:
+        if not self._out:
+            raise ValueError("natural_values got no images")
+        return torch.cat(self._out)
 
 
 def reference(values: Tensor) -> NaturalReference:

@@ -20,6 +20,7 @@ tagged with the model's name, version and training run.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import tempfile
@@ -28,15 +29,22 @@ from pathlib import Path
 
 import mlflow
 import pandas as pd
+from torch import Tensor
 
 from isic_tracking.errors import IsicInputError
 from isic_tracking.interpret import fv_natural, fv_report
 from isic_tracking.interpret.choices import AMP_CHOICES
-from isic_tracking.interpret.colour_check import class_histograms
+from isic_tracking.interpret.colour_check import ClassHistograms
 from isic_tracking.interpret.featvis import LOGITS, render
 from isic_tracking.interpret.featvis.fastpath import path_params
 from isic_tracking.interpret.featvis.grids import comparison_grid, save_png, twin_grid
-from isic_tracking.interpret.featvis.presets import PRESETS, preset, resolve_colours
+from isic_tracking.interpret.featvis.param import ColourBasis, ColourStats
+from isic_tracking.interpret.featvis.presets import (
+    PRESETS,
+    preset,
+    resolve_colours,
+    wants_data_colours,
+)
 from isic_tracking.interpret.featvis.render import RenderResult, check_request, layer_channels
 from isic_tracking.interpret.fv_table import ARTIFACT, BASE_KEY, write_activations
 from isic_tracking.interpret.fv_targets import (
@@ -228,22 +236,53 @@ def _models(cfg: VisualizeConfig, loaded: LoadedModel, classes_mode: bool, devic
 # --------------------------------------------------------------------------- natural images
 
 
-def _natural_refs(models: dict, groups: dict, batches) -> dict:
-    """``{(model key, layer): NaturalReference}`` of every target, one pass per model (the
-    base is compared on filters only: no logits for it)."""
-    refs = {}
+@dataclass(frozen=True)
+class NaturalPass:
+    """What the analysed natural images give a visualize run, from one pass: the colour basis
+    ``tuned`` renders in (and what it is), each target's natural reference per model, and the
+    classes' lesion colour histograms (for the class-logit pictures' colour check)."""
+
+    colour: ColourBasis | None
+    colours: str
+    refs: dict
+    hists: Tensor | None
+
+
+def _natural_pass(
+    choice: str, batches, what: str, models: dict, groups: dict, n_classes: int
+) -> NaturalPass:
+    """One pass over the analysed natural images, each decoded once, feeding the colour
+    basis (``colours=data``), every target's :class:`~.fv_natural.NaturalReference` per
+    model (the base is compared on filters only: no logits for it) and, when class logits
+    are rendered, the classes' colour histograms."""
+    if batches is None:
+        return NaturalPass(*resolve_colours(choice, None, what), {}, None)
+    stats = ColourStats() if wants_data_colours(choice) else None
+    hists = ClassHistograms(n_classes) if LOGITS in groups else None
+    accs = {}
     for key, m in models.items():
         mine = {n: ts for n, ts in groups.items() if key == "model" or n != LOGITS}
         read = {n: response_module(m.model, n) for n in mine}  # each filter's response
         objs = [single_objective(t, read[n]) for n, ts in mine.items() for t in ts]
-        values = fv_natural.natural_values(
-            m.model, objs, (x for x, _ in batches()), m.config["mean"], m.config["std"]
-        )
-        start = 0
+        acc = fv_natural.NaturalValues(m.model, objs, m.config["mean"], m.config["std"])
+        accs[key] = (acc, mine)
+    with contextlib.ExitStack() as stack:
+        for acc, _ in accs.values():
+            stack.enter_context(acc)
+        for x, y in batches():
+            for consumer in (stats, *(acc for acc, _ in accs.values())):
+                if consumer is not None:
+                    consumer.add(x)
+            if hists is not None:
+                hists.add(x, y)
+    refs = {}
+    for key, (acc, mine) in accs.items():
+        values, start = acc.values(), 0
         for layer_name, ts in mine.items():
             refs[key, layer_name] = fv_natural.reference(values[:, start : start + len(ts)])
             start += len(ts)
-    return refs
+    colour, colours = resolve_colours(choice, stats, what)
+    return NaturalPass(colour, colours, refs, None if hists is None else hists.result())
 
 
 # --------------------------------------------------------------------------- one layer
@@ -289,11 +328,10 @@ def _render_layer(cfg, layer_name, targets, models, engines, regs, size, device,
     return done, metrics
 
 
-def _colour_check(done: dict, classes: list[str], batches, regs: list[str]) -> dict:
-    """The colour check of every preset's class-logit pictures against the lesion colours of
-    each class's natural images: metrics, ``tables/colour_check.csv`` and the pass/fail tag
-    (of the first regularized preset)."""
-    hists = class_histograms(batches(), len(classes))
+def _colour_check(done: dict, classes: list[str], hists: Tensor, regs: list[str]) -> dict:
+    """The colour check of every preset's class-logit pictures against ``hists``, the lesion
+    colours of each class's natural images: metrics, ``tables/colour_check.csv`` and the
+    pass/fail tag (of the first regularized preset)."""
     tables, metrics, verdicts = [], {}, {}
     for reg in regs:
         if ("model", "isic", reg) in done:
@@ -343,8 +381,9 @@ def run_visualize(cfg: VisualizeConfig) -> VisualizeOutcome:
         batches, natural = natural_batches(
             loaded, cfg.manifest, cfg.split, size, cfg.batch_size, DEFAULT_SPLIT
         )
-        images = (lambda: (x for x, _ in batches())) if batches else None
-        colour, colours = resolve_colours(cfg.colours, images, natural)
+        classes = [str(c) for c in loaded.config["classes"]]
+        nat = _natural_pass(cfg.colours, batches, natural, models, groups, len(classes))
+        colour, colours, refs = nat.colour, nat.colours, nat.refs
         presets = {reg: functools.partial(preset, reg, colour) for reg in regs}
         params = {
             **dataclasses.asdict(cfg),
@@ -368,7 +407,6 @@ def run_visualize(cfg: VisualizeConfig) -> VisualizeOutcome:
         rows: list[dict] = []
         metrics: dict[str, float] = {}
         with stage_run(STAGE, params, tags=tags, run_name=STAGE) as run:
-            refs = _natural_refs(models, groups, batches) if batches else {}
             log.info(f"natural images: {natural}")
             for name, targets in groups.items():
                 logits = name == LOGITS
@@ -378,9 +416,8 @@ def run_visualize(cfg: VisualizeConfig) -> VisualizeOutcome:
                 )  # fmt: skip
                 rows += [r for _, rs in done.values() for r in rs]
                 metrics |= m
-                if logits and batches:
-                    classes = [str(c) for c in loaded.config["classes"]]
-                    metrics |= _colour_check(done, classes, batches, regs)
+                if logits and nat.hists is not None:
+                    metrics |= _colour_check(done, classes, nat.hists, regs)
             metrics |= fv_report.overall_metrics(rows)
             log_metrics(metrics)
             log_image_files(out / "images", "images")

@@ -340,3 +340,31 @@ def test_amp_off_renders_in_fp32_and_says_so(mlflow_tracking):
     run = _visualize_run()
     assert run.data.params["amp"] == "off" and run.data.params["render.amp"] == "off"
     assert run.data.params["resolved.colours"].startswith("imagenet (no natural images")
+
+
+@pytest.mark.parametrize("compare_pretrained", ["false", "true"])
+def test_the_natural_images_are_decoded_once_per_run(
+    mlflow_tracking, binary_manifest, monkeypatch, compare_pretrained
+):
+    """The colour basis and the natural reference of every model (the base too) come from one
+    pass over the analysed images: each image is read once per run."""
+    from isic_tracking.data.dataset import ManifestDataset
+    from isic_tracking.data.manifest import read_manifest
+
+    reads: dict[int, int] = {}
+    real = ManifestDataset.__getitem__
+
+    def counted(self, index):
+        reads[index] = reads.get(index, 0) + 1
+        return real(self, index)
+
+    monkeypatch.setattr(ManifestDataset, "__getitem__", counted)
+    argv = _args(
+        checkpoint_run(), "--layers", "first", "--channels", "1,2", "--manifest",
+        str(binary_manifest), "--colours", "data", "--compare_pretrained", compare_pretrained,
+    )  # fmt: skip
+    assert visualize.main(argv) == 0
+    run = _visualize_run()
+    assert run.data.params["resolved.colours"].startswith("data (")
+    assert len(reads) == len(read_manifest(binary_manifest))
+    assert set(reads.values()) == {1}

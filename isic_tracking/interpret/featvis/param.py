@@ -55,19 +55,39 @@ def data_colour_basis(images: Iterable[Tensor], source: str = "data") -> ColourB
     skin images: lightness and the skin-to-brown axis) from the data's mean colour, instead of
     ImageNet's from grey: the pictures stay in the lesions' gamut unless the unit asks for
     more (the multiclass class-logit pictures then carry their class colours)."""
-    n, total, outer = 0, torch.zeros(3, dtype=torch.float64), torch.zeros(3, 3, dtype=torch.float64)
+    stats = ColourStats()
     for batch in images:
+        stats.add(batch)
+    return stats.basis(source)
+
+
+class ColourStats:
+    """:func:`data_colour_basis` batch by batch, so that one pass over the images can feed it
+    and other consumers (each image decoded once)."""
+
+    def __init__(self) -> None:
+        self.n = 0
+        self.total = torch.zeros(3, dtype=torch.float64)
+        self.outer = torch.zeros(3, 3, dtype=torch.float64)
+
+    def add(self, batch: Tensor) -> None:
+        """Count the pixels of ``batch`` (``[B, 3, H, W]`` in ``[0, 1]``)."""
         x = torch.logit(batch.double().clamp(_BASIS_EPS, 1 - _BASIS_EPS))
         x = x.permute(1, 0, 2, 3).reshape(3, -1)
-        n, total, outer = n + x.shape[1], total + x.sum(1), outer + x @ x.T
-    if n < 2:
-        raise ValueError("data_colour_basis got no pixels")
-    mean = total / n
-    cov = (outer - n * torch.outer(mean, mean)) / (n - 1)
-    u, sv, _ = torch.linalg.svd(cov)
-    sqrt = u @ torch.diag(sv.clamp(min=0).sqrt())
-    matrix = sqrt / sqrt.norm(dim=0).max() * COLOR_CORRELATION.norm(dim=0).max()
-    return ColourBasis(matrix.float(), mean.float(), source)
+        self.n += x.shape[1]
+        self.total += x.sum(1)
+        self.outer += x @ x.T
+
+    def basis(self, source: str = "data") -> ColourBasis:
+        """The basis of every pixel counted so far."""
+        if self.n < 2:
+            raise ValueError("data_colour_basis got no pixels")
+        mean = self.total / self.n
+        cov = (self.outer - self.n * torch.outer(mean, mean)) / (self.n - 1)
+        u, sv, _ = torch.linalg.svd(cov)
+        sqrt = u @ torch.diag(sv.clamp(min=0).sqrt())
+        matrix = sqrt / sqrt.norm(dim=0).max() * COLOR_CORRELATION.norm(dim=0).max()
+        return ColourBasis(matrix.float(), mean.float(), source)
 
 
 def _randn(shape: tuple[int, ...], sd: float, generator: torch.Generator | None, device) -> Tensor:

@@ -28,6 +28,7 @@ from isic_tracking.errors import IsicInputError
 from isic_tracking.interpret.choices import COLOUR_CHOICES
 from isic_tracking.interpret.featvis.param import (
     ColourBasis,
+    ColourStats,
     data_colour_basis,
     fourier_image,
     maco_image,
@@ -114,15 +115,23 @@ def preset(name: str, colour: ColourBasis | None = None) -> dict[str, Any]:
 
 
 def resolve_colours(
-    choice: str, images: Callable[[], Iterable[Tensor]] | None, what: str
+    choice: str, images: Callable[[], Iterable[Tensor]] | ColourStats | None, what: str
 ) -> tuple[ColourBasis | None, str]:
     """The colour basis a stage renders ``tuned`` in and what it is (a run param):
-    ``data`` fits it to ``images()`` (``what`` names them), ``imagenet`` or no images keep
-    lucid's ImageNet basis, saying why."""
-    if choice not in COLOUR_CHOICES:
-        raise IsicInputError(f"colours={choice!r}: choose one of {', '.join(COLOUR_CHOICES)}")
-    if choice == "imagenet":
+    ``data`` fits it to ``images()`` (or to the pixels a :class:`~.param.ColourStats` counted
+    in a pass over them; ``what`` names them), ``imagenet`` or no images keep lucid's ImageNet
+    basis, saying why."""
+    if not wants_data_colours(choice):
         return None, "imagenet (colours=imagenet)"
     if images is None:
         return None, "imagenet (no natural images to fit the data's colours to)"
+    if isinstance(images, ColourStats):
+        return images.basis(what), f"data ({what})"
     return data_colour_basis(images(), what), f"data ({what})"
+
+
+def wants_data_colours(choice: str) -> bool:
+    """Whether ``colours=choice`` fits the basis to the data (an unknown choice is an error)."""
+    if choice not in COLOUR_CHOICES:
+        raise IsicInputError(f"colours={choice!r}: choose one of {', '.join(COLOUR_CHOICES)}")
+    return choice != "imagenet"
