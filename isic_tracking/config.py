@@ -187,7 +187,13 @@ class FitSettings:
         None, "compare the monitor at this many decimals, ties by val_loss (none: exact)"
     )
     patience: int = _f(10, "early-stopping patience in epochs")
-    amp: str = _f("auto", "auto | bf16 | fp16 | none (auto: bf16/fp16 on GPU, none on CPU)")
+    amp: str = dataclasses.field(
+        default="auto",
+        metadata={
+            "help": "auto | bf16 | fp16 | none (auto: bf16/fp16 on GPU, none on CPU)",
+            "choices": ["auto", "bf16", "fp16", "none"],
+        },
+    )
     channels_last: bool = _f(False, "channels_last memory format")
     compile: bool = _f(False, "torch.compile the model")
     workers: int = _f(0, "data-loader worker processes", result=False)

@@ -195,5 +195,24 @@ def test_a_bad_yaml_value_gets_the_same_one_line_error_as_the_command_line(tmp_p
     bad.write_text("amp: maybe\n")
     with pytest.raises(IsicInputError) as err:
         config_from_args(VisualizeConfig, build_parser().parse_args(["--config", str(bad)]))
-    assert str(err.value) == f"{bad}: amp='maybe' is not one of auto, on, off"
+    assert str(err.value) == f"{bad}: amp='maybe' is not one of auto, bf16, none, on, off"
     assert DEFAULT_MODEL_URI == "models:/isic-binary-smallcnn@champion"  # the demo's model
+
+
+def test_train_and_render_share_one_amp_vocabulary(tmp_path) -> None:
+    """train's words (auto, bf16, none) work for visualize and sanity's renders too; a bad
+    train value fails at parsing with the allowed values, not in the first fold."""
+    from entrypoints.train import STAGE as TRAIN
+    from entrypoints.visualize import build_parser
+    from isic_tracking.interpret.choices import AMP_CHOICES
+    from isic_tracking.interpret.stage_config import VisualizeConfig
+
+    for word, render_amp in (("auto", None), ("bf16", True), ("none", False)):
+        cfg = config_from_args(VisualizeConfig, build_parser().parse_args(["--amp", word]))
+        assert AMP_CHOICES[cfg.amp] is render_amp
+        assert config_from_args(TrainConfig, TRAIN.build_parser().parse_args(["--amp", word]))
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("amp: maybe\n")
+    with pytest.raises(IsicInputError) as err:
+        config_from_args(TrainConfig, TRAIN.build_parser().parse_args(["--config", str(bad)]))
+    assert str(err.value) == f"{bad}: amp='maybe' is not one of auto, bf16, fp16, none"

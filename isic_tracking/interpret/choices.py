@@ -18,5 +18,9 @@ COLOURS_HELP = (
     "colour basis of the tuned preset: data (fitted to the analysed natural images: pictures "
     "start at their mean colour and move along their colour axes) or imagenet (lucid's)"
 )
-#: bfloat16 autocast while rendering (``render(amp=...)``): None, True, False
-AMP_CHOICES: dict[str, bool | None] = {"auto": None, "on": True, "off": False}
+#: bfloat16 autocast while rendering (``render(amp=...)``: None, True, False), in the train
+#: stage's words (``auto``, ``bf16``, ``none``); ``on``/``off`` are the older spellings, still
+#: read (deprecated, to be removed after 2027-06-30)
+AMP_CHOICES: dict[str, bool | None] = {
+    "auto": None, "bf16": True, "none": False, "on": True, "off": False,
+}  # fmt: skip

@@ -119,8 +119,9 @@ class VisualizeConfig:
     amp: str = _choice(
         "auto",
         list(AMP_CHOICES),
-        "bfloat16 autocast while rendering: auto (where the device runs bf16 natively), on, or "
-        "off (fp32 throughout, e.g. to compare the pictures); param render.amp says which ran",
+        "bfloat16 autocast while rendering, as train's amp: auto (where the device runs bf16 "
+        "natively), bf16, or none (fp32 throughout, e.g. to compare the pictures; on/off: the "
+        "older spellings); param render.amp says which ran",
     )
     seed: int = _f(0, "random seed (image choice, initial images)")
     batch_size: int = _f(16, "images rendered per forward")
