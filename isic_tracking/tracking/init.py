@@ -15,6 +15,7 @@ from safetensors.torch import save_file
 from isic_tracking.config import FitSettings, is_model_uri
 from isic_tracking.log import get_logger
 from isic_tracking.models.init import Init, describe_init, init_from_record, initial_model
+from isic_tracking.tracking import tag
 from isic_tracking.tracking.registry import LoadedModel, load_model
 
 log = get_logger(__name__)
@@ -66,5 +67,5 @@ def load_base(loaded: LoadedModel, device: str | torch.device = "cpu") -> Loaded
             weights = str(fetch_model_weights(init.source, tmp))
         model = initial_model(loaded.config, weights).to(device)
     about = init.describe() if init else "unknown"
-    tags = {"model.uri": f"base of {loaded.uri}", "model.base": about}
+    tags = {tag.MODEL: f"base of {loaded.uri}", tag.MODEL_BASE: about}
     return LoadedModel(model, dict(loaded.config), f"base:{loaded.uri}", tags=tags)

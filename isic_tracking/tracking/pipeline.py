@@ -137,7 +137,7 @@ class Pipeline:
 
     def _record(self, entry_point: str, run_id: str, reused: bool) -> None:
         self.stages[entry_point] = (run_id, reused)
-        MlflowClient().set_tag(self.parent_run_id, f"stage.{entry_point}", run_id)
+        MlflowClient().set_tag(self.parent_run_id, tag.stage_of_pipeline(entry_point), run_id)
 
 
 def current_git_commit(path: str) -> str | None:

@@ -318,13 +318,13 @@ def _materialize(src: _Source, uri: str, device: torch.device) -> LoadedModel:
     config.setdefault("mean", list(IMAGENET_MEAN))
     config.setdefault("std", list(IMAGENET_STD))
     tags = {
-        "model.uri": uri, "model.source_run_id": src.run_id, "model.train_run_id": train_run_id,
+        tag.MODEL: uri, tag.MODEL_SOURCE_RUN: src.run_id, tag.MODEL_TRAIN_RUN: train_run_id,
         MODEL_TASK_TAG: str(config.get("task", "")),
     }  # fmt: skip
     if src.name:
-        tags.update({"model.name": src.name, "model.version": str(src.version)})
+        tags.update({tag.MODEL_NAME: src.name, tag.MODEL_VERSION: str(src.version)})
     if src.model_id:
-        tags["model.model_id"] = src.model_id
+        tags[tag.MODEL_ID] = src.model_id
     return LoadedModel(
         model, config, uri, src.name, src.version, train_run_id, src.run_id, tags, src.model_id
     )
@@ -345,7 +345,7 @@ def _pretrained_model(uri: str, device: torch.device, allow_random: bool) -> Loa
         "std": list(IMAGENET_STD),
     }
     return LoadedModel(
-        model, config, uri, tags={"model.uri": uri, "model.name": f"{arch}-imagenet"}
+        model, config, uri, tags={tag.MODEL: uri, tag.MODEL_NAME: f"{arch}-imagenet"}
     )
 
 

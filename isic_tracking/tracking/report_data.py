@@ -138,9 +138,9 @@ def chain_runs(pipeline_run_id: str) -> ChainRuns:
     the results."""
     run = get_run(pipeline_run_id)
     stages = {
-        k.removeprefix("stage."): effective_run(get_run(v)).info.run_id
+        k.removeprefix(tag.STAGE_PREFIX): effective_run(get_run(v)).info.run_id
         for k, v in run.data.tags.items()
-        if k.startswith("stage.")
+        if k.startswith(tag.STAGE_PREFIX)
     }
     train = get_run(stages["train"]) if "train" in stages else None
     # the train run's resolved values: main logs what it was given (an empty arch is quoted)

@@ -32,7 +32,7 @@ from isic_tracking.train.tasks import TASKS
 
 _MAX_PARAM_LEN = 6000
 #: tag of an analysed model (registry.load_model) and so of its analysis runs: its task
-MODEL_TASK_TAG = "model.task"
+MODEL_TASK_TAG = tag.MODEL_TASK
 
 
 DEFAULT_TASK = "binary"
@@ -141,7 +141,7 @@ def task_of(params: Mapping[str, Any] | None, tags: Mapping[str, str] | None) ->
         return str(params["task"])
     if tags.get(MODEL_TASK_TAG) in TASKS:
         return tags[MODEL_TASK_TAG]
-    uri = str(params.get("model_uri") or tags.get("model.uri") or "")
+    uri = str(params.get("model_uri") or tags.get(tag.MODEL) or "")
     m = re.match(r"models:/isic-([a-z]+)-", uri)
     return m.group(1) if m and m.group(1) in TASKS else None
 
@@ -253,16 +253,16 @@ def _used_runs(run: Run) -> dict[str, str]:
     t = run.data.tags
     used = {}
     for label, key in (
-        ("training run", "model.train_run_id"),
+        ("training run", tag.MODEL_TRAIN_RUN),
         ("training run", tag.TRAIN_RUN),
         ("filters run", tag.FILTERS_RUN),
         ("feature-visualization run", tag.FV_RUN),
     ):
         if t.get(key) and label not in used:
             used[label] = _safe_link(t[key])
-    if t.get("model.uri"):
-        used["model"] = f"`{t['model.uri']}`" + (
-            f" (version {t['model.version']})" if t.get("model.version") else ""
+    if t.get(tag.MODEL):
+        used["model"] = f"`{t[tag.MODEL]}`" + (
+            f" (version {t[tag.MODEL_VERSION]})" if t.get(tag.MODEL_VERSION) else ""
         )
     return used
 

@@ -57,6 +57,25 @@ COMPARABLE = "isic.comparable"
 COMPARE_WARNINGS = "isic.compare_warnings"
 
 
+# The analysed model, on every analysis run (``load_model``'s tags): where it came from.
+MODEL = "model.uri"  # the URI the stage was given
+MODEL_NAME = "model.name"
+MODEL_VERSION = "model.version"
+MODEL_ID = "model.model_id"  # MLflow's LoggedModel id
+MODEL_SOURCE_RUN = "model.source_run_id"  # the fold run that logged it
+MODEL_TRAIN_RUN = "model.train_run_id"  # its train (parent) run
+MODEL_TASK = "model.task"
+MODEL_BASE = "model.base"  # a base model (its recorded init): what it is, in words
+
+
+def stage_of_pipeline(entry_point: str) -> str:
+    """The pipeline run's tag naming the run of one of its stages: ``stage.<entry point>``."""
+    return f"{STAGE_PREFIX}{entry_point}"
+
+
+STAGE_PREFIX = "stage."
+
+
 def dataset_digest(context: str) -> str:
     """Tag holding the digest of the dataset input logged under ``context`` (training, search)."""
     return f"isic.dataset.{context}.digest"

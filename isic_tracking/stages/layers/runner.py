@@ -92,7 +92,7 @@ def run_layers(cfg: LayersConfig) -> LayersResult:
     plan = LayersPlan(tuple(layers), config.get("task", "binary"), monitor,
                       tuple(config["mean"]), tuple(config["std"]), cfg.top_k, cfg.n_boot,
                       cfg.fv_steps, size, cfg.seed, cfg.positions)  # fmt: skip
-    about_base = base.tags["model.base"]
+    about_base = base.tags[tag.MODEL_BASE]
     params = {**dataclasses.asdict(cfg), "layers_resolved": ",".join(layers),
               "monitor_resolved": monitor, "images": about}  # fmt: skip
     with stage_run(STAGE, params, tags={**loaded.tags, tag.BASE: about_base}, run_name=STAGE):
