@@ -191,6 +191,10 @@ TRUTH_FILE = "synthetic_truth.csv"
 TRUTH_HEADER: tuple[str, ...] = ("image_id", "artifact")
 #: Written only when a shortcut is planted: what was planted and how often, per layout.
 SHORTCUT_FILE = "synthetic_shortcut.json"
+#: The synthetic set's folder of bit-packed concept masks, and the manifest column naming each
+#: image's mask file (empty: none); see :mod:`isic_tracking.data.synthetic.masks`.
+MASK_DIR = "masks"
+MASK_COLUMN = "mask"
 
 # --- what every reader shares ----------------------------------------------------------------
 IMAGE_EXTENSIONS: tuple[str, ...] = (".jpg", ".jpeg", ".png")
