@@ -22,7 +22,7 @@ from isic_tracking.interpret.ablation import (
 from isic_tracking.interpret.filter_report import filter_report
 from tests.interpret.nets import no_hooks
 
-C = 16  # channels; class 1 fires 0 and 1, class 0 fires 2 and 3, the rest is noise
+C = 32  # channels; class 1 fires 0 and 1, class 0 fires 2 and 3, the rest is noise
 
 
 def _images(n: int = 40, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -77,9 +77,9 @@ def test_ranked_filters_that_carry_the_class_beat_random_filters():
         assert r.drop > r.random_q95 + 0.5 and r.percentile == 1.0 and r.passed, r
     verdicts = ablation_verdicts(table)
     assert verdicts["passed"].all() and set(verdicts["name"]) == {"benign", "malignant"}
-    # on the other class's images the class's channels are noise: a small drop
+    # on the other class's images the class's channels hold only noise: a smaller drop
     other = table[(table["images"] == "other") & (table["score"] == "logit")]
-    assert (other["drop"] < 0.6).all()
+    assert (other["drop"].to_numpy() < own["drop"].to_numpy() - 1.0).all()
 
 
 def test_ranked_filters_the_decision_ignores_do_not_pass():
