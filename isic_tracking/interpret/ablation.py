@@ -183,7 +183,9 @@ def class_scores(logits: Tensor, kind: str) -> Tensor:
     raise IsicInputError(f"unknown score {kind!r}; choose from {SCORES}")
 
 
-def random_sets(live: np.ndarray, k: int, draws: int, seed: int) -> list[tuple[int, ...]]:
+def random_sets(
+    live: np.ndarray, k: int, draws: int, seed: int | Sequence[int]
+) -> list[tuple[int, ...]]:
     """``draws`` sets of ``k`` distinct live filters (indices where ``live`` is True), seeded."""
     pool = np.flatnonzero(live)
     if len(pool) < k:
@@ -257,7 +259,7 @@ def _drop_row(
         "k": len(target.filters), "filters": " ".join(map(str, target.filters)), "n_images": n,
         "drop": drop, "random_mean": float(r.mean()) if len(r) else np.nan, "random_q95": q95,
         "percentile": float((r < drop).mean()) if len(r) else np.nan, "n_draws": len(r),
-        "passed": bool(drop > q95),
+        "passed": bool(drop > q95), "random": r,
     }  # fmt: skip
 
 
@@ -271,7 +273,8 @@ def ablation_table(
     ``result.removed`` holds the targets' sets first (in order), then the random draws. One
     row per target, variant, score (``logit``, ``prob``) and images (``own``, ``other``; a side
     without images is left out); ``drop`` is the mean over those images of the score before
-    minus after removing the target's filters, ``random_*`` the same for the random sets.
+    minus after removing the target's filters, ``random_*`` the same for the random sets,
+    whose drops are kept in the last column, ``random`` (an array per row, for figures).
     """
     n_t = len(targets)
     idx = result.indices.numpy()
@@ -289,7 +292,7 @@ def ablation_table(
                     rand = _mean_drop(base, removed[n_t:, vi], sel, t.score)
                     row = _drop_row(t, images, top, rand, int(sel.sum()))
                     rows.append({**row, "variant": variant, "score": score})
-    return pd.DataFrame(rows, columns=ABLATION_COLUMNS)
+    return pd.DataFrame(rows, columns=[*ABLATION_COLUMNS, "random"])
 
 
 def ablation_verdicts(table: pd.DataFrame) -> pd.DataFrame:

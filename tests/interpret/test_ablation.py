@@ -69,7 +69,7 @@ def _run(read, draws: int = 30):
 def test_ranked_filters_that_carry_the_class_beat_random_filters():
     targets, result, table = _run(RELEVANT)
     assert {t.name: t.filters for t in targets} == {"benign": (2, 3), "malignant": (0, 1)}
-    assert list(table.columns) == ABLATION_COLUMNS
+    assert list(table.columns) == [*ABLATION_COLUMNS, "random"]
     # zeroing both read-out channels leaves the malignant logit at exactly 0
     assert torch.allclose(result.removed[1, 0, :, 1], torch.zeros(40), atol=1e-6)
     own = table[(table["images"] == "own") & (table["score"] == "logit")]
