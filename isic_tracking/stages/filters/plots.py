@@ -8,6 +8,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
 
 
 def ablation_figure(table: pd.DataFrame, score: str = "logit") -> Figure:
@@ -52,13 +53,7 @@ def dissection_heatmap(table: pd.DataFrame, concepts: Sequence[str], top: int = 
     for i, r in enumerate(best.itertuples()):
         if r.labelled and r.concept in concepts:
             j = list(concepts).index(r.concept)
-            ax.add_patch(_frame(j, i))
+            ax.add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, ec="cyan", lw=1.5))
     fig.colorbar(im, ax=ax, label="IoU (pooled over images)")
     ax.set_title("Network Dissection: IoU of each unit's top activations with each concept")
     return fig
-
-
-def _frame(x: int, y: int):
-    from matplotlib.patches import Rectangle
-
-    return Rectangle((x - 0.5, y - 0.5), 1, 1, fill=False, ec="cyan", lw=1.5)
