@@ -42,7 +42,7 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
             "best_decimals": 2,
         },
         "layers": {"layers": "all", "top_k": 5, "n_boot": 500, "fv_steps": 32},
-        "filters": {"layers": "last", "top_n": 5},
+        "filters": {"layers": "last", "top_n": 5, "ablate_k": 2, "ablate_draws": 20},
         "visualize": {"layers": "first,last", "top_n": 3, "steps": 64, "image_size": 96},
         # rendered at visualize's size, so its pictures and sanity's class-logit ones stack
         "sanity": {
@@ -72,7 +72,7 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
         },
         "train": {"folds": 2, "epochs": 3, "image_size": 48},
         "layers": {"layers": "all", "top_k": 2, "n_boot": 20, "fv_steps": 2},
-        "filters": {"layers": "last", "top_n": 3, "image_size": 48},
+        "filters": {"layers": "last", "top_n": 3, "image_size": 48, "ablate_draws": 5},
         "visualize": {"layers": "first,last", "top_n": 2, "steps": 6, "image_size": 48},
         "sanity": {
             "n_images": 4,
@@ -93,7 +93,7 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
         "search": {"n_trials": 30, "subset": 0.1},
         "train": {"folds": 5, "epochs": 30, "image_size": 224},
         "layers": {"layers": "all", "top_k": 5, "n_boot": 1000, "fv_steps": 64},
-        "filters": {"layers": "all", "top_n": 5},
+        "filters": {"layers": "all", "top_n": 5, "ablate_k": 3, "ablate_draws": 50},
         "visualize": {"layers": "first,last", "top_n": 5, "steps": 200, "image_size": 224},
         "sanity": {"n_images": 200, "steps": 200, "layers": "all", "fit_n_images": True},
     },
