@@ -126,15 +126,16 @@ def dissect_layers(
 
 
 def ablation_metrics(verdicts: pd.DataFrame) -> dict[str, float]:
-    """``ablation/<class>/<layer>/<measure>`` (artifacts: ``ablation_artifact/<artifact>/...``)
-    for every verdict column (``drop_zero``, ``random_q95_mean``, ``percentile_mean``, ...)
-    plus ``passed`` (1 or 0); MLflow-safe keys."""
+    """``ablation_<measure>_<layer>/<class>`` (artifacts: ``ablation_artifact_<measure>_<layer>/
+    <artifact>``) for every verdict column (``drop_zero``, ``random_q95_mean``,
+    ``percentile_mean``, ...) plus ``passed`` (1 or 0); MLflow-safe keys with one ``/`` level
+    (metric, then target), like the stage's ``recovery_auc_<layer>/<artifact>``."""
     out: dict[str, float] = {}
     measures = [c for c in verdicts.columns if c not in ("kind", "name", "layer")]
     for r in verdicts.to_dict("records"):
         head = "ablation" if r["kind"] == "class" else f"ablation_{r['kind']}"
         for m in measures:
-            key = f"{head}/{safe_name(str(r['name']))}/{safe_name(str(r['layer']))}/{m}"
+            key = f"{head}_{m}_{safe_name(str(r['layer']))}/{safe_name(str(r['name']))}"
             out[metric_key(key)] = float(r[m])
     return out
 

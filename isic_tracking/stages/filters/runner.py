@@ -3,7 +3,7 @@
 
 Ablation: ``tables/ablation.csv`` (every target, variant, score and image side),
 ``tables/ablation_verdicts.csv``, ``figures/ablation.png``, the metrics of
-:func:`.probes.ablation_metrics` and a tag per class / artifact (``isic.ablation.<class>``).
+:func:`.probes.ablation_metrics` (``ablation_drop_mean_<layer>/<class>``, ...) and a tag per class / artifact (``isic.ablation.<class>``).
 Dissection: ``tables/dissection.csv`` (one row per unit), ``figures/dissection.png``, metrics
 ``dissection_labelled/<layer>`` (units labelled) and ``dissection_best_iou/<concept>``.
 """

@@ -27,10 +27,10 @@ VERDICTS = pd.DataFrame(
 
 def test_metrics_are_keyed_by_target_layer_and_measure():
     m = ablation_metrics(VERDICTS)
-    assert m["ablation/malignant/features.8/drop_zero"] == 2.0
-    assert m["ablation/malignant/features.4/passed"] == 0.0
-    assert m["ablation_artifact/ruler/features.8/random_q95_mean"] == 0.1
-    assert len(m) == 4 * 5
+    assert m["ablation_drop_zero_features.8/malignant"] == 2.0
+    assert m["ablation_passed_features.4/malignant"] == 0.0
+    assert m["ablation_artifact_random_q95_mean_features.8/ruler"] == 0.1
+    assert len(m) == 4 * 5 and all(k.count("/") == 1 for k in m)
 
 
 def test_a_tag_per_target_names_the_layers_that_failed():

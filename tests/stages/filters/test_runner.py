@@ -53,7 +53,7 @@ def test_filters_logs_ablation_and_dissection(model_uri: str, tmp_path: Path, ca
     for name in ("benign", "malignant"):
         assert run.data.tags[f"isic.ablation.{name}"].startswith(("pass", "fail"))
         for v in ("zero", "mean"):
-            assert f"ablation/{name}/{layer}/drop_{v}" in run.data.metrics
+            assert f"ablation_drop_{v}_{layer}/{name}" in run.data.metrics
     assert set(out.ablation["name"]) >= {"benign", "malignant"}
     assert download_artifacts(out.run_id, "figures/ablation.png", tmp_path).is_file()
     assert any(m.startswith("ablation malignant") or "ablation class 'malignant'" in m
@@ -66,6 +66,7 @@ def test_filters_logs_ablation_and_dissection(model_uri: str, tmp_path: Path, ca
     assert download_artifacts(out.run_id, "figures/dissection.png", tmp_path).is_file()
     assert f"dissection_labelled/{layer}" in run.data.metrics
     assert run.data.metrics["dissection_best_iou/lesion"] > 0
+    assert all(k.count("/") <= 1 for k in run.data.metrics)
 
 
 def test_without_masks_dissection_is_one_line_and_the_stage_goes_on(
