@@ -13,7 +13,11 @@ Per model and seed the script reads:
   best of any unit of the layer;
 - ``drop_<variant>``: the drop of the malignant logit on the malignant images that carry a
   ruler when the ruler group's top ``k`` filters are removed, its random baseline's 95th
-  percentile (``random_q95_<variant>``) and the share of random drops below it.
+  percentile (``random_q95_<variant>``) and the share of random drops below it;
+- ``iou_drop_<variant>`` / ``iou_percentile_<variant>``: the same for the ``k`` units with the
+  best dissection IoU with the ruler masks (the units that *look at* the ruler; on the
+  shortcut set the ranking's ruler filter can be a malignancy filter, since there a ruler
+  means malignant).
 
 Expected: on the shortcut model the ruler filters' drop stands out of the random ones (a
 percentile near 1), on the control it does not. Prints one row per model and seed, then per
@@ -38,13 +42,43 @@ from scipy import stats
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from isic_tracking.config import TrainConfig  # noqa: E402
+from isic_tracking.data.dataset import make_loader  # noqa: E402
+from isic_tracking.data.manifest import read_manifest  # noqa: E402
 from isic_tracking.data.prepare import prepare_dataset  # noqa: E402
 from isic_tracking.data.synthetic import make_synthetic  # noqa: E402
+from isic_tracking.data.transforms import build_transforms  # noqa: E402
+from isic_tracking.interpret.ablation import (  # noqa: E402
+    AblationTarget,
+    ablation_pass,
+    ablation_table,
+    random_sets,
+)
+from isic_tracking.interpret.liveness import live_mask  # noqa: E402
+from isic_tracking.interpret.response import response_layers, response_stats  # noqa: E402
 from isic_tracking.interpret.stage_config import FiltersConfig  # noqa: E402
 from isic_tracking.tracking.filters import run_filters  # noqa: E402
+from isic_tracking.tracking.registry import load_model  # noqa: E402
 from isic_tracking.tracking.training import run_training  # noqa: E402
 
 VARIANTS = ("zero", "mean")
+
+
+def ablate_ruler_units(uri: str, manifest: Path, layer: str, units: list[int], args, seed: int):
+    """The ablation table of the ``units`` (the best ruler IoUs) against random live units:
+    the malignant logit on malignant images with a ruler (own) and without (other)."""
+    loaded = load_model(uri, "cpu")
+    rows = read_manifest(manifest)
+    tf = build_transforms(64, train=False, mean=loaded.config["mean"], std=loaded.config["std"])
+    loader = make_loader(rows, tf, 32, return_index=True)
+    stats = response_stats(loaded.model, loader, [layer], "cpu")[layer]
+    module = next(m for m, name in response_layers(loaded.model, [layer]).items())
+    mal = rows["label"].to_numpy() == 1  # binary: benign 0, malignant 1
+    ruler = (rows["artifact"] == "ruler").to_numpy()
+    target = AblationTarget("artifact", "ruler (dissection)", layer, tuple(sorted(units)), 1,
+                            mal & ruler, mal & ~ruler)  # fmt: skip
+    sets = [target.filters, *random_sets(live_mask(stats.max), len(units), args.draws, seed)]
+    result = ablation_pass(loaded.model, loader, module, sets, stats.mean.mean(dim=0))
+    return ablation_table(result, [target])
 
 
 def one_model(tmp: Path, name: str, seed: int, args, shortcut: str | None) -> dict:
@@ -77,7 +111,18 @@ def one_model(tmp: Path, name: str, seed: int, args, shortcut: str | None) -> di
             key = f"{col}_{v}"
             row[key] = float(hit[key].iloc[0]) if len(hit) and key in hit else np.nan
     row["passed"] = bool(hit["passed"].iloc[0]) if len(hit) else False
+    best = units.sort_values("iou_ruler", ascending=False).index[: args.k].tolist()
+    table = ablate_ruler_units(row_uri(train), manifest, layer, best, args, seed)
+    own = table[(table["images"] == "own") & (table["score"] == "logit")].set_index("variant")
+    for v in VARIANTS:
+        row[f"iou_drop_{v}"] = float(own.loc[v, "drop"])
+        row[f"iou_random_q95_{v}"] = float(own.loc[v, "random_q95"])
+        row[f"iou_percentile_{v}"] = float(own.loc[v, "percentile"])
     return row
+
+
+def row_uri(train) -> str:
+    return f"models:/{train.model_name}@champion"
 
 
 def interval(values: pd.Series) -> str:
@@ -107,11 +152,9 @@ def main() -> None:
                 rows.append(one_model(Path(tmp), f"{name}-{seed}", seed, args, shortcut))
     table = pd.DataFrame(rows)
     print(table.to_string(index=False))
-    cols = [
-        "iou_ruler",
-        "best_iou_ruler",
-        *(f"{c}_{v}" for v in VARIANTS for c in ("drop", "random_q95", "percentile")),
-    ]
+    measures = ("drop", "random_q95", "percentile", "iou_drop", "iou_random_q95",
+                "iou_percentile")  # fmt: skip
+    cols = ["iou_ruler", "best_iou_ruler", *(f"{c}_{v}" for v in VARIANTS for c in measures)]
     summary = table.groupby("model")[cols].agg(interval)
     print(summary.T.to_string())
     if args.out:
