@@ -44,7 +44,7 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
         },
         "evaluate": {"n_resamples": 1000},
         "layers": {"layers": "all", "top_k": 5, "n_boot": 500, "fv_steps": 32},
-        "filters": {"layers": "last", "top_n": 5},
+        "filters": {"layers": "last", "top_n": 5, "ablate_k": 2, "ablate_draws": 20},
         # with and without regularization side by side (the thesis's Fig. 29)
         "visualize": {
             "layers": "first,last",
@@ -82,7 +82,7 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
         "train": {"folds": 2, "epochs": 3, "image_size": 48},
         "evaluate": {"n_resamples": 100},
         "layers": {"layers": "all", "top_k": 2, "n_boot": 20, "fv_steps": 2},
-        "filters": {"layers": "last", "top_n": 3, "image_size": 48},
+        "filters": {"layers": "last", "top_n": 3, "image_size": 48, "ablate_draws": 5},
         "visualize": {"layers": "first,last", "top_n": 2, "steps": 6, "image_size": 48},
         "sanity": {
             "n_images": 4,
@@ -104,7 +104,7 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
         "train": {"folds": 5, "epochs": 30, "image_size": 224},
         "evaluate": {"n_resamples": 2000},
         "layers": {"layers": "all", "top_k": 5, "n_boot": 1000, "fv_steps": 64},
-        "filters": {"layers": "all", "top_n": 5},
+        "filters": {"layers": "all", "top_n": 5, "ablate_k": 3, "ablate_draws": 50},
         "visualize": {
             "layers": "first,last",
             "top_n": 5,

@@ -76,10 +76,24 @@ class FiltersConfig:
         "isic.shortcut_check)",
     )
     shortcut_min_auc: float = _f(0.9, "ROC AUC the shortcut artifact's top filter must reach")
+    ablate_k: int = _f(
+        2,
+        "top filters of each class and artifact removed (zeroed / set to their mean) to see "
+        "whether they carry the class's score, against as many random live filters "
+        "(0: no ablation; at most top_n)",
+    )
+    ablate_draws: int = _f(20, "random filter sets of the ablation baseline (its 95th percentile)")
+    dissect: bool = _f(
+        True,
+        "Network Dissection (Bau et al. 2017) of the layers' units against the concept masks "
+        "of the images (manifest column `mask`, written by `synth`; skipped without)",
+    )
+    dissect_quantile: float = _f(0.995, "a unit fires above this quantile of its activations")
+    dissect_min_iou: float = _f(0.04, "IoU from which a unit is labelled with its best concept")
     batch_size: int = _f(32, "images per forward pass")
     workers: int = _f(0, "DataLoader worker processes")
     device: str = _f("auto", "auto (cuda, then mps, then cpu), cpu, cuda, cuda:1, ...")
-    seed: int = _f(0, "random seed (image choice, initial images)")
+    seed: int = _f(0, "random seed (image choice, initial images, random ablation sets)")
     allow_random: bool = _f(False, ALLOW_RANDOM_HELP)
 
     def __post_init__(self) -> None:
@@ -89,6 +103,18 @@ class FiltersConfig:
                 f"attribution_images={self.attribution_images} (>= 0) and attribution_steps="
                 f"{self.attribution_steps} (>= 1)"
             )
+        if not 0 <= self.ablate_k <= self.top_n:
+            raise IsicInputError(
+                f"ablate_k={self.ablate_k}: between 0 (off) and top_n={self.top_n}"
+            )
+        if self.ablate_k and self.ablate_draws < 1:
+            raise IsicInputError(f"ablate_draws={self.ablate_draws}: at least 1 random set")
+        if not 0.0 < self.dissect_quantile < 1.0:
+            raise IsicInputError(
+                f"dissect_quantile={self.dissect_quantile}: a level in (0, 1), e.g. 0.995"
+            )
+        if not 0.0 <= self.dissect_min_iou <= 1.0:
+            raise IsicInputError(f"dissect_min_iou={self.dissect_min_iou}: an IoU in [0, 1]")
 
 
 @dataclass

@@ -8,6 +8,9 @@ z-score detector) the share of images above it ranks the filters. Logs the class
 heatmap (Fig. 26), the top-N table (Table 10, CSV + figure), the artifact groups' top
 filters next to the classes', their Jaccard overlap, how well each artifact's top filter
 recovers the artifact (``recovery_auc/<artifact>``) and dataset exemplars of the top filters.
+Then two probes of the rankings (:mod:`isic_tracking.stages.filters`): removing each class's
+top filters against random ones (ablation), and each unit's IoU with the images' concept
+masks where the synthetic set wrote them (Network Dissection).
 
 Only live filters are ranked: the dead and constant ones (:mod:`..interpret.liveness`) are
 counted (``dead_filters``, ``constant_filters``), listed in ``tables/inactive_filters.csv``
@@ -22,7 +25,7 @@ is what ``visualize --filters_run`` reads.
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import mlflow
 import pandas as pd
@@ -62,6 +65,7 @@ from isic_tracking.interpret.response import response_layers, response_stats
 from isic_tracking.interpret.stage_config import FiltersConfig
 from isic_tracking.log import get_logger
 from isic_tracking.models import resolve_layers
+from isic_tracking.stages.filters.runner import log_ablation, log_dissection
 from isic_tracking.tracking import tag
 from isic_tracking.tracking.analysis import split_rows
 from isic_tracking.tracking.filters_attribution import AttributionInputs, log_attribution
@@ -86,6 +90,8 @@ class FiltersOutcome:
     layers: list[str]
     n_images: int
     n_grids: int
+    ablation: pd.DataFrame = field(default_factory=pd.DataFrame)  # verdicts per target
+    dissection: pd.DataFrame = field(default_factory=pd.DataFrame)  # one row per unit
 
 
 def _groups(cfg: FiltersConfig, rows: pd.DataFrame, image_size: int) -> pd.DataFrame | None:
@@ -252,6 +258,18 @@ def run_filters(cfg: FiltersConfig) -> FiltersOutcome:
         _log_most_activated(stats, cfg.top_n)
         if cfg.shortcut_artifact != "none":
             _log_shortcut(cfg, report, stats[layers[-1]], classes)
+        modules = {layer: module for module, layer in hooked.items()}
+        ablation = pd.DataFrame()
+        if config.get("task") in ("binary", "multiclass"):  # logits of the analysed classes
+            members = None if groups is None else membership(groups, len(rows))
+            ablation = log_ablation(
+                cfg, model, loader, stats, modules, report, classes, members, device
+            )
+        elif cfg.ablate_k:
+            log.info("ablation needs a classifier of the analysed classes: skipped")
+        dissection = log_dissection(
+            cfg, model, loader, rows, modules, int(config["image_size"]), device
+        )
         n_grids = 0
         if cfg.exemplars > 0:
             ex_layers = layers if cfg.exemplar_layers == "all" else [layers[-1]]
@@ -273,4 +291,4 @@ def run_filters(cfg: FiltersConfig) -> FiltersOutcome:
         log.info(
             f"filters: {len(rows)} images, layers {', '.join(layers)}, {n_grids} exemplar grids"
         )
-    return FiltersOutcome(run.info.run_id, report, layers, len(rows), n_grids)
+    return FiltersOutcome(run.info.run_id, report, layers, len(rows), n_grids, ablation, dissection)

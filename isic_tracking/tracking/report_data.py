@@ -20,6 +20,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from isic_tracking.report import Figure, Item, Report, Section, Table, slug
+from isic_tracking.stages.filters.probes import ABLATION_TAG
 from isic_tracking.tracking import tag
 from isic_tracking.tracking.compare import PARTS, compare_runs, mean_std_table
 from isic_tracking.tracking.links import run_url
@@ -70,7 +71,11 @@ SECTIONS: tuple[tuple[str, str, str], ...] = (
         "Per class, the filters whose maximum activation exceeds their quantile threshold most "
         "often on that class's images; their dataset exemplars, each beside the same crops with "
         "Grad-CAM towards the class; the filters ranked by conductance towards the class logit "
-        "next to them, and how far the two rankings agree (Jaccard of the top sets, Spearman).",
+        "next to them, and how far the two rankings agree (Jaccard of the top sets, Spearman). "
+        "Whether the decision uses them: removing a class's top filters against as many random "
+        "live filters (ablation verdicts: its logit drop on its own images above the random 95th "
+        "percentile), and which concepts the units respond to where the images carry concept "
+        "masks (Network Dissection, IoU per unit and concept).",
     ),
     (
         "featvis",
@@ -241,6 +246,21 @@ def _is_verdict(key: str) -> bool:
     return key.startswith("isic.") and any(w in key for w in ("verdict", "check", "pass"))
 
 
+#: The filters stage's probes beside its class-specific filters.
+PROBE_FIGURES = ("figures/ablation.png", "figures/dissection.png")
+PROBE_TABLES = (("tables/ablation_verdicts.csv", "ablation: top-k filters vs random live filters"),)
+
+
+def _ablation_verdicts(run: Run) -> list[str]:
+    """The ablation tags of a filters run (``isic.ablation.<class>``) as 'name: value' lines."""
+    t = run.data.tags
+    return [
+        f"{k.removeprefix('isic.')}: {v}"
+        for k, v in sorted(t.items())
+        if k.startswith(f"{ABLATION_TAG}.")
+    ]
+
+
 def _cells(chain: ChainRuns, read: _Reader) -> dict[str, Item]:
     """Every section's item for one chain."""
 
@@ -262,10 +282,12 @@ def _cells(chain: ChainRuns, read: _Reader) -> dict[str, Item]:
 
     def class_filters(run: Run) -> tuple[list[Table], list[Figure], list[str]]:
         rid = run.info.run_id
-        figs = [  # each exemplar grid class_<c>.png sorts just before its class_<c>_gradcam.png
-            p for p in _artifacts(rid, "figures", ".png") if p.split("/")[-1].startswith("class_")
-        ]
-        return _named_tables(rid, ATTRIBUTION_TABLES), read.figures(rid, figs), []
+        logged = _artifacts(rid, "figures", ".png")
+        # each exemplar grid class_<c>.png sorts just before its class_<c>_gradcam.png
+        figs = [p for p in logged if p.split("/")[-1].startswith("class_")]
+        figs += [p for p in PROBE_FIGURES if p in logged]
+        tables = _named_tables(rid, ATTRIBUTION_TABLES) + _named_tables(rid, dict(PROBE_TABLES))
+        return tables, read.figures(rid, figs), _ablation_verdicts(run)
 
     def layers(run: Run) -> tuple[list[Table], list[Figure], list[str]]:
         rid = run.info.run_id

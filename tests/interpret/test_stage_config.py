@@ -53,3 +53,19 @@ def test_sanity_bootstrap_settings_are_checked():
         _parse(SanityConfig, ["--n_boot", "0"])
     with pytest.raises(IsicInputError, match=r"interval=95.0: a level in \(0, 1\)"):
         _parse(SanityConfig, ["--interval", "95"])
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "match"),
+    [
+        ("ablate_k", 6, "ablate_k=6: between 0"),  # more than top_n=5
+        ("ablate_k", -1, "ablate_k=-1"),
+        ("ablate_draws", 0, "ablate_draws=0"),
+        ("dissect_quantile", 1.0, "dissect_quantile=1.0"),
+        ("dissect_min_iou", 1.5, "dissect_min_iou=1.5"),
+    ],
+)
+def test_filters_probe_settings_are_checked(field: str, value, match: str):
+    with pytest.raises(IsicInputError, match=match):
+        FiltersConfig(**{field: value})
+    assert FiltersConfig(ablate_k=0, ablate_draws=0).ablate_k == 0  # off: no draws needed

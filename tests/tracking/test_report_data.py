@@ -45,6 +45,11 @@ def _chain() -> str:
             log_dataframe(pd.DataFrame({"filter": [3, 7]}), "tables/most_activated.csv")
             log_figure(_fig(), "figures/class_top.png")
             log_figure(_fig(), "figures/group_top.png")
+            log_figure(_fig(), "figures/dissection.png")
+            log_figure(_fig(), "figures/ablation.png")
+            log_dataframe(pd.DataFrame({"name": ["malignant"], "passed": [True]}),
+                          "tables/ablation_verdicts.csv")  # fmt: skip
+            mlflow.set_tag("isic.ablation.malignant", "pass")
         mlflow.set_tags({"stage.train": train.info.run_id, "stage.filters": filt.info.run_id})
     return pipe.info.run_id
 
@@ -74,9 +79,12 @@ def test_report_sections_from_logged_runs(mlflow_tracking: str) -> None:
     assert [t.caption.split(":")[0] for t in items["results-binary"].tables] == ["binary, val"]
 
     assert list(items["top5-binary-smallcnn"].tables[0].frame["filter"]) == [3, 7]
-    assert [f.caption for f in items["class-filters-binary-smallcnn"].figures] == [
-        "figures/class_top.png"
-    ]
+    class_filters = items["class-filters-binary-smallcnn"]
+    assert [f.caption for f in class_filters.figures] == [
+        "figures/class_top.png", "figures/ablation.png", "figures/dissection.png"
+    ]  # fmt: skip
+    assert class_filters.verdicts == ["ablation.malignant: pass"]
+    assert list(class_filters.tables[0].frame["name"]) == ["malignant"]
     for missing in ("featvis-binary-smallcnn", "sanity-binary-smallcnn"):
         assert items[missing].missing and not items[missing].figures
 

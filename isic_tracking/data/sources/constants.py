@@ -201,6 +201,10 @@ NEAR_DUPLICATES_HEADER: tuple[str, ...] = (
     "jpeg_quality",
     "scale",
 )
+#: The synthetic set's folder of bit-packed concept masks, and the manifest column naming each
+#: image's mask file (empty: none); see :mod:`isic_tracking.data.synthetic.masks`.
+MASK_DIR = "masks"
+MASK_COLUMN = "mask"
 
 # --- what every reader shares ----------------------------------------------------------------
 IMAGE_EXTENSIONS: tuple[str, ...] = (".jpg", ".jpeg", ".png")

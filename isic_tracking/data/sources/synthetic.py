@@ -10,7 +10,13 @@ import pandas as pd
 
 from isic_tracking.data.manifest import normalize_manifest
 from isic_tracking.data.sources.checks import require_dir
-from isic_tracking.data.sources.constants import SHORTCUT_FILE, SYNTHETIC_LAYOUTS, TRUTH_FILE
+from isic_tracking.data.sources.constants import (
+    MASK_COLUMN,
+    MASK_DIR,
+    SHORTCUT_FILE,
+    SYNTHETIC_LAYOUTS,
+    TRUTH_FILE,
+)
 from isic_tracking.data.sources.isic2016 import read_isic2016_test
 from isic_tracking.data.sources.isic2019 import read_isic2019
 from isic_tracking.data.sources.isic2020 import read_isic2020
@@ -57,12 +63,21 @@ def read_shortcut(root: str | Path) -> dict[str, dict]:
     return {name: json.loads(p.read_text()) for name, p in found.items() if p.is_file()}
 
 
+def _mask_path(root: Path, image: str) -> str:
+    """The packed mask beside an image of the set (``<layout>/masks/<stem>.png``), or ``""``."""
+    path = Path(image).resolve()
+    layout = path.relative_to(root.resolve()).parts[0]
+    mask = root.resolve() / layout / MASK_DIR / f"{path.stem}.png"
+    return str(mask) if mask.is_file() else ""
+
+
 def read_synthetic(root: str | Path, task: str = "binary") -> SourceResult:
     """The output of :func:`isic_tracking.data.synthetic.make_synthetic`, with artifact truth.
 
     Binary: ``isic2020/`` (train) plus ``isic2016/`` (split "test"); multiclass: ``isic2019/``.
     Sources are prefixed ``synthetic-`` so runs never pass synthetic data off as real.
-    The ``artifact`` column comes from each folder's ``synthetic_truth.csv``.
+    The ``artifact`` column comes from each folder's ``synthetic_truth.csv``, the ``mask``
+    column (absolute path, empty when the set has none) from its ``masks/`` folder.
     """
     root = require_dir(root, "synthetic")
     if task == "binary":
@@ -78,5 +93,6 @@ def read_synthetic(root: str | Path, task: str = "binary") -> SourceResult:
     manifest["source"] = "synthetic-" + manifest["source"]
     truth = read_truth(root).drop_duplicates("image_id").set_index("image_id")["artifact"]
     manifest["artifact"] = manifest["image_id"].map(truth).fillna("none").astype(str)
+    manifest[MASK_COLUMN] = [_mask_path(root, p) for p in manifest["path"]]
     result.manifest = normalize_manifest(manifest)
     return result

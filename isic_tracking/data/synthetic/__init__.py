@@ -8,6 +8,8 @@ fixture of the tests.
                    ISIC_2019_Training_Input/<image>.jpg
     out/isic2016/  ISBI2016_ISIC_Part3_Test_GroundTruth.csv, ISBI2016_ISIC_Part3_Test_Data/*.jpg
     out/<layout>/synthetic_truth.csv   image_id,artifact (the artifact drawn on each image)
+    out/<layout>/masks/<image stem>.png where the lesion and the artifact are (bit-packed,
+                                        see :mod:`.masks`)
 
 Sizes for ``n = n_images``: ISIC 2020 gets ``n`` rows (2 of them listed duplicates, byte copies
 of another image; 2-6 images per patient; ~27 % malignant so small k-folds work, the real set
@@ -26,7 +28,7 @@ dermoscopy (:mod:`.artifacts`), so outlier and filter analyses can be checked ag
 ``synthetic_truth.csv``.
 
 Modules: painting -- :mod:`.geometry` (canvas, masks), :mod:`.lesions`, :mod:`.artifacts`,
-:mod:`.painting` (one image), :mod:`.shortcut` (the planted shortcut); layouts -- :mod:`.layouts` (the official tables and the plan of
+:mod:`.painting` (one image), :mod:`.masks` (where each concept is), :mod:`.shortcut` (the planted shortcut); layouts -- :mod:`.layouts` (the official tables and the plan of
 each image), :mod:`.generate` (paint and write). File names and headers come from
 :mod:`isic_tracking.data.sources.constants`, the module the readers check against.
 """

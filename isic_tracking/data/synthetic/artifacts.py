@@ -2,8 +2,9 @@
 
 Dark hair curves, a ruler with ticks along an edge, a round coloured sticker, purple ink marks,
 bright immersion-fluid bubbles, dark vignetted corners. Each painter takes the image's generator,
-the canvas and the float image and returns the painted image; ``synthetic_truth.csv`` records
-which one each image got, so outlier and filter analyses can be checked against it.
+the canvas and the float image and returns the painted image and the boolean mask of the pixels
+it painted; ``synthetic_truth.csv`` records which one each image got and ``masks/`` where (see
+:mod:`.masks`), so outlier, filter and dissection analyses can be checked against it.
 """
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ def _hair(rng, c: Canvas, img: np.ndarray) -> np.ndarray:
             width = max(1, round(c.scale / 64 * rng.choice([1, 1.5, 2])))
             d.line([c.px(x, y) for x, y in pts], fill=255, width=width)
 
-    return blend(img, (0.1, 0.07, 0.05), c.mask(draw), 0.92)
+    m = c.mask(draw)
+    return blend(img, (0.1, 0.07, 0.05), m, 0.92), m > 0
 
 
 def _ruler(rng, c: Canvas, img: np.ndarray) -> np.ndarray:
@@ -54,8 +56,10 @@ def _ruler(rng, c: Canvas, img: np.ndarray) -> np.ndarray:
         for i, a in enumerate(range(int(rng.integers(0, step)), along, step)):
             rect(d, a, a, 0, round(band * (0.8 if i % 5 == 0 else 0.45)))
 
-    img = blend(img, (0.93, 0.91, 0.82), c.mask(draw_band), 0.9)
-    return blend(img, (0.08, 0.08, 0.08), c.mask(draw_ticks))
+    band_mask = c.mask(draw_band)
+    img = blend(img, (0.93, 0.91, 0.82), band_mask, 0.9)
+    ticks = c.mask(draw_ticks)
+    return blend(img, (0.08, 0.08, 0.08), ticks), (band_mask > 0) | (ticks > 0)
 
 
 def _sticker(rng, c: Canvas, img: np.ndarray) -> np.ndarray:
@@ -72,7 +76,7 @@ def _sticker(rng, c: Canvas, img: np.ndarray) -> np.ndarray:
         lambda d: d.ellipse((x - r - 1.5, y - r - 1.5, x + r + 1.5, y + r + 1.5), fill=255)
     )
     disc = c.mask(lambda d: d.ellipse((x - r, y - r, x + r, y + r), fill=255))
-    return blend(blend(img, (0.97, 0.97, 0.97), rim), colour, disc)
+    return blend(blend(img, (0.97, 0.97, 0.97), rim), colour, disc), rim > 0
 
 
 def _ink(rng, c: Canvas, img: np.ndarray) -> np.ndarray:
@@ -95,7 +99,8 @@ def _ink(rng, c: Canvas, img: np.ndarray) -> np.ndarray:
             x, y = c.px(*rng.uniform(-0.9, 0.9, 2))
             d.ellipse((x - width, y - width, x + width, y + width), fill=255)
 
-    return blend(img, (0.44, 0.18, 0.6), c.mask(draw), 0.8)
+    m = c.mask(draw)
+    return blend(img, (0.44, 0.18, 0.6), m, 0.8), m > 0
 
 
 def _fluid(rng, c: Canvas, img: np.ndarray) -> np.ndarray:
@@ -110,17 +115,19 @@ def _fluid(rng, c: Canvas, img: np.ndarray) -> np.ndarray:
             hx, hy = x - 0.4 * r, y - 0.4 * r
             d.ellipse((hx - hr, hy - hr, hx + hr, hy + hr), fill=240)
 
-    m = c.mask(draw)[..., None]
-    return img + (1 - img) * m  # screen blend: only brightens
+    m = c.mask(draw)
+    return img + (1 - img) * m[..., None], m > 0  # screen blend: only brightens
 
 
 def _dark_corners(rng, c: Canvas, img: np.ndarray) -> np.ndarray:
     """The dark vignette of a round dermatoscope field of view."""
     fov = rng.uniform(0.95, 1.15) * math.hypot(c.w, c.h) / (2 * c.scale) / math.sqrt(2)
     dark = np.clip((np.hypot(c.x, c.y) - fov) / 0.12, 0, 1)
-    return img * (1 - 0.93 * dark)[..., None]
+    # the mask: where the vignette darkens the skin by at least half its full strength
+    return img * (1 - 0.93 * dark)[..., None], dark >= 0.5
 
 
+#: ``painter(rng, canvas, img) -> (painted img, bool mask [h, w] of the painted pixels)``
 ARTIFACT_FNS: dict[str, Callable] = {
     "hair": _hair,
     "ruler": _ruler,

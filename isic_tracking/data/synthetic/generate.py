@@ -11,14 +11,16 @@ import pandas as pd
 from PIL import Image
 
 from isic_tracking.data.sources.constants import (
+    MASK_DIR,
     NEAR_DUPLICATES_FILE,
     SHORTCUT_FILE,
     TRUTH_FILE,
     TRUTH_HEADER,
 )
 from isic_tracking.data.synthetic.layouts import plan_isic2016, plan_isic2019, plan_isic2020
+from isic_tracking.data.synthetic.masks import write_mask
 from isic_tracking.data.synthetic.near_duplicates import plant_near_duplicates
-from isic_tracking.data.synthetic.painting import SKIN_TONES, render_image
+from isic_tracking.data.synthetic.painting import SKIN_TONES, render_with_masks
 from isic_tracking.data.synthetic.shortcut import (
     SHORTCUT_STREAM,
     plant_shortcut,
@@ -107,6 +109,8 @@ def make_synthetic(
             shutil.rmtree(folder)
         image_dir = folder / plan.image_dir
         image_dir.mkdir(parents=True, exist_ok=True)
+        mask_dir = folder / MASK_DIR
+        mask_dir.mkdir()
         code = _LAYOUT_CODES[plan.name]
         if shortcut is not None:
             rng = np.random.default_rng([seed, code, SHORTCUT_STREAM])
@@ -118,12 +122,14 @@ def make_synthetic(
             originals.itertuples(index=False), total=len(originals), desc=f"synth {plan.name}"
         ):
             rng = np.random.default_rng([seed, code, 1 + int(row.key)])
-            arr = render_image(
+            arr, masks = render_with_masks(
                 rng, row.kind, int(row.height), int(row.width), SKIN_TONES[row.tone], row.artifact
             )
             Image.fromarray(arr).save(image_dir / f"{row.stem}.jpg", quality=JPEG_QUALITY)
+            write_mask(mask_dir / f"{row.stem}.png", masks, arr.shape[:2])
         for row in plan.images[plan.images["copy_of"].notna()].itertuples(index=False):
             shutil.copyfile(image_dir / f"{row.copy_of}.jpg", image_dir / f"{row.stem}.jpg")
+            shutil.copyfile(mask_dir / f"{row.copy_of}.png", mask_dir / f"{row.stem}.png")
         for name, (table, header) in plan.tables.items():
             _write_csv(table, folder / name, header)
         truth = plan.images.sort_values("image_id")[list(TRUTH_HEADER)]

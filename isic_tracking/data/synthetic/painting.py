@@ -29,7 +29,23 @@ def render_image(
     tone: np.ndarray | None = None,
     artifact: str = "none",
 ) -> np.ndarray:
-    """One synthetic dermoscopy image as uint8 (height, width, 3).
+    """One synthetic dermoscopy image as uint8 (height, width, 3); see :func:`render_with_masks`."""
+    return render_with_masks(rng, kind, height, width, tone, artifact)[0]
+
+
+def render_with_masks(
+    rng: np.random.Generator,
+    kind: str,
+    height: int,
+    width: int,
+    tone: np.ndarray | None = None,
+    artifact: str = "none",
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """One synthetic dermoscopy image as uint8 (height, width, 3) and where its concepts are.
+
+    The masks are the painters' own: ``"lesion"`` where the lesion's alpha is above one half,
+    and the artifact's name (when one is painted) where its painter drew. Drawing them takes no
+    random number, so the image is the one :func:`render_image` paints from the same generator.
 
     Args:
         rng: the image's own generator (all randomness comes from it).
@@ -38,6 +54,9 @@ def render_image(
         height, width: size in pixels.
         tone: skin colour (RGB in [0, 1]); drawn from a palette when None.
         artifact: "none" or one of ``ARTIFACTS``.
+
+    Returns:
+        ``(image, {concept: bool [height, width]})``.
     """
     c = canvas(height, width)
     if tone is None:
@@ -51,7 +70,8 @@ def render_image(
     a = alpha[..., None]
     img = skin + a * (colour - skin)
     img += 0.018 * rng.standard_normal((height, width, 1), dtype=np.float32)  # sensor noise
+    masks = {"lesion": alpha > 0.5}
     if artifact != "none":
-        img = ARTIFACT_FNS[artifact](rng, c, img)
+        img, masks[artifact] = ARTIFACT_FNS[artifact](rng, c, img)
     img = np.clip(img * 255 + 0.5, 0, 255, out=img)
-    return img.astype(np.uint8)
+    return img.astype(np.uint8), masks

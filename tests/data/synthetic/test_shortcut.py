@@ -86,10 +86,11 @@ def test_only_artifacts_change_against_the_control(tmp_path):
     for rel, data in a.items():
         if rel.endswith("synthetic_truth.csv"):
             continue
-        if rel.endswith(".jpg") and Path(rel).stem.removesuffix("_downsampled") in changed:
+        painted = rel.endswith((".jpg", ".png"))  # an image or its concept mask
+        if painted and Path(rel).stem.removesuffix("_downsampled") in changed:
             assert b[rel] != data, rel
         else:
-            assert b[rel] == data, rel  # labels, metadata and untouched images: same bytes
+            assert b[rel] == data, rel  # labels, metadata, untouched images and masks: same bytes
     for m in _manifests(planted).values():
         m = m.set_index("image_id")
         for image_id in changed & set(m.index):

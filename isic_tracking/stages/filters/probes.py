@@ -1,0 +1,167 @@
+"""The ``filters`` stage's two probes of its rankings, over every analysed layer, without MLflow:
+ablation of the ranked filters (:mod:`isic_tracking.interpret.ablation`) and Network Dissection
+against concept masks (:mod:`isic_tracking.interpret.dissection`)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from isic_tracking.data.sources.constants import MASK_COLUMN
+from isic_tracking.data.synthetic.masks import MASK_CONCEPTS, load_masks
+from isic_tracking.interpret.ablation import (
+    VARIANTS,
+    ablation_pass,
+    ablation_table,
+    artifact_targets,
+    class_targets,
+    random_sets,
+)
+from isic_tracking.interpret.activations import LayerStats
+from isic_tracking.interpret.dissection import dissect, feature_maps
+from isic_tracking.interpret.filter_outputs import MALIGNANT
+from isic_tracking.interpret.filter_report import FilterReport
+from isic_tracking.interpret.liveness import live_mask
+from isic_tracking.interpret.names import metric_key, safe_name
+
+#: Prefix of the verdict tags (``isic.ablation.<class>``, ``isic.ablation.artifact.<name>``).
+ABLATION_TAG = "isic.ablation"
+
+#: What a terminal line says when the images carry no concept masks.
+NO_MASKS = (
+    "dissection needs concept masks (manifest column `mask`, written by `synth` for the "
+    "synthetic set): skipped"
+)
+
+
+@dataclass(frozen=True)
+class AblationSettings:
+    """``k`` filters per target, ``draws`` random sets per layer, seeded."""
+
+    k: int
+    draws: int
+    seed: int
+
+
+def _in_dataset_order(stats: LayerStats, n: int) -> np.ndarray:
+    """The labels of ``stats`` placed at their data-set indices (length ``n``)."""
+    labels = np.full(n, -1, dtype=np.int64)
+    labels[stats.indices.numpy()] = stats.labels.numpy()
+    return labels
+
+
+def ablate_layers(
+    model: nn.Module,
+    loader: Iterable,
+    stats: Mapping[str, LayerStats],
+    modules: Mapping[str, str],
+    report: FilterReport,
+    classes: Sequence[str],
+    members: pd.DataFrame | None,
+    settings: AblationSettings,
+    device: str | torch.device = "cpu",
+) -> pd.DataFrame:
+    """The ablation table of every layer (see :func:`.ablation_table`), layers in order.
+
+    Args:
+        stats: the ranked layers' response statistics (means and liveness come from them).
+        modules: ``{layer: its response module}`` (the hooked module).
+        report: the rankings (top tables) of the same images.
+        classes: the model's classes, indexed by the labels.
+        members: bool ``[images, groups]`` in data-set order, or None: artifact targets use
+            the malignant class (when the model has one) and these groups.
+    """
+    names = [str(c) for c in classes]
+    malignant = next((names.index(c) for c in MALIGNANT if c in names), None)
+    tables = []
+    for i, (layer, s) in enumerate(stats.items()):
+        labels = _in_dataset_order(s, len(s.indices))
+        targets = class_targets(report.class_top, layer, settings.k, labels, names)
+        if members is not None and malignant is not None and not report.group_top.empty:
+            targets += artifact_targets(
+                report.group_top, layer, settings.k, members, labels, malignant
+            )
+        live = live_mask(s.max)
+        sets = [t.filters for t in targets]
+        sets += random_sets(live, settings.k, settings.draws, seed=[settings.seed, i])
+        means = s.mean.mean(dim=0)  # each channel's mean over positions and images
+        result = ablation_pass(model, loader, modules[layer], sets, means, device=device)
+        tables.append(ablation_table(result, targets))
+    return pd.concat(tables, ignore_index=True)
+
+
+def has_masks(rows: pd.DataFrame) -> bool:
+    """Every analysed image names a concept-mask file."""
+    return MASK_COLUMN in rows.columns and bool(
+        rows[MASK_COLUMN].fillna("").astype(str).str.len().gt(0).all()
+    )
+
+
+def dissect_layers(
+    model: nn.Module,
+    loader: Iterable,
+    rows: pd.DataFrame,
+    modules: Mapping[str, str],
+    image_size: int,
+    quantile: float,
+    min_iou: float,
+    device: str | torch.device = "cpu",
+) -> pd.DataFrame:
+    """Network Dissection of every layer's units (``modules``: ``{layer: response module}``)
+    against the masks named in ``rows`` (:func:`has_masks`), one table, best units first per
+    layer. Holds every layer's maps of every image in memory (float16)."""
+    maps, indices = feature_maps(model, loader, list(dict.fromkeys(modules.values())), device)
+    paths = rows[MASK_COLUMN].astype(str).to_numpy()[indices.numpy()]
+    masks = load_masks(list(paths), image_size)
+    tables = [
+        dissect(maps[module], masks, MASK_CONCEPTS, layer, quantile, min_iou)
+        for layer, module in modules.items()
+    ]
+    return pd.concat(tables, ignore_index=True)
+
+
+def ablation_metrics(verdicts: pd.DataFrame) -> dict[str, float]:
+    """``ablation_<measure>_<layer>/<class>`` (artifacts: ``ablation_artifact_<measure>_<layer>/
+    <artifact>``) for every verdict column (``drop_zero``, ``random_q95_mean``,
+    ``percentile_mean``, ...) plus ``passed`` (1 or 0); MLflow-safe keys with one ``/`` level
+    (metric, then target), like the stage's ``recovery_auc_<layer>/<artifact>``."""
+    out: dict[str, float] = {}
+    measures = [c for c in verdicts.columns if c not in ("kind", "name", "layer")]
+    for r in verdicts.to_dict("records"):
+        head = "ablation" if r["kind"] == "class" else f"ablation_{r['kind']}"
+        for m in measures:
+            key = f"{head}_{m}_{safe_name(str(r['layer']))}/{safe_name(str(r['name']))}"
+            out[metric_key(key)] = float(r[m])
+    return out
+
+
+def ablation_tags(verdicts: pd.DataFrame) -> dict[str, str]:
+    """One tag per class (and artifact): ``pass`` when its filters passed in every layer, else
+    ``fail (<layers that failed>)``."""
+    out = {}
+    for (kind, name), d in verdicts.groupby(["kind", "name"], sort=False):
+        failed = d.loc[~d["passed"].astype(bool), "layer"].astype(str).tolist()
+        key = f"{ABLATION_TAG}.{'' if kind == 'class' else kind + '.'}{safe_name(str(name))}"
+        out[key] = "pass" if not failed else f"fail ({', '.join(failed)})"
+    return out
+
+
+def ablation_lines(verdicts: pd.DataFrame) -> list[str]:
+    """One terminal line per target: its top-k drops against the random 95th percentiles."""
+    lines = []
+    for r in verdicts.to_dict("records"):
+        parts = [
+            f"{v} {r[f'drop_{v}']:+.3f} (random 95%: {r[f'random_q95_{v}']:+.3f})"
+            for v in VARIANTS
+            if f"drop_{v}" in r
+        ]
+        lines.append(
+            f"ablation {r['kind']} {r['name']!r} @ {r['layer']}: logit drop {', '.join(parts)}: "
+            f"{'pass' if r['passed'] else 'fail'}"
+        )
+    return lines
