@@ -12,15 +12,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 from PIL import Image
-from torch import Tensor
-from torchvision.transforms import InterpolationMode, v2
 
 from isic_tracking.data.synthetic.artifacts import ARTIFACTS
 from isic_tracking.errors import IsicInputError
+
+if TYPE_CHECKING:  # torch is imported where masks are read, not when synth writes them
+    from torch import Tensor
 
 #: The concepts of a mask, bit ``k`` = ``MASK_CONCEPTS[k]``.
 MASK_CONCEPTS: tuple[str, ...] = ("lesion", *ARTIFACTS)
@@ -57,6 +58,9 @@ def load_masks(paths: Sequence[str], image_size: int) -> Tensor:
     Raises:
         IsicInputError: naming the first missing or unreadable file.
     """
+    import torch
+    from torchvision.transforms import InterpolationMode, v2
+
     geometry = v2.Compose(
         [
             v2.Resize(image_size, interpolation=InterpolationMode.NEAREST),
