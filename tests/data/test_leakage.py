@@ -1,4 +1,5 @@
-"""The leakage check on hand-made images: an exact copy, a re-encoded copy, unrelated images."""
+"""The leakage check on hand-made images: an exact copy, a re-encoded copy, unrelated images,
+cropped copies among look-alike lesions."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from isic_tracking.data.leakage import (
     duplicate_pairs,
     image_hashes,
 )
+from isic_tracking.data.synthetic.painting import SKIN_TONES, render_image
 from isic_tracking.errors import IsicInputError
 
 
@@ -103,10 +105,47 @@ def test_read_bytes_is_used_and_errors_name_the_image(images: pd.DataFrame):
 
 
 def test_tighter_thresholds_keep_only_exact(images: pd.DataFrame):
-    pairs = duplicate_pairs(image_hashes(images), max_distance=0, max_rms=0.0)
+    pairs = duplicate_pairs(image_hashes(images), max_candidate=0.0, max_rms=0.0)
     assert set(pairs["kind"]) == {"exact"}
-    with pytest.raises(IsicInputError, match="max_distance"):
-        duplicate_pairs(image_hashes(images), max_distance=65)
+    with pytest.raises(IsicInputError, match="max_candidate"):
+        duplicate_pairs(image_hashes(images), max_candidate=1.5)
+
+
+#: (original, fractions trimmed off left, top, right, bottom, scale, JPEG quality)
+CROPPED = (
+    (0, (0.08, 0.0, 0.0, 0.0), 0.75, 60),
+    (1, (0.0, 0.05, 0.0, 0.07), 1.25, 85),
+    (2, (0.0, 0.0, 0.03, 0.0), 0.9, 70),
+    (3, (0.06, 0.0, 0.0, 0.08), 1.1, 62),
+)
+
+
+def _cropped_copy(img: Image.Image, trim, scale: float) -> Image.Image:
+    w, h = img.size
+    box = (round(trim[0] * w), round(trim[1] * h), w - round(trim[2] * w), h - round(trim[3] * h))
+    img = img.crop(box)
+    return img.resize(
+        (round(img.width * scale), round(img.height * scale)), Image.Resampling.LANCZOS
+    )
+
+
+def test_cropped_copies_among_look_alike_nevi_are_found_and_nothing_else(tmp_path: Path):
+    """Twelve benign nevi of one skin tone (round brown blobs, alike), four of them copied with
+    2-8 % trimmed off one or two edges, rescaled and re-encoded: exactly the four pairs."""
+    rows, truth = [], set()
+    for k in range(12):
+        arr = render_image(np.random.default_rng([5, k]), "NV", 64, 64, SKIN_TONES[1])
+        (tmp_path / f"nv{k}.jpg").write_bytes(_jpeg(Image.fromarray(arr), 90))
+        rows.append((f"nv{k}", str(tmp_path / f"nv{k}.jpg"), "train", "a"))
+    for k, trim, scale, quality in CROPPED:
+        copy = _cropped_copy(Image.open(tmp_path / f"nv{k}.jpg"), trim, scale)
+        (tmp_path / f"copy{k}.jpg").write_bytes(_jpeg(copy, quality))
+        rows.append((f"copy{k}", str(tmp_path / f"copy{k}.jpg"), "test", "b"))
+        truth.add(frozenset((f"nv{k}", f"copy{k}")))
+    manifest = pd.DataFrame(rows, columns=["image_id", "path", "split", "source"])
+    pairs = duplicate_pairs(image_hashes(manifest))
+    assert {frozenset(p) for p in zip(pairs["id_a"], pairs["id_b"])} == truth
+    assert set(pairs["kind"]) == {"near"} and (pairs["rms"] > 0).all()
 
 
 def test_dedupe_modes(images: pd.DataFrame):

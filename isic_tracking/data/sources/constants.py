@@ -200,6 +200,10 @@ NEAR_DUPLICATES_HEADER: tuple[str, ...] = (
     "copy_of_layout",
     "jpeg_quality",
     "scale",
+    "crop_left",
+    "crop_top",
+    "crop_right",
+    "crop_bottom",
 )
 
 # --- what every reader shares ----------------------------------------------------------------
