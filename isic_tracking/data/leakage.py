@@ -175,7 +175,7 @@ def duplicate_pairs(
     j = np.concatenate([c[1] for c in chunks]) if chunks else np.zeros(0, dtype=int)
     todo = np.array([(int(a), int(b)) not in found for a, b in zip(i, j)], dtype=bool)
     i, j = i[todo], j[todo]
-    for a, b, rms in zip(i, j, registered_rms(thumbs, i, j)):
+    for a, b, rms in zip(i, j, registered_rms(thumbs, i, j, give_up=2 * max_rms)):
         if rms <= max_rms:
             found[(int(a), int(b))] = (float(rms), "near")
     return _pair_table(hashes, found)

@@ -62,3 +62,23 @@ def test_registration_aligns_crops_in_both_directions_and_not_look_alikes():
     assert rms[0] == rms[1] and rms[2] < 1e-6
     assert rms[0] < plain / 2  # the alignment, not the thumbnails alone
     assert rms[0] < 0.01 < 0.02 < rms[3:].min()
+
+
+def test_give_up_skips_refining_only_pairs_far_over_it():
+    """Pairs whose coarse score is over ``give_up`` keep it (still over); the others get
+    exactly the fully refined score."""
+    orig = _nevus(4)
+    copies = [
+        orig.crop((0, 5, 90, 96)).resize((100, 105), Image.Resampling.LANCZOS),
+        orig.crop((4, 0, 96, 96)).resize((70, 73), Image.Resampling.LANCZOS),
+    ]
+    thumbs = np.stack(
+        [_thumb(orig), *map(_thumb, copies), *(_thumb(_nevus(s)) for s in range(20, 28))]
+    )
+    i, j = np.zeros(len(thumbs) - 1, dtype=int), np.arange(1, len(thumbs))
+    full = registered_rms(thumbs, i, j)
+    pruned = registered_rms(thumbs, i, j, give_up=0.03)
+    refined = pruned <= 0.03
+    assert refined[:2].all() and not refined.all()  # the copies refined, some strangers not
+    np.testing.assert_array_equal(pruned[refined], full[refined])
+    assert (full[~refined] > 0.015).all()  # none of them a match had it been refined
