@@ -9,15 +9,18 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from PIL import Image
+from PIL import Image, ImageDraw, ImageFilter
 
 from isic_tracking.data.leakage import (
+    MAX_RMS,
+    MAX_RMS_ALL_CELLS,
     PAIR_COLUMNS,
     check_planted,
     drop_duplicates_from,
     duplicate_pairs,
     image_hashes,
 )
+from isic_tracking.data.near_copies import registered_rms
 from isic_tracking.data.synthetic.painting import SKIN_TONES, render_image
 from isic_tracking.errors import IsicInputError
 
@@ -180,3 +183,18 @@ def test_check_planted_counts_found_missed_and_false_alarms():
     check = check_planted(pairs, planted, ids=["a", "b", "c", "d", "e", "x"])
     assert (check.n_planted, check.n_found, check.n_missed, check.n_false_alarms) == (2, 1, 1, 1)
     assert check.metrics()["leakage_planted_found"] == 1
+
+
+def test_small_lesions_on_plain_skin_are_not_paired(tmp_path: Path):
+    """One small dark blob on the same plain skin, in two far-apart places: the 80 % best
+    cells of the registration agree (the blob is under 20 % of the picture), all cells do not."""
+    rows = []
+    for name, (cx, cy) in {"left": (30, 40), "right": (95, 90)}.items():
+        img = Image.new("RGB", (128, 128), (222, 170, 150))
+        ImageDraw.Draw(img).ellipse((cx - 12, cy - 10, cx + 12, cy + 10), fill=(110, 70, 50))
+        (tmp_path / f"{name}.jpg").write_bytes(_jpeg(img.filter(ImageFilter.GaussianBlur(2)), 90))
+        rows.append((name, str(tmp_path / f"{name}.jpg")))
+    hashes = image_hashes(pd.DataFrame(rows, columns=["image_id", "path"]))
+    best, full = registered_rms(np.stack(list(hashes["thumb"])), np.array([0]), np.array([1]))
+    assert best[0] <= MAX_RMS < MAX_RMS_ALL_CELLS < full[0]  # what the guard is for
+    assert duplicate_pairs(hashes).empty

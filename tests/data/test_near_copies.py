@@ -58,7 +58,7 @@ def test_registration_aligns_crops_in_both_directions_and_not_look_alikes():
     plain = np.sqrt(((thumbs[0] / 255.0 - thumbs[1] / 255.0) ** 2).mean())
     i = np.array([0, 1, 0] + [0] * len(others))
     j = np.array([1, 0, 0] + list(range(2, 2 + len(others))))
-    rms = registered_rms(thumbs, i, j)
+    rms, _ = registered_rms(thumbs, i, j)
     assert rms[0] == rms[1] and rms[2] < 1e-6
     assert rms[0] < plain / 2  # the alignment, not the thumbnails alone
     assert rms[0] < 0.01 < 0.02 < rms[3:].min()
@@ -76,8 +76,8 @@ def test_give_up_skips_refining_only_pairs_far_over_it():
         [_thumb(orig), *map(_thumb, copies), *(_thumb(_nevus(s)) for s in range(20, 28))]
     )
     i, j = np.zeros(len(thumbs) - 1, dtype=int), np.arange(1, len(thumbs))
-    full = registered_rms(thumbs, i, j)
-    pruned = registered_rms(thumbs, i, j, give_up=0.03)
+    full, _ = registered_rms(thumbs, i, j)
+    pruned, _ = registered_rms(thumbs, i, j, give_up=0.03)
     refined = pruned <= 0.03
     assert refined[:2].all() and not refined.all()  # the copies refined, some strangers not
     np.testing.assert_array_equal(pruned[refined], full[refined])
