@@ -42,8 +42,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--near_duplicates",
         type=int,
         default=0,
-        help="pairs of re-encoded, resized copies planted across splits and sources "
-        "(truth: <out>/synthetic_near_duplicates.csv)",
+        help="pairs of slightly cropped, resized, re-encoded copies planted across splits and "
+        "sources (truth: <out>/synthetic_near_duplicates.csv)",
     )
     return p
 

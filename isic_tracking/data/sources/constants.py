@@ -200,6 +200,10 @@ NEAR_DUPLICATES_HEADER: tuple[str, ...] = (
     "copy_of_layout",
     "jpeg_quality",
     "scale",
+    "crop_left",
+    "crop_top",
+    "crop_right",
+    "crop_bottom",
 )
 #: The synthetic set's folder of bit-packed concept masks, and the manifest column naming each
 #: image's mask file (empty: none); see :mod:`isic_tracking.data.synthetic.masks`.

@@ -80,7 +80,7 @@ def make_synthetic(
         shortcut_artifact: one of ``ARTIFACTS`` to plant as a shortcut (see
             :mod:`.shortcut`); None or "none" (the default) writes the set unchanged.
         shortcut_rate: the fraction in [0, 1] of malignant images that carry it (benign: none).
-        near_duplicates: pairs of re-encoded, resized copies to plant across layouts (see
+        near_duplicates: pairs of cropped, resized, re-encoded copies to plant across layouts (see
             :mod:`.near_duplicates`); 0 (the default) writes the set unchanged.
 
     Returns:

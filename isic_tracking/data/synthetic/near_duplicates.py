@@ -1,5 +1,5 @@
-"""Planted near-duplicates: re-encoded, resized copies of written images under new ids, placed
-in another layout so that they cross splits and sources, recorded as truth.
+"""Planted near-duplicates: cropped, resized, re-encoded copies of written images under new
+ids, placed in another layout so that they cross splits and sources, recorded as truth.
 
 The real sets share images: ISIC 2019 contains re-encoded and downsampled 2017/2018 images,
 2020 re-uploads, 2016 test images return in later training sets. ``plant_near_duplicates``
@@ -11,12 +11,13 @@ so the rest of the set is byte-identical with or without planting. Pair ``k`` go
 - ``isic2019 -> isic2019``: a copy under a new id with no lesion id (inside one source: the
   8-class task, whose folds it crosses).
 
-Each copy is the original rescaled by a factor in [0.75, 1.25] (Lanczos) and saved at JPEG
-quality 60-85 (the set is written at 90); its row copies the original's label, with a new
-patient (2020) or no lesion id (2019), and its artifact truth is the original's. No crop: on
-these look-alike lesions a crop moves any global perceptual hash past unrelated images (see
-:mod:`isic_tracking.data.leakage`). The pairs go to ``<out>/synthetic_near_duplicates.csv``
-(``NEAR_DUPLICATES_HEADER``).
+Each copy is the original with a random 2-8 % (``CROP``) trimmed off one or two of its edges,
+then rescaled by a factor in [0.75, 1.25] (Lanczos) and saved at JPEG quality 60-85 (the set
+is written at 90); its row copies the original's label, with a new patient (2020) or no lesion
+id (2019), and its artifact truth is the original's (a crop may cut an edge artifact a little).
+The pairs go to ``<out>/synthetic_near_duplicates.csv`` with what was done to each copy: the
+fraction trimmed off each edge (``crop_left``, ``crop_top``, ``crop_right``, ``crop_bottom``),
+the ``scale`` and the ``jpeg_quality`` (``NEAR_DUPLICATES_HEADER``).
 """
 
 from __future__ import annotations
@@ -56,6 +57,9 @@ IMAGE_DIRS = {
 }
 QUALITY = (60, 85)
 SCALE = (0.75, 1.25)
+#: Fraction of the width (height) trimmed off each cropped edge; one or two edges per copy.
+CROP = (0.02, 0.08)
+EDGES: tuple[str, ...] = ("left", "top", "right", "bottom")
 NEAR_DUPLICATE_STREAM = 7  # random stream of the planting, apart from the layouts' own
 
 
@@ -95,14 +99,33 @@ def _new_ids(rng: np.random.Generator, n: int, taken: set[str]) -> list[str]:
     return out
 
 
-def _copy_image(src: Path, dst: Path, rng: np.random.Generator) -> tuple[int, float]:
-    """Write the rescaled, re-encoded copy; return (JPEG quality, scale)."""
+def _crop_box(rng: np.random.Generator) -> dict[str, float]:
+    """Fractions trimmed off each edge: a random ``CROP`` fraction off one or two edges."""
+    edges = rng.choice(len(EDGES), size=int(rng.integers(1, 3)), replace=False)
+    trim = dict.fromkeys(EDGES, 0.0)
+    for e in sorted(int(k) for k in edges):
+        trim[EDGES[e]] = round(float(rng.uniform(*CROP)), 4)
+    return trim
+
+
+def _copy_image(
+    src: Path, dst: Path, rng: np.random.Generator
+) -> tuple[dict[str, float], float, int]:
+    """Write the cropped, rescaled, re-encoded copy; return (trim per edge, scale, quality)."""
     img = Image.open(src).convert("RGB")
+    trim = _crop_box(rng)
+    box = (
+        round(trim["left"] * img.width),
+        round(trim["top"] * img.height),
+        img.width - round(trim["right"] * img.width),
+        img.height - round(trim["bottom"] * img.height),
+    )
+    img = img.crop(box)
     scale = float(rng.uniform(*SCALE))
     size = (max(8, round(img.width * scale)), max(8, round(img.height * scale)))
     quality = int(rng.integers(QUALITY[0], QUALITY[1] + 1))
     img.resize(size, Image.Resampling.LANCZOS).save(dst, quality=quality)
-    return quality, round(scale, 4)
+    return trim, round(scale, 4), quality
 
 
 def _add_row(out: Path, layout: str, new: str, original: str, label: str, k: int) -> None:
@@ -170,7 +193,7 @@ def plant_near_duplicates(out: str | Path, n: int, seed: int = 0) -> pd.DataFram
             raise IsicInputError(f"near_duplicates={n}: {src} has too few images to copy")
         original = str(pools[src].pop())
         (new,) = _new_ids(rng, 1, taken)
-        quality, scale = _copy_image(
+        trim, scale, quality = _copy_image(
             out / src / IMAGE_DIRS[src] / f"{original}.jpg",
             out / dst / IMAGE_DIRS[dst] / f"{new}.jpg",
             rng,
@@ -178,7 +201,7 @@ def plant_near_duplicates(out: str | Path, n: int, seed: int = 0) -> pd.DataFram
         label = str(labels[src][original])
         _add_row(out, dst, new, original, label, k)
         _add_truth(out, dst, new, str(truth_of[src].get(original, "none")))
-        rows.append((new, dst, original, src, quality, scale))
+        rows.append((new, dst, original, src, quality, scale, *(trim[e] for e in EDGES)))
     truth = pd.DataFrame(rows, columns=list(NEAR_DUPLICATES_HEADER))
     _write(truth, out / NEAR_DUPLICATES_FILE)
     return truth
