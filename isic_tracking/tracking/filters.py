@@ -65,7 +65,7 @@ from isic_tracking.interpret.response import response_layers, response_stats
 from isic_tracking.interpret.stage_config import FiltersConfig
 from isic_tracking.log import get_logger
 from isic_tracking.models import resolve_layers
-from isic_tracking.stages.filters.runner import log_ablation, log_dissection
+from isic_tracking.stages.filters.runner_probes import log_ablation, log_dissection
 from isic_tracking.tracking import tag
 from isic_tracking.tracking.analysis import split_rows
 from isic_tracking.tracking.filters_attribution import AttributionInputs, log_attribution
