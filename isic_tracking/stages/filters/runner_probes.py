@@ -1,5 +1,5 @@
 """The MLflow side of the ``filters`` stage's probes, called by its runner
-(``isic_tracking/tracking/filters.py``) inside its run: compute (:mod:`.probes`), then log.
+(``isic_tracking/stages/filters/runner.py``) inside its run: compute (:mod:`.probes`), then log.
 
 Ablation: ``tables/ablation.csv`` (every target, variant, score and image side),
 ``tables/ablation_verdicts.csv``, ``figures/ablation.png``, the metrics of
@@ -21,7 +21,6 @@ from torch import nn
 from isic_tracking.data.synthetic.masks import MASK_CONCEPTS
 from isic_tracking.interpret.ablation import ablation_verdicts
 from isic_tracking.interpret.activations import LayerStats
-from isic_tracking.interpret.filter_report import FilterReport
 from isic_tracking.interpret.names import metric_key, safe_name
 from isic_tracking.interpret.stage_config import FiltersConfig
 from isic_tracking.log import get_logger
@@ -36,6 +35,7 @@ from isic_tracking.stages.filters.probes import (
     dissect_layers,
     has_masks,
 )
+from isic_tracking.stages.filters.report import FilterReport
 from isic_tracking.tracking.runs import log_dataframe, log_figure, log_metrics
 
 log = get_logger(__name__)

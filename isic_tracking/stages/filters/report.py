@@ -1,6 +1,6 @@
 """The ``filters`` stage's report over one or more layers: class- and group-specific live
 filters, their Jaccard overlap, the artifact recovery AUCs and the dead/constant filters
-(which no ranking holds; see :mod:`.liveness`)."""
+(which no ranking holds; see :mod:`isic_tracking.interpret.liveness`)."""
 
 from __future__ import annotations
 

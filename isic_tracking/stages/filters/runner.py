@@ -8,14 +8,14 @@ z-score detector) the share of images above it ranks the filters. Logs the class
 heatmap (Fig. 26), the top-N table (Table 10, CSV + figure), the artifact groups' top
 filters next to the classes', their Jaccard overlap, how well each artifact's top filter
 recovers the artifact (``recovery_auc/<artifact>``) and dataset exemplars of the top filters.
-Then two probes of the rankings (:mod:`isic_tracking.stages.filters`): removing each class's
+Then two probes of the rankings (:mod:`.runner_probes`): removing each class's
 top filters against random ones (ablation), and each unit's IoU with the images' concept
 masks where the synthetic set wrote them (Network Dissection).
 
-Only live filters are ranked: the dead and constant ones (:mod:`..interpret.liveness`) are
+Only live filters are ranked: the dead and constant ones (:mod:`isic_tracking.interpret.liveness`) are
 counted (``dead_filters``, ``constant_filters``), listed in ``tables/inactive_filters.csv``
 and named in one terminal line. A filter's response is read after the BatchNorm that follows
-its conv, where there is one (:mod:`..interpret.response`). With ``shortcut_artifact`` set,
+its conv, where there is one (:mod:`isic_tracking.interpret.response`). With ``shortcut_artifact`` set,
 the planted shortcut's check is logged (``shortcut_auc``, tag ``isic.shortcut_check``).
 
 ``tables/class_filters.csv`` (``class, filter, occurrences, percent, rank, mean_z, layer``)
@@ -37,17 +37,6 @@ from isic_tracking.data.transforms import build_transforms
 from isic_tracking.errors import IsicInputError
 from isic_tracking.interpret.activations import LayerStats
 from isic_tracking.interpret.exemplars import exemplar_crops, top_exemplars
-from isic_tracking.interpret.filter_outputs import (
-    ZSCORE,
-    class_names,
-    group_sources,
-    liveness_line,
-    liveness_metrics,
-    recovery_metrics,
-    shortcut_check,
-    union_top,
-)
-from isic_tracking.interpret.filter_report import FilterReport, filter_report
 from isic_tracking.interpret.filters import check_classes_present, membership
 from isic_tracking.interpret.liveness import (
     inactive_filters,
@@ -65,10 +54,21 @@ from isic_tracking.interpret.response import response_layers, response_stats
 from isic_tracking.interpret.stage_config import FiltersConfig
 from isic_tracking.log import get_logger
 from isic_tracking.models import resolve_layers
+from isic_tracking.stages.filters.outputs import (
+    ZSCORE,
+    class_names,
+    group_sources,
+    liveness_line,
+    liveness_metrics,
+    recovery_metrics,
+    shortcut_check,
+    union_top,
+)
+from isic_tracking.stages.filters.report import FilterReport, filter_report
+from isic_tracking.stages.filters.runner_attribution import AttributionInputs, log_attribution
 from isic_tracking.stages.filters.runner_probes import log_ablation, log_dissection
 from isic_tracking.tracking import tag
 from isic_tracking.tracking.analysis import split_rows
-from isic_tracking.tracking.filters_attribution import AttributionInputs, log_attribution
 from isic_tracking.tracking.registry import load_model
 from isic_tracking.tracking.runs import (
     log_dataframe,

@@ -1,4 +1,4 @@
-"""What the ``filters`` stage reads and reports around :func:`.filter_report.filter_report`: the
+"""What the ``filters`` stage reads and reports around :func:`.report.filter_report`: the
 classes of a model, which image groups a ``groups`` spec asks for, the filters a heatmap
 marks, the recovery-AUC and dead-filter metrics and the planted-shortcut check."""
 

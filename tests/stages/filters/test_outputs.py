@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from isic_tracking.errors import IsicInputError
-from isic_tracking.interpret.filter_outputs import (
+from isic_tracking.stages.filters.outputs import (
     class_names,
     group_sources,
     liveness_line,
