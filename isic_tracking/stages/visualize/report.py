@@ -1,7 +1,7 @@
 """What the ``visualize`` stage reports about its renders: the natural-image columns of each
 picture, the metrics of a render and of the run, the grids' panels and which render is whose
 twin, and the colour check of the class-logit pictures. Pure functions over the table rows
-(:mod:`.fv_table`) and tensors; the stage logs what they return."""
+(:mod:`isic_tracking.interpret.fv_table`) and tensors; the stage logs what they return."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from isic_tracking.interpret import fv_natural
 from isic_tracking.interpret.colour_check import chance_p, colour_check, verdict
 from isic_tracking.interpret.featvis.grids import Panel, tile_label
 from isic_tracking.interpret.fv_table import BASE_KEY, LOGITS_LAYER
-from isic_tracking.interpret.fv_targets import stage_metric
+from isic_tracking.stages.visualize.targets import stage_metric
 
 Row = Mapping[str, Any]
 

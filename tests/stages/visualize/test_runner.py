@@ -159,8 +159,8 @@ def test_top_n_on_the_fly_ranks_the_responses_after_batchnorm(mlflow_tracking, b
     from isic_tracking.data.manifest import read_manifest
     from isic_tracking.data.transforms import build_transforms
     from isic_tracking.interpret.activations import activation_stats
-    from isic_tracking.interpret.fv_targets import most_activated
     from isic_tracking.interpret.response import response_stats
+    from isic_tracking.stages.visualize.targets import most_activated
     from isic_tracking.tracking.registry import load_model
 
     model_run = checkpoint_run(edit=_flip_last_batchnorm)
@@ -229,7 +229,7 @@ def test_image_too_small_says_the_minimum(mlflow_tracking, capsys):
 def test_runner_returns_the_rows_of_the_table_it_logged(mlflow_tracking):
     from isic_tracking.interpret.fv_table import read_activations
     from isic_tracking.interpret.stage_config import VisualizeConfig
-    from isic_tracking.tracking.visualize import run_visualize
+    from isic_tracking.stages.visualize.runner import run_visualize
 
     model_run = checkpoint_run()
     cfg = VisualizeConfig(

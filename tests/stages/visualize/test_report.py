@@ -1,4 +1,4 @@
-"""fv_report: the visualize stage's metrics, twins and colour report, on planted rows."""
+"""The visualize stage's report: its metrics, twins and colour report, on planted rows."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import torch
 
 from isic_tracking.interpret import fv_natural
 from isic_tracking.interpret.colour_check import colour_histogram
-from isic_tracking.interpret.fv_report import (
+from isic_tracking.stages.visualize.report import (
     colour_report,
     natural_columns,
     overall_metrics,

@@ -11,7 +11,7 @@ model on request. ``tuned`` renders in the colour basis of the analysed natural 
 
 Every picture's activation is set next to the same objective's maximum and 99th percentile
 over the analysed natural images (``split``, default fold 0's validation images, as
-``filters``): ``fv_over_natural_max`` (:mod:`.interpret.fv_natural`). Logs one labelled grid
+``filters``): ``fv_over_natural_max`` (:mod:`isic_tracking.interpret.fv_natural`). Logs one labelled grid
 per layer and preset under ``figures/`` with its twin beside it, every image as a PNG under
 ``images/<layer>/``, ``tables/activations.csv`` (read by ``sanity --fv_run``), metrics
 ``<kind>/<layer>-<preset>``, the colour check of the class-logit pictures and the settings,
@@ -32,7 +32,7 @@ import pandas as pd
 from torch import Tensor
 
 from isic_tracking.errors import IsicInputError
-from isic_tracking.interpret import fv_natural, fv_report
+from isic_tracking.interpret import fv_natural
 from isic_tracking.interpret.choices import AMP_CHOICES
 from isic_tracking.interpret.colour_check import ClassHistograms
 from isic_tracking.interpret.featvis import LOGITS, render
@@ -47,7 +47,12 @@ from isic_tracking.interpret.featvis.presets import (
 )
 from isic_tracking.interpret.featvis.render import RenderResult, check_request, layer_channels
 from isic_tracking.interpret.fv_table import ARTIFACT, BASE_KEY, write_activations
-from isic_tracking.interpret.fv_targets import (
+from isic_tracking.interpret.response import response_module
+from isic_tracking.interpret.stage_config import VisualizeConfig
+from isic_tracking.log import get_logger
+from isic_tracking.models import conv_layers, resolve_layers
+from isic_tracking.stages.visualize import report as fv_report
+from isic_tracking.stages.visualize.targets import (
     ENGINES,
     MAX_ALL_CHANNELS,
     Target,
@@ -70,10 +75,6 @@ from isic_tracking.interpret.fv_targets import (
     stage_metric,
     top_from_table,
 )
-from isic_tracking.interpret.response import response_module
-from isic_tracking.interpret.stage_config import VisualizeConfig
-from isic_tracking.log import get_logger
-from isic_tracking.models import conv_layers, resolve_layers
 from isic_tracking.tracking import tag
 from isic_tracking.tracking.analysis import natural_batches
 from isic_tracking.tracking.init import load_base

@@ -110,7 +110,7 @@ def selectivity_from_table(table: pd.DataFrame, layer: str, last: str) -> dict[i
 
 
 def most_activated(max_per_image: Tensor, top_n: int) -> list[int]:
-    """The ``top_n`` live filters (:mod:`.liveness`: never a dead or constant one) with the
+    """The ``top_n`` live filters (:mod:`isic_tracking.interpret.liveness`: never a dead or constant one) with the
     highest mean (over images ``[N, C]``) of their max (the filters stage's Table 10)."""
     return most_activated_table(max_per_image, top_n)["filter"].tolist()
 
@@ -218,7 +218,7 @@ def picture_row(
     file: str,
     natural: Mapping[str, float] | None = None,
 ) -> dict[str, Any]:
-    """The ``tables/activations.csv`` row of one picture (see :mod:`.fv_table`); ``natural``
+    """The ``tables/activations.csv`` row of one picture (see :mod:`isic_tracking.interpret.fv_table`); ``natural``
     holds its natural-image columns (NaN when absent: no natural images)."""
     return {
         "layer": t.layer or LOGITS_LAYER,

@@ -8,7 +8,8 @@ import torch
 
 from isic_tracking.errors import IsicInputError
 from isic_tracking.interpret.featvis.render import RenderResult
-from isic_tracking.interpret.fv_targets import (
+from isic_tracking.interpret.names import metric_key, safe_name
+from isic_tracking.stages.visualize.targets import (
     Target,
     channel_targets,
     check_filters_table,
@@ -25,7 +26,6 @@ from isic_tracking.interpret.fv_targets import (
     render_plan,
     top_from_table,
 )
-from isic_tracking.interpret.names import metric_key, safe_name
 
 
 def test_choices_and_channel_specs():
