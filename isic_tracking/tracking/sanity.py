@@ -66,7 +66,7 @@ from isic_tracking.interpret.versus_noise import summary as verdict_summary
 from isic_tracking.log import get_logger
 from isic_tracking.models import conv_layers, resolve_layers
 from isic_tracking.stages.sanity.pictures import LayerPictures, layer_objectives, run_layer_pictures
-from isic_tracking.stages.sanity.runner import log_layer_verdicts, read_visualize_run
+from isic_tracking.stages.sanity.runner_per_layer import log_layer_verdicts, read_visualize_run
 from isic_tracking.tracking import tag
 from isic_tracking.tracking.analysis import split_rows
 from isic_tracking.tracking.registry import LoadedModel, load_model

@@ -31,7 +31,7 @@ from isic_tracking.stages.sanity.per_layer import (
     picture_vectors,
 )
 from isic_tracking.stages.sanity.pictures import LayerPictures
-from isic_tracking.stages.sanity.plots import plot_layer_verdicts
+from isic_tracking.stages.sanity.plots_per_layer import plot_layer_verdicts
 from isic_tracking.tracking import tag
 from isic_tracking.tracking.runs import (
     download_artifacts,
