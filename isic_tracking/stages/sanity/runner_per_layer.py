@@ -22,7 +22,6 @@ from PIL import Image
 from torch import Tensor, nn
 
 from isic_tracking.interpret.fv_table import ARTIFACT, read_activations
-from isic_tracking.interpret.sanity_sets import at_size, run_visualizations
 from isic_tracking.interpret.versus_noise import one_level
 from isic_tracking.stages.sanity.per_layer import (
     layer_metrics,
@@ -32,6 +31,7 @@ from isic_tracking.stages.sanity.per_layer import (
 )
 from isic_tracking.stages.sanity.pictures import LayerPictures
 from isic_tracking.stages.sanity.plots_per_layer import plot_layer_verdicts
+from isic_tracking.stages.sanity.sets import at_size, run_visualizations
 from isic_tracking.tracking import tag
 from isic_tracking.tracking.runs import (
     download_artifacts,
@@ -85,7 +85,7 @@ def log_layer_verdicts(
 def read_visualize_run(run_id: str, classes: list[str], tmp: str) -> tuple[pd.DataFrame, Tensor]:
     """The visualizations of a ``visualize`` run: (table with kind/layer/channel/target/label,
     images ``[N, 3, S, S]`` in [0, 1]), from its ``tables/activations.csv`` and the PNGs it
-    names (see :func:`.sanity_sets.run_visualizations` for which rows are kept)."""
+    names (see :func:`.sets.run_visualizations` for which rows are kept)."""
     path = download_artifacts(run_id, ARTIFACT, tmp)
     table = read_activations(path, source=f"visualize run {run_id}: {ARTIFACT}")
     table = run_visualizations(table, classes, source=f"visualize run {run_id}")

@@ -9,8 +9,8 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from isic_tracking.interpret.stage_config import SanityConfig
+from isic_tracking.stages.sanity.runner import run_sanity
 from isic_tracking.stages.sanity.runner_per_layer import log_layer_verdicts
-from isic_tracking.tracking.sanity import run_sanity
 from tests.helpers import checkpoint_run
 
 LAYERS = "conv1,layer2.0.conv1,layer4.1.conv2"

@@ -86,7 +86,7 @@ def test_logs_grids_images_table_settings_and_tags(mlflow_tracking):
     assert f"activation_mean/{LAST}-torch_dreams-base" in run.data.metrics
     assert all(k.count("/") <= 1 for k in run.data.metrics), sorted(run.data.metrics)
     # the contract with `sanity --fv_run`: it reads this table and finds the images it names
-    from isic_tracking.tracking.sanity import read_visualize_run
+    from isic_tracking.stages.sanity.runner import read_visualize_run
 
     with tempfile.TemporaryDirectory() as tmp:
         read, pictures = read_visualize_run(run.info.run_id, ["benign", "malignant"], tmp)

@@ -184,7 +184,9 @@ def test_sanity_on_a_visualize_run_of_another_size_without_class_logits(
     argv = _args(model_run, binary_manifest, "--fv_run", vis_run.info.run_id, "--randomize", "fc.1")
     with caplog.at_level("INFO", logger="isic_tracking"):
         assert sanity.main(argv) == 0
-    said = [r.getMessage() for r in caplog.records if r.name == "isic_tracking.tracking.sanity"]
+    said = [
+        r.getMessage() for r in caplog.records if r.name == "isic_tracking.stages.sanity.runner"
+    ]
     assert said[-1].startswith("sanity: visualizations are ")  # the conclusion comes last
     assert " than noise at " in said[-1] and "95% bootstrap interval" in said[-1]
     run = _stage_runs("sanity")[0]

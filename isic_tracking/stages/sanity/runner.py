@@ -41,19 +41,6 @@ from isic_tracking.interpret.randomization import (
     resolve_levels,
     transferability,
 )
-from isic_tracking.interpret.sanity_plots import (
-    plot_image_grid,
-    plot_layer_correlation,
-    plot_path_similarity,
-)
-from isic_tracking.interpret.sanity_sets import (
-    Visuals,
-    at_size,
-    objective_table,
-    ordered,
-    render_table,
-    twins,
-)
 from isic_tracking.interpret.stage_config import SanityConfig
 from isic_tracking.interpret.versus_noise import (
     markdown,
@@ -66,7 +53,20 @@ from isic_tracking.interpret.versus_noise import summary as verdict_summary
 from isic_tracking.log import get_logger
 from isic_tracking.models import conv_layers, resolve_layers
 from isic_tracking.stages.sanity.pictures import LayerPictures, layer_objectives, run_layer_pictures
+from isic_tracking.stages.sanity.plots import (
+    plot_image_grid,
+    plot_layer_correlation,
+    plot_path_similarity,
+)
 from isic_tracking.stages.sanity.runner_per_layer import log_layer_verdicts, read_visualize_run
+from isic_tracking.stages.sanity.sets import (
+    Visuals,
+    at_size,
+    objective_table,
+    ordered,
+    render_table,
+    twins,
+)
 from isic_tracking.tracking import tag
 from isic_tracking.tracking.analysis import split_rows
 from isic_tracking.tracking.registry import LoadedModel, load_model
@@ -102,7 +102,7 @@ class ModelInputs:
 
     @property
     def forward_kw(self) -> dict[str, Any]:
-        """Keyword arguments of the activation passes (:func:`.sanity.activation_vectors`)."""
+        """Keyword arguments of the activation passes (:func:`isic_tracking.interpret.sanity.activation_vectors`)."""
         return dict(
             mean=self.mean, std=self.std, image_size=self.image_size,
             batch_size=self.batch_size, device=self.device,

@@ -2,7 +2,7 @@
 
 Rendered here: the class logits and, per class, its most class-selective channels of the
 deepest conv layer (:func:`objective_table`). From a ``visualize`` run: its table
-(:mod:`.fv_table`) narrowed to the fine-tuned model's pictures of one engine and one preset
+(:mod:`isic_tracking.interpret.fv_table`) narrowed to the fine-tuned model's pictures of one engine and one preset
 plus their unregularized ``none`` twins (:func:`run_visualizations`, :func:`twins`), each
 channel given the class it is most selective for (:func:`channel_classes`).
 """
@@ -151,7 +151,7 @@ def render_table(
     colour: ColourBasis | None = None,
 ) -> tuple[Tensor, Tensor]:
     """Render every row of ``table`` (one batch per kind/layer): images ``[B, 3, S, S]``, values;
-    ``colour``: the basis of the data-colour presets (:func:`.featvis.presets.preset`)."""
+    ``colour``: the basis of the data-colour presets (:func:`isic_tracking.interpret.featvis.presets.preset`)."""
     images = torch.empty(len(table), 3, size, size)
     reached = torch.empty(len(table))
     groups = table.groupby(["kind", "layer"], sort=False).indices
@@ -203,7 +203,7 @@ def one_of(table: pd.DataFrame, column: str, preferred: Sequence[str]) -> pd.Dat
 
 
 def run_visualizations(table: pd.DataFrame, classes: Sequence[str], source: str) -> pd.DataFrame:
-    """The rows of a visualize run's table (:func:`.fv_table.read_activations`) to compare,
+    """The rows of a visualize run's table (:func:`isic_tracking.interpret.fv_table.read_activations`) to compare,
     with ``kind`` (class_logit / channel), ``sign``, ``target`` and a ``label``.
 
     Keeps the fine-tuned model's pictures (not the ImageNet base's), one engine (ours when

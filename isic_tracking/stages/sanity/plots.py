@@ -29,7 +29,7 @@ def plot_path_similarity(
 ) -> Figure:
     """Mean similarity (band: ± one standard deviation) across depth, one line per comparison.
 
-    With ``versus_noise`` (:func:`.versus_noise.verdict_table`), a second panel below shows
+    With ``versus_noise`` (:func:`isic_tracking.interpret.versus_noise.verdict_table`), a second panel below shows
     visualization minus noise per layer with its bootstrap interval as a band, each point
     marked by its verdict, and the natural images' own difference (the control).
     """

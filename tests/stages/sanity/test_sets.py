@@ -11,7 +11,7 @@ from torch import nn
 from isic_tracking.errors import IsicInputError
 from isic_tracking.interpret.randomization import resolve_levels
 from isic_tracking.interpret.sanity import summary_metrics
-from isic_tracking.interpret.sanity_sets import (
+from isic_tracking.stages.sanity.sets import (
     logit_target,
     objective_table,
     one_of,
@@ -158,8 +158,8 @@ def test_summary_metrics_names():
 def test_table_objective_reads_a_channel_after_its_batchnorm_when_given_the_model():
     import pandas as pd
 
-    from isic_tracking.interpret.sanity_sets import table_objective
     from isic_tracking.models import create_model
+    from isic_tracking.stages.sanity.sets import table_objective
 
     model = create_model("smallcnn", 2)
     table = pd.DataFrame({"kind": ["channel"] * 2, "layer": ["features.12"] * 2, "channel": [3, 5]})
