@@ -12,7 +12,7 @@ from mlflow.tracking import MlflowClient
 from entrypoints.compare import main as compare_main
 from isic_tracking.config import TrainConfig
 from isic_tracking.errors import IsicInputError
-from isic_tracking.tracking.compare import compare_runs, resolve_train_runs
+from isic_tracking.stages.compare.runner import compare_runs, resolve_train_runs
 from isic_tracking.tracking.training import run_training
 
 

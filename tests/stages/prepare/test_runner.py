@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
+from isic_tracking.stages.prepare.runner import run_prepare
 from isic_tracking.tracking import tag
-from isic_tracking.tracking.prepare import run_prepare
 from isic_tracking.tracking.runs import download_artifacts, manifest_digest
 
 
