@@ -11,10 +11,10 @@ from dataclasses import dataclass
 import pandas as pd
 
 from isic_tracking.errors import IsicInputError
+from isic_tracking.stages.train.runner_results import summary_of
 from isic_tracking.tracking import tag
 from isic_tracking.tracking.registry import INIT_FIELDS, _resolve_version, init_line
 from isic_tracking.tracking.runs import get_run, get_stage_run, param
-from isic_tracking.tracking.train_results import summary_of
 
 #: metric families shown per model, as in the thesis's tables
 TABLE_METRICS = ("accuracy", "balanced_accuracy", "roc_auc", "loss")

@@ -13,7 +13,7 @@ from entrypoints.compare import main as compare_main
 from isic_tracking.config import TrainConfig
 from isic_tracking.errors import IsicInputError
 from isic_tracking.stages.compare.runner import compare_runs, resolve_train_runs
-from isic_tracking.tracking.training import run_training
+from isic_tracking.stages.train.runner import run_training
 
 
 def _train(manifest: Path, tmp: Path, arch: str, seed: int = 0) -> str:

@@ -12,7 +12,7 @@ from mlflow.tracking import MlflowClient
 from entrypoints.filters import main
 from isic_tracking.config import TrainConfig
 from isic_tracking.data.manifest import read_manifest, write_manifest
-from isic_tracking.tracking.training import run_training
+from isic_tracking.stages.train.runner import run_training
 
 TINY = "timm:test_resnet"
 # torchvision: a missing cached file fails fast (timm asks the hub, which retries for ~50 s)

@@ -18,8 +18,8 @@ from isic_tracking.interpret.ablation import ABLATION_COLUMNS
 from isic_tracking.interpret.stage_config import FiltersConfig
 from isic_tracking.stages.filters.probes import NO_MASKS
 from isic_tracking.stages.filters.runner import run_filters
+from isic_tracking.stages.train.runner import run_training
 from isic_tracking.tracking.runs import download_artifacts
-from isic_tracking.tracking.training import run_training
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

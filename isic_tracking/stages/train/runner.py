@@ -31,6 +31,14 @@ from isic_tracking.data.splits import (
 from isic_tracking.errors import IsicInputError, NonFiniteLossError
 from isic_tracking.log import get_logger
 from isic_tracking.models import check_arch
+from isic_tracking.stages.train.runner_results import (
+    FOLD_COUNTS_TABLE,
+    FOLD_STAGE,
+    describe_training,
+    log_fold,
+    log_summary,
+    reload_result,
+)
 from isic_tracking.tracking import tag
 from isic_tracking.tracking.claim import elect_parent
 from isic_tracking.tracking.descriptions import fold_description
@@ -48,14 +56,6 @@ from isic_tracking.tracking.runs import (
     log_metrics,
     log_params,
     monitored_run,
-)
-from isic_tracking.tracking.train_results import (
-    FOLD_COUNTS_TABLE,
-    FOLD_STAGE,
-    describe_training,
-    log_fold,
-    log_summary,
-    reload_result,
 )
 from isic_tracking.train.champion import champion_index, explain, policy_for, unprefixed
 from isic_tracking.train.data import load_training_data

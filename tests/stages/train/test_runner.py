@@ -16,9 +16,9 @@ from isic_tracking.data.dataset import make_loader
 from isic_tracking.data.manifest import read_manifest, write_manifest
 from isic_tracking.data.transforms import build_transforms
 from isic_tracking.errors import IsicInputError
+from isic_tracking.stages.train.runner import run_training
+from isic_tracking.stages.train.runner_results import FOLD_COUNTS_TABLE
 from isic_tracking.tracking import load_model, training_split
-from isic_tracking.tracking.train_results import FOLD_COUNTS_TABLE
-from isic_tracking.tracking.training import run_training
 
 TINY = "timm:test_resnet"
 
@@ -169,7 +169,7 @@ def test_folds_run_apart_join_one_parent_and_finish_once(
     mlflow_tracking: str, binary_manifest: Path, tmp_path: Path
 ) -> None:
     said = _Lines()
-    logger = logging.getLogger("isic_tracking.tracking.training")
+    logger = logging.getLogger("isic_tracking.stages.train.runner")
     logger.addHandler(said)
     level = logger.level
     logger.setLevel(logging.INFO)
@@ -197,8 +197,8 @@ def test_params_from_reads_the_best_params_of_new_and_older_search_runs(
 ) -> None:
     """Now tags ``isic.best.*`` only; runs of older versions: params ``best.*`` (the first
     best) and tags ``best_*`` (the current best, which wins)."""
+    from isic_tracking.stages.train.runner import apply_search_params
     from isic_tracking.tracking import tag
-    from isic_tracking.tracking.training import apply_search_params
 
     with mlflow.start_run() as new:
         mlflow.set_tags(

@@ -11,7 +11,7 @@ from typing import Any
 import mlflow
 
 from isic_tracking.log import get_logger, setup
-from isic_tracking.tracking.search_trials import MlflowTrialHooks
+from isic_tracking.stages.search.runner_trials import MlflowTrialHooks
 from isic_tracking.train.search import (
     SearchConfig,
     SearchData,

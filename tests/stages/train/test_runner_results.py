@@ -11,8 +11,8 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from isic_tracking.config import TrainConfig
+from isic_tracking.stages.train.runner_results import log_summary, reload_result
 from isic_tracking.tracking.runs import download_artifacts, log_dataframe
-from isic_tracking.tracking.train_results import log_summary, reload_result
 from isic_tracking.train.fold import FoldResult
 from isic_tracking.train.metrics import classification_metrics, predictions_table
 from isic_tracking.train.predictions import Predictions

@@ -110,7 +110,7 @@ def headline_metrics(summary: dict[str, float], oof: dict[str, float]) -> dict[s
 
 def fold_summary(fold_metrics: list[dict[str, float]]) -> dict[str, float]:
     """``<key>_mean`` / ``<key>_std`` over folds of every fold metric (``best_*``, ``test_*``):
-    what ``tables/summary.csv`` holds and :mod:`.compare` reads from the fold runs."""
+    what ``tables/summary.csv`` holds and :mod:`isic_tracking.stages.compare.runner` reads from the fold runs."""
     return aggregate_folds(fold_metrics)
 
 

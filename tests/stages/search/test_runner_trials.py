@@ -7,7 +7,7 @@ import optuna
 from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
 
-from isic_tracking.tracking.search_trials import (
+from isic_tracking.stages.search.runner_trials import (
     RETRY_TAG,
     STATE_TAG,
     TRIAL_TAG,

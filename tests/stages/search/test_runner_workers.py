@@ -9,9 +9,9 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
+from isic_tracking.stages.search.runner_trials import RUN_ID_ATTR, TRIAL_TAG
+from isic_tracking.stages.search.runner_workers import run_worker_here
 from isic_tracking.tracking.runs import child_runs
-from isic_tracking.tracking.search_trials import RUN_ID_ATTR, TRIAL_TAG
-from isic_tracking.tracking.search_workers import run_worker_here
 from isic_tracking.train.search import load_search_data, make_storage, open_study
 from tests.train.search.tiny import tiny_config
 

@@ -12,7 +12,7 @@ the parent carries tag ``isic.study_name``; running the same study again re-ente
 parent, so trial numbers and nested runs continue under it. Worker processes (``n_workers``)
 and other machines attach their trial runs to the same parent through ``MlflowClient``
 (no global active-run state is shared between processes): trial runs in
-:mod:`.search_trials`, worker processes in :mod:`.search_workers`.
+:mod:`.runner_trials`, worker processes in :mod:`.runner_workers`.
 """
 
 from __future__ import annotations
@@ -33,6 +33,8 @@ from mlflow.tracking import MlflowClient
 
 from isic_tracking.errors import IsicInputError
 from isic_tracking.log import get_logger
+from isic_tracking.stages.search.runner_trials import RUN_ID_ATTR, sync_trial_runs
+from isic_tracking.stages.search.runner_workers import run_worker_here, run_workers
 from isic_tracking.tracking import tag
 from isic_tracking.tracking.claim import elect_parent
 from isic_tracking.tracking.descriptions import search_description
@@ -47,8 +49,6 @@ from isic_tracking.tracking.runs import (
     log_manifest_input,
     log_params,
 )
-from isic_tracking.tracking.search_trials import RUN_ID_ATTR, sync_trial_runs
-from isic_tracking.tracking.search_workers import run_worker_here, run_workers
 from isic_tracking.train.search import (
     RUN_CONTROL_FIELDS,
     SearchConfig,
