@@ -34,7 +34,7 @@ from isic_tracking.interpret.colour_check import (
 )
 from isic_tracking.interpret.featvis import render
 from isic_tracking.interpret.featvis.presets import preset, resolve_colours
-from isic_tracking.interpret.fv_targets import chunks, class_targets, concat_results, objective
+from isic_tracking.stages.visualize.targets import chunks, class_targets, concat_results, objective
 from isic_tracking.tracking.analysis import natural_batches
 from isic_tracking.tracking.registry import load_model
 

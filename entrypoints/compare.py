@@ -30,8 +30,8 @@ def _main(argv: Sequence[str] | None = None) -> int:
     # heavy imports after parsing: `--help` stays instant
     import mlflow
 
+    from isic_tracking.stages.compare.runner import compare_runs, mean_std_table, resolve_train_runs
     from isic_tracking.tracking import log_dataframe, log_figure, stage_run, tag
-    from isic_tracking.tracking.compare import compare_runs, mean_std_table, resolve_train_runs
     from isic_tracking.train.plots import metric_bars_figure
 
     run_ids = resolve_train_runs(args.runs, args.models)

@@ -8,7 +8,9 @@ from __future__ import annotations
 from entrypoints._common import ConfigStage
 from isic_tracking.interpret.stage_config import FiltersConfig
 
-STAGE = ConfigStage("filters", __doc__, FiltersConfig, "isic_tracking.tracking.filters:run_filters")
+STAGE = ConfigStage(
+    "filters", __doc__, FiltersConfig, "isic_tracking.stages.filters.runner:run_filters"
+)
 build_parser = STAGE.build_parser
 main = STAGE.main
 

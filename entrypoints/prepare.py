@@ -57,7 +57,7 @@ def _main(argv: Sequence[str] | None = None) -> int:
         raise SystemExit("error: --root is required for dataset " + args.dataset)
     task = args.task or get_reader(args.dataset).default_task
     out = str(Path(args.out or data_dir() / args.dataset / f"prepared-{task}").resolve())
-    from isic_tracking.tracking.prepare import run_prepare  # heavy: after parsing
+    from isic_tracking.stages.prepare.runner import run_prepare  # heavy: after parsing
 
     run_prepare({**vars(args), "task": task, "out": out})
     return 0

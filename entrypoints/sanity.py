@@ -9,7 +9,9 @@ from __future__ import annotations
 from entrypoints._common import ConfigStage
 from isic_tracking.interpret.stage_config import SanityConfig
 
-STAGE = ConfigStage("sanity", __doc__, SanityConfig, "isic_tracking.tracking.sanity:run_sanity")
+STAGE = ConfigStage(
+    "sanity", __doc__, SanityConfig, "isic_tracking.stages.sanity.runner:run_sanity"
+)
 build_parser = STAGE.build_parser
 main = STAGE.main
 

@@ -8,7 +8,9 @@ from __future__ import annotations
 from entrypoints._common import ConfigStage
 from isic_tracking.train.search import SearchConfig
 
-STAGE = ConfigStage("search", __doc__, SearchConfig, "isic_tracking.tracking.search:run_search")
+STAGE = ConfigStage(
+    "search", __doc__, SearchConfig, "isic_tracking.stages.search.runner:run_search"
+)
 build_parser = STAGE.build_parser
 main = STAGE.main
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from entrypoints._common import ConfigStage
 from isic_tracking.config import TrainConfig
 
-STAGE = ConfigStage("train", __doc__, TrainConfig, "isic_tracking.tracking.training:run_training")
+STAGE = ConfigStage("train", __doc__, TrainConfig, "isic_tracking.stages.train.runner:run_training")
 build_parser = STAGE.build_parser
 main = STAGE.main
 

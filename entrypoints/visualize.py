@@ -9,7 +9,7 @@ from entrypoints._common import ConfigStage
 from isic_tracking.interpret.stage_config import VisualizeConfig
 
 STAGE = ConfigStage(
-    "visualize", __doc__, VisualizeConfig, "isic_tracking.tracking.visualize:run_visualize"
+    "visualize", __doc__, VisualizeConfig, "isic_tracking.stages.visualize.runner:run_visualize"
 )
 build_parser = STAGE.build_parser
 main = STAGE.main

@@ -14,9 +14,9 @@ from mlflow.tracking import MlflowClient
 
 from isic_tracking.report import Figure, Table
 from isic_tracking.stages.filters.probes import ABLATION_TAG
+from isic_tracking.stages.train.runner_results import FOLD_COUNTS_TABLE
 from isic_tracking.tracking import tag
 from isic_tracking.tracking.runs import param
-from isic_tracking.tracking.train_results import FOLD_COUNTS_TABLE
 
 #: The report's sections in the thesis's order: (id, title, what it shows).
 SECTIONS: tuple[tuple[str, str, str], ...] = (

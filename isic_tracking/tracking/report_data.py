@@ -18,8 +18,8 @@ from mlflow.entities import Run
 from mlflow.exceptions import MlflowException
 
 from isic_tracking.report import Figure, Item, Report, Section, Table, slug
+from isic_tracking.stages.compare.runner import PARTS, compare_runs, mean_std_table
 from isic_tracking.tracking import tag
-from isic_tracking.tracking.compare import PARTS, compare_runs, mean_std_table
 from isic_tracking.tracking.links import run_url
 from isic_tracking.tracking.pipeline import effective_run
 from isic_tracking.tracking.report_cells import FILLS, SECTIONS, SETTINGS, Reader, data_note

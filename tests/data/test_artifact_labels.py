@@ -17,8 +17,8 @@ from isic_tracking.data.artifact_labels import (
     read_artifact_labels,
 )
 from isic_tracking.errors import IsicInputError
-from isic_tracking.interpret.filter_outputs import group_sources
 from isic_tracking.interpret.filters import filter_percentages, membership
+from isic_tracking.stages.filters.outputs import group_sources
 
 HEADER_2020 = "image;dark_corner;hair;gel_border;gel_bubble;ruler;ink;patches;label;label_string"
 HEADER_2022 = (

@@ -224,7 +224,7 @@ def _mid_trial(url: str, study_name: str, workers: list[Worker]):
     """A running trial of one of ``workers`` past its first epoch, with its MLflow run."""
     from optuna.trial import TrialState
 
-    from isic_tracking.tracking.search_trials import RUN_ID_ATTR
+    from isic_tracking.stages.search.runner_trials import RUN_ID_ATTR
 
     study = _study(url, study_name)
     if study is None:
@@ -256,9 +256,9 @@ def check_study_and_runs(client, url: str, study_name: str, exp: str, n_trials: 
     """Invariants of a finished study and its MLflow runs; returns (study, trial runs)."""
     from optuna.trial import TrialState
 
+    from isic_tracking.stages.search.runner import PARENT_ATTR
+    from isic_tracking.stages.search.runner_trials import STATE_TAG, TRIAL_STAGE, TRIAL_TAG
     from isic_tracking.tracking import tag
-    from isic_tracking.tracking.search import PARENT_ATTR
-    from isic_tracking.tracking.search_trials import STATE_TAG, TRIAL_STAGE, TRIAL_TAG
 
     study = _study(url, study_name)
     trials = study.get_trials(deepcopy=False)

@@ -28,8 +28,8 @@ from mlflow.tracking import MlflowClient
 
 from entrypoints import prepare, synth, train, visualize
 from isic_tracking.interpret.stage_config import FiltersConfig
+from isic_tracking.stages.filters.runner import run_filters
 from isic_tracking.tracking import tag
-from isic_tracking.tracking.filters import run_filters
 
 # two trainings of 2 folds x 5 epochs on 238 images at 64 px; the shared, loaded 2-core
 # machine it was written on needs more than the default 900 s

@@ -19,7 +19,7 @@ from isic_tracking.interpret.ablation import (
     class_targets,
     random_sets,
 )
-from isic_tracking.interpret.filter_report import filter_report
+from isic_tracking.stages.filters.report import filter_report
 from tests.interpret.nets import no_hooks
 
 C = 32  # channels; class 1 fires 0 and 1, class 0 fires 2 and 3, the rest is noise

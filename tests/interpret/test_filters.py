@@ -12,7 +12,6 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from isic_tracking.errors import IsicInputError
 from isic_tracking.interpret.activations import activation_stats
-from isic_tracking.interpret.filter_report import filter_report
 from isic_tracking.interpret.filters import (
     artifact_recovery_auc,
     class_specific_filters,
@@ -24,6 +23,7 @@ from isic_tracking.interpret.filters import (
     membership,
     rank_auc,
 )
+from isic_tracking.stages.filters.report import filter_report
 
 RED_FILTER = 5
 

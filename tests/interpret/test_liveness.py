@@ -10,13 +10,11 @@ import torch
 from torch import nn
 
 from isic_tracking.errors import IsicInputError
-from isic_tracking.interpret.filter_report import filter_report
 from isic_tracking.interpret.filters import (
     artifact_recovery_auc,
     class_specific_filters,
     group_specific_filters,
 )
-from isic_tracking.interpret.fv_targets import most_activated
 from isic_tracking.interpret.liveness import (
     CONSTANT,
     DEAD,
@@ -29,6 +27,8 @@ from isic_tracking.interpret.liveness import (
 )
 from isic_tracking.interpret.response import response_layers
 from isic_tracking.models.small_cnn import SmallCNN
+from isic_tracking.stages.filters.report import filter_report
+from isic_tracking.stages.visualize.targets import most_activated
 
 ZERO, CONST, NEG, TINY, LIVE_CH, NOISY_CONST = range(6)
 

@@ -30,13 +30,13 @@ from isic_tracking.interpret.sanity import (
     path_similarity,
     path_similarity_analysis,
 )
-from isic_tracking.interpret.sanity_plots import plot_layer_correlation, plot_path_similarity
-from isic_tracking.interpret.sanity_sets import (
+from isic_tracking.interpret.versus_noise import verdict_table, versus_noise
+from isic_tracking.stages.sanity.plots import plot_layer_correlation, plot_path_similarity
+from isic_tracking.stages.sanity.sets import (
     channel_classes,
     class_selective_channels,
     select_top,
 )
-from isic_tracking.interpret.versus_noise import verdict_table, versus_noise
 from tests.interpret.nets import Counter, no_hooks
 
 MEAN, STD = (0.5, 0.5, 0.5), (0.25, 0.25, 0.25)

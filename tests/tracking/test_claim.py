@@ -72,7 +72,7 @@ def _watch_unclaimed(monkeypatch, exp: str, filter_string: str) -> list[list[str
 def test_a_search_candidate_is_never_visible_unclaimed(mlflow_tracking, monkeypatch) -> None:
     import optuna
 
-    from isic_tracking.tracking import search
+    from isic_tracking.stages.search import runner as search
 
     monkeypatch.setattr(claim, "CLAIM_WAIT_S", 0.05)
     exp = os.environ["MLFLOW_EXPERIMENT_ID"]
@@ -87,7 +87,7 @@ def test_a_search_candidate_is_never_visible_unclaimed(mlflow_tracking, monkeypa
 
 def test_a_fold_worker_candidate_is_never_visible_unclaimed(mlflow_tracking, monkeypatch) -> None:
     from isic_tracking.config import TrainConfig
-    from isic_tracking.tracking import training
+    from isic_tracking.stages.train import runner as training
 
     monkeypatch.setattr(claim, "CLAIM_WAIT_S", 0.05)
     exp = os.environ["MLFLOW_EXPERIMENT_ID"]

@@ -11,9 +11,9 @@ import matplotlib.pyplot as plt
 import mlflow
 import pandas as pd
 
+from isic_tracking.stages.train.runner_results import FOLD_COUNTS_TABLE, FOLD_STAGE
 from isic_tracking.tracking import log_dataframe, log_figure, tag
 from isic_tracking.tracking.report_data import SECTIONS, ChainRuns, build_report, chain_runs
-from isic_tracking.tracking.train_results import FOLD_COUNTS_TABLE, FOLD_STAGE
 
 
 def _fig():

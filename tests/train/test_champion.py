@@ -97,7 +97,7 @@ def test_policy_from_train_config_and_bad_values() -> None:
 def test_training_keeps_policy_epochs_and_describes_the_champion(
     mlflow_tracking: str, binary_manifest: Path, tmp_path: Path
 ) -> None:
-    from isic_tracking.tracking.training import run_training
+    from isic_tracking.stages.train.runner import run_training
 
     cfg = TrainConfig(
         manifest=str(binary_manifest),

@@ -24,10 +24,10 @@ from isic_tracking.interpret.ablation import (
 )
 from isic_tracking.interpret.activations import LayerStats
 from isic_tracking.interpret.dissection import dissect, feature_maps
-from isic_tracking.interpret.filter_outputs import MALIGNANT
-from isic_tracking.interpret.filter_report import FilterReport
 from isic_tracking.interpret.liveness import live_mask
 from isic_tracking.interpret.names import metric_key, safe_name
+from isic_tracking.stages.filters.outputs import MALIGNANT
+from isic_tracking.stages.filters.report import FilterReport
 
 #: Prefix of the verdict tags (``isic.ablation.<class>``, ``isic.ablation.artifact.<name>``).
 ABLATION_TAG = "isic.ablation"

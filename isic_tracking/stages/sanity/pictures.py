@@ -19,7 +19,7 @@ import torch
 from torch import Tensor, nn
 
 from isic_tracking.interpret import sanity as S
-from isic_tracking.interpret.sanity_sets import (
+from isic_tracking.stages.sanity.sets import (
     channel_classes,
     class_selective_channels,
     objective_table,
@@ -75,7 +75,7 @@ def layer_objectives(
     forward_kw: Mapping[str, Any],
 ) -> pd.DataFrame:
     """What to render for ``layer``: its ``top_k`` most class-selective channels per class
-    (channel rows of :func:`~isic_tracking.interpret.sanity_sets.objective_table`)."""
+    (channel rows of :func:`~isic_tracking.stages.sanity.sets.objective_table`)."""
     acts = S.activation_vectors(model, natural, [layer], pooling="mean", **forward_kw)
     chans = class_selective_channels(acts[layer], natural_class, top_k, len(classes))
     table = objective_table(list(classes), num_outputs, layer, chans)

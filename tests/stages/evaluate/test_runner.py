@@ -17,10 +17,10 @@ from isic_tracking.data.manifest import read_manifest
 from isic_tracking.stages.evaluate.config import EvaluateConfig
 from isic_tracking.stages.evaluate.metrics import BINARY_METRICS
 from isic_tracking.stages.evaluate.runner import run_evaluate
+from isic_tracking.stages.train.runner import run_training
 from isic_tracking.tracking import tag
 from isic_tracking.tracking.descriptions import TEST_HEADING
 from isic_tracking.tracking.runs import download_artifacts
-from isic_tracking.tracking.training import run_training
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

@@ -15,9 +15,9 @@ from isic_tracking.stages.layers.config import LayersConfig
 from isic_tracking.stages.layers.runner import MEASURES, run_layers
 from isic_tracking.stages.pretrain.config import PretrainConfig
 from isic_tracking.stages.pretrain.runner import run_pretrain
+from isic_tracking.stages.train.runner import run_training
 from isic_tracking.tracking import tag
 from isic_tracking.tracking.runs import download_artifacts
-from isic_tracking.tracking.training import run_training
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

@@ -20,7 +20,7 @@ from isic_tracking.stages.sanity.per_layer import (
     picture_vectors,
 )
 from isic_tracking.stages.sanity.pictures import LayerPictures
-from isic_tracking.stages.sanity.plots import plot_layer_verdicts
+from isic_tracking.stages.sanity.plots_per_layer import plot_layer_verdicts
 
 SIZE = 64
 KW = dict(mean=IMAGENET_MEAN, std=IMAGENET_STD, image_size=SIZE)
