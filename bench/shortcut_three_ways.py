@@ -187,6 +187,8 @@ def main() -> None:
         for seed in (int(s) for s in args.seeds.split(",")):
             for name, shortcut in (("shortcut", "ruler"), ("control", None)):
                 rows.append(one_model(Path(tmp), f"{name}-{seed}", seed, args, shortcut))
+                if args.out:  # each model's row as soon as it is there
+                    pd.DataFrame(rows).to_csv(args.out, index=False)
     table = pd.DataFrame(rows)
     print(table.to_string(index=False))
     measures = ("drop", "random_q95", "percentile", "iou_drop", "iou_random_q95",
@@ -195,8 +197,6 @@ def main() -> None:
             *(f"{c}_{v}" for v in VARIANTS for c in measures)]  # fmt: skip
     summary = table.groupby("model")[cols].agg(interval)
     print(summary.T.to_string())
-    if args.out:
-        table.to_csv(args.out, index=False)
 
 
 if __name__ == "__main__":

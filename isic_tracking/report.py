@@ -92,8 +92,15 @@ def _e(text: object) -> str:
     return html.escape(str(text), quote=True)
 
 
+#: every float of a table, to four significant digits (0.9722, 1, 0.0001234): the logged
+#: CSV behind the item's run link keeps full precision
+FLOAT_FORMAT = "{:.4g}"
+
+
 def _table_html(t: Table) -> str:
-    body = t.frame.to_html(index=False, border=0, na_rep="", escape=True)
+    body = t.frame.to_html(
+        index=False, border=0, na_rep="", escape=True, float_format=FLOAT_FORMAT.format
+    )
     note = f'<p class="note">{_e(t.note)}</p>' if t.note else ""
     return f'<h4>{_e(t.caption)}</h4>{note}<div class="scroll">{body}</div>'
 

@@ -93,3 +93,12 @@ def test_a_large_figure_is_inlined_as_a_smaller_jpeg_and_a_small_one_as_is() -> 
     assert inline_image(small) == ("image/png", small)
     page = render_html(_report(figure=big))
     assert page.count("data:image/jpeg;base64,") == 1
+
+
+def test_table_floats_show_four_significant_digits() -> None:
+    frame = pd.DataFrame({"metric": ["auc", "tiny"], "estimate": [0.972222222, 0.000123456],
+                          "high": [1.0, 0.5], "n": [60, 7]})  # fmt: skip
+    item = Item("test-x", "x", tables=[Table("metrics", frame)])
+    page = render_html(Report("r", [], [Section("test", "Test", "", [item])]))
+    cells = [c.split("<")[0] for c in page.split("<td>")[1:]]
+    assert cells == ["auc", "0.9722", "1", "60", "tiny", "0.0001235", "0.5", "7"]

@@ -121,7 +121,7 @@ def _log_result(
     log_dataframe(preds, "tables/test_predictions.csv")
     arch = plan.loaded.config.get("arch", "?")
     title = f"{arch} · {plan.task} · test set ({result.n_images} images)"
-    log_figure(confusion_matrix_figure(result.confusion, plan.classes, title=f"{title}: counts"),
+    log_figure(confusion_matrix_figure(result.confusion, plan.classes, title=f"{arch} · {plan.task}\ntest set ({result.n_images} images), counts"),
                "figures/test_confusion.png")  # fmt: skip
     log_figure(pr_curve_figure(y, scores, plan.classes, title), "figures/test_pr_curve.png")
     log_figure(calibration_figure(y, scores, title, n_bins), "figures/test_calibration.png")
