@@ -51,6 +51,11 @@ def _kfold(
     y = df["label"].to_numpy()
     groups = group_ids(df) if grouped else None
     counts = pd.Series(y).value_counts()
+    if int(counts.max()) < n_splits:  # sklearn's own message names no option to change
+        raise IsicInputError(
+            f"{n_splits} folds need at least {n_splits} images of some class, the largest "
+            f"class has {int(counts.max())}; use fewer folds"
+        )
     if groups is not None:
         n_groups = groups.nunique()
         if n_groups < n_splits:
@@ -62,11 +67,6 @@ def _kfold(
         splits = splitter.split(np.zeros(len(y)), y, groups.to_numpy())
         scheme = "stratified-group"
     else:
-        if int(counts.max()) < n_splits:
-            raise IsicInputError(
-                f"{n_splits} folds need at least {n_splits} images of some class, the largest "
-                f"class has {int(counts.max())}; use fewer folds"
-            )
         splitter = StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=seed)
         splits = splitter.split(np.zeros(len(y)), y)
         scheme = "stratified"

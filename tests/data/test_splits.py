@@ -236,3 +236,20 @@ def test_fold_class_counts_keep_an_unexpected_label_and_need_folds() -> None:
     assert counts["odd"].sum() == 2  # in one fold's train and the other's validation
     with pytest.raises(IsicInputError, match="fold"):
         fold_class_counts(patients_manifest(), CLASSES)
+
+
+@pytest.mark.parametrize("grouped", [True, False])
+def test_holdout_of_a_set_too_small_for_its_folds_falls_back_to_halves(grouped: bool) -> None:
+    """Three images per class (the tiny multiclass demo after its test set): a 5-fold holdout
+    cannot be stratified; the split falls back to halves with every class on both sides."""
+    rows = [
+        {"image_id": f"ISIC_{i:07d}", "path": f"/x/{i}.jpg", "label": c, "label_name": f"c{c}",
+         "source": "synthetic", "lesion_id": f"L{i}"}
+        for i, c in enumerate(k for k in range(4) for _ in range(3))
+    ]  # fmt: skip
+    df = normalize_manifest(pd.DataFrame(rows))
+    train, val = holdout_split(df, 0.2, seed=0, grouped=grouped)
+    assert len(train) + len(val) == len(df)
+    assert set(train["label"]) == set(val["label"]) == {0, 1, 2, 3}
+    with pytest.raises(IsicInputError, match="5 folds need at least 5 images of some class"):
+        assign_folds(df, n_folds=5, grouped=grouped)
