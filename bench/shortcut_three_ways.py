@@ -68,7 +68,7 @@ from isic_tracking.interpret.response import (  # noqa: E402
     response_module,
     response_stats,
 )
-from isic_tracking.interpret.stage_config import FiltersConfig  # noqa: E402
+from isic_tracking.stages.filters.config import FiltersConfig  # noqa: E402
 from isic_tracking.stages.filters.runner import run_filters  # noqa: E402
 from isic_tracking.stages.train.runner import run_training  # noqa: E402
 from isic_tracking.tracking.registry import load_model  # noqa: E402

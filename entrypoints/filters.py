@@ -6,7 +6,7 @@ top-N tables, Jaccard overlap, artifact recovery AUCs and dataset exemplars. Its
 from __future__ import annotations
 
 from entrypoints._common import ConfigStage
-from isic_tracking.interpret.stage_config import FiltersConfig
+from isic_tracking.stages.filters.config import FiltersConfig
 
 STAGE = ConfigStage(
     "filters", __doc__, FiltersConfig, "isic_tracking.stages.filters.runner:run_filters"

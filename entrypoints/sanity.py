@@ -7,7 +7,7 @@ and, with ``--reference_model_uri``, transferability (Fel et al. 2023)."""
 from __future__ import annotations
 
 from entrypoints._common import ConfigStage
-from isic_tracking.interpret.stage_config import SanityConfig
+from isic_tracking.stages.sanity.config import SanityConfig
 
 STAGE = ConfigStage(
     "sanity", __doc__, SanityConfig, "isic_tracking.stages.sanity.runner:run_sanity"

@@ -6,7 +6,7 @@ ImageNet base on request. Logs grids, PNGs and ``tables/activations.csv`` (read 
 from __future__ import annotations
 
 from entrypoints._common import ConfigStage
-from isic_tracking.interpret.stage_config import VisualizeConfig
+from isic_tracking.stages.visualize.config import VisualizeConfig
 
 STAGE = ConfigStage(
     "visualize", __doc__, VisualizeConfig, "isic_tracking.stages.visualize.runner:run_visualize"

@@ -12,6 +12,7 @@ import hashlib
 import json
 import types
 import typing
+from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
@@ -117,10 +118,35 @@ def config_hash(cfg: Any, exclude: tuple[str, ...] = ()) -> str:
     return hashlib.sha1(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
-def _f(default: Any, help: str, *, result: bool = True) -> Any:
-    """A dataclass field with its --help text; ``result=False``: it steers the run but does
-    not change its result (left out of the "same run" hash and of the logged params)."""
-    return dataclasses.field(default=default, metadata={"help": help, "result": result})
+def setting(
+    default: Any, help: str, *, result: bool = True, choices: Sequence[str] | None = None
+) -> Any:
+    """A config field, the one way every stage declares one: its default, its --help text,
+    ``result=False`` when it steers the run without changing its result (left out of the "same
+    run" hash and of the logged params), and ``choices`` when only those values are allowed
+    (argparse checks the command line, :func:`check_choices` a YAML value, with the same
+    one-line error)."""
+    metadata: dict[str, Any] = {"help": help, "result": result}
+    if choices is not None:
+        metadata["choices"] = list(choices)
+    return dataclasses.field(default=default, metadata=metadata)
+
+
+MODEL_URI_HELP = (
+    "models:/name@alias, models:/name/version, runs:/<id>/checkpoint or pretrained:<arch>"
+)
+ALLOW_RANDOM_HELP = (
+    "pretrained:<arch> URIs only: random init when no weights are cached (demos, tests)"
+)
+DEFAULT_MODEL_URI = "models:/isic-binary-smallcnn@champion"  # what the demo registers
+
+
+@dataclass
+class AnalysisSettings:
+    """What every stage that analyses a registered model shares, first on its command line:
+    the model (filters, visualize, sanity, layers, evaluate)."""
+
+    model_uri: str = setting(DEFAULT_MODEL_URI, MODEL_URI_HELP)
 
 
 def non_result_fields(cls: type) -> tuple[str, ...]:
@@ -166,40 +192,40 @@ class FitSettings:
     #: per-stage --help text for shared fields (same default, stage-specific wording)
     field_help: ClassVar[dict[str, str]] = {}
 
-    manifest: str | None = _f(None, "manifest CSV (default: the bundled synthetic data)")
-    arch: str = _f("alexnet", "torchvision name or timm model (timm:<name>)")
-    task: str = _f("binary", "binary | multiclass")
-    image_size: int = _f(96, "input size (crop) fed to the model")
-    seed: int = _f(0, "seed of folds, init, shuffling and augmentation")
-    device: str = _f("auto", "auto | cpu | cuda | cuda:N | mps", result=False)
-    pretrained: bool = _f(False, "ImageNet weights from the torch cache")
-    weights: str | None = _f(None, "local ImageNet state-dict file (implies pretrained)")
-    dropout: float = _f(0.1, "dropout before the new head")
-    freeze: str = _f("none", "none | features | all_but_head | upto:<layer> (e.g. upto:features.4)")
-    init: str | None = _f(None, INIT_HELP)
-    init_file: str | None = _f(
+    manifest: str | None = setting(None, "manifest CSV (default: the bundled synthetic data)")
+    arch: str = setting("alexnet", "torchvision name or timm model (timm:<name>)")
+    task: str = setting("binary", "binary | multiclass")
+    image_size: int = setting(96, "input size (crop) fed to the model")
+    seed: int = setting(0, "seed of folds, init, shuffling and augmentation")
+    device: str = setting("auto", "auto | cpu | cuda | cuda:N | mps", result=False)
+    pretrained: bool = setting(False, "ImageNet weights from the torch cache")
+    weights: str | None = setting(None, "local ImageNet state-dict file (implies pretrained)")
+    dropout: float = setting(0.1, "dropout before the new head")
+    freeze: str = setting(
+        "none", "none | features | all_but_head | upto:<layer> (e.g. upto:features.4)"
+    )
+    init: str | None = setting(None, INIT_HELP)
+    init_file: str | None = setting(
         None, "local weights file of a models:/ init (fetched by the stage itself)", result=False
     )
-    class_weights: str = _f("inverse", "inverse | none | comma-separated weights")
-    grouped: bool = _f(True, "group folds by patient_id / lesion_id (StratifiedGroupKFold)")
-    min_best_epoch: int = _f(1, "first epoch that may be a fold's best checkpoint (champion)")
-    best_decimals: int | None = _f(
+    class_weights: str = setting("inverse", "inverse | none | comma-separated weights")
+    grouped: bool = setting(True, "group folds by patient_id / lesion_id (StratifiedGroupKFold)")
+    min_best_epoch: int = setting(1, "first epoch that may be a fold's best checkpoint (champion)")
+    best_decimals: int | None = setting(
         None, "compare the monitor at this many decimals, ties by val_loss (none: exact)"
     )
-    patience: int = _f(10, "early-stopping patience in epochs")
-    amp: str = dataclasses.field(
-        default="auto",
-        metadata={
-            "help": "auto | bf16 | fp16 | none (auto: bf16/fp16 on GPU, none on CPU)",
-            "choices": ["auto", "bf16", "fp16", "none"],
-        },
+    patience: int = setting(10, "early-stopping patience in epochs")
+    amp: str = setting(
+        "auto",
+        "auto | bf16 | fp16 | none (auto: bf16/fp16 on GPU, none on CPU)",
+        choices=["auto", "bf16", "fp16", "none"],
     )
-    channels_last: bool = _f(False, "channels_last memory format")
-    compile: bool = _f(False, "torch.compile the model")
-    workers: int = _f(0, "data-loader worker processes", result=False)
-    augment: str = _f("perez", "perez | flips | none")
-    max_batches: int | None = _f(None, "cap batches per epoch (smoke tests)")
-    deterministic: bool = _f(True, "deterministic kernels (exact resume on CPU)")
+    channels_last: bool = setting(False, "channels_last memory format")
+    compile: bool = setting(False, "torch.compile the model")
+    workers: int = setting(0, "data-loader worker processes", result=False)
+    augment: str = setting("perez", "perez | flips | none")
+    max_batches: int | None = setting(None, "cap batches per epoch (smoke tests)")
+    deterministic: bool = setting(True, "deterministic kernels (exact resume on CPU)")
 
     def init_request(self) -> str:
         """The init asked for: ``random``, ``imagenet``, ``models:/...`` or a file."""
@@ -218,22 +244,22 @@ class FitSettings:
 class TrainConfig(FitSettings):
     """Everything the ``train`` stage needs; stored with the run and every checkpoint."""
 
-    folds: int = _f(3, "number of cross-validation folds")
-    epochs: int = _f(4, "maximum epochs per fold")
-    batch_size: int = _f(32, "training batch size (per process under torchrun)")
-    lr: float = _f(1e-4, "Adam learning rate")
-    monitor: str | None = _f(None, "val metric for best epoch / early stopping / champion")
-    params_from: str | None = _f(None, "search run id whose best lr/batch_size/epochs to use")
-    register_as: str | None = _f(None, "registered model name (default isic-<task>-<arch>)")
-    resume: str | None = _f(
+    folds: int = setting(3, "number of cross-validation folds")
+    epochs: int = setting(4, "maximum epochs per fold")
+    batch_size: int = setting(32, "training batch size (per process under torchrun)")
+    lr: float = setting(1e-4, "Adam learning rate")
+    monitor: str | None = setting(None, "val metric for best epoch / early stopping / champion")
+    params_from: str | None = setting(None, "search run id whose best lr/batch_size/epochs to use")
+    register_as: str | None = setting(None, "registered model name (default isic-<task>-<arch>)")
+    resume: str | None = setting(
         None, "train run id to resume (default: auto-detect same config)", result=False
     )
-    fold: int | None = _f(
+    fold: int | None = setting(
         None, "train only this fold (separate workers, same parent run)", result=False
     )
-    test_manifest: str | None = _f(None, "held-out test manifest (default: split=test rows)")
-    work_dir: str = _f("outputs/train", "local resume states", result=False)
-    keep_resume_state: bool = _f(
+    test_manifest: str | None = setting(None, "held-out test manifest (default: split=test rows)")
+    work_dir: str = setting("outputs/train", "local resume states", result=False)
+    keep_resume_state: bool = setting(
         False, "keep the resume states after a fold has finished (debugging)", result=False
     )
 

@@ -189,7 +189,8 @@ def test_mlproject_command_with_its_defaults_builds_the_config(stage: str) -> No
 
 def test_a_bad_yaml_value_gets_the_same_one_line_error_as_the_command_line(tmp_path) -> None:
     from entrypoints.visualize import build_parser
-    from isic_tracking.interpret.stage_config import DEFAULT_MODEL_URI, VisualizeConfig
+    from isic_tracking.config import DEFAULT_MODEL_URI
+    from isic_tracking.stages.visualize.config import VisualizeConfig
 
     bad = tmp_path / "bad.yaml"
     bad.write_text("amp: maybe\n")
@@ -205,7 +206,7 @@ def test_train_and_render_share_one_amp_vocabulary(tmp_path) -> None:
     from entrypoints.train import STAGE as TRAIN
     from entrypoints.visualize import build_parser
     from isic_tracking.interpret.choices import AMP_CHOICES
-    from isic_tracking.interpret.stage_config import VisualizeConfig
+    from isic_tracking.stages.visualize.config import VisualizeConfig
 
     for word, render_amp in (("auto", None), ("bf16", True), ("none", False)):
         cfg = config_from_args(VisualizeConfig, build_parser().parse_args(["--amp", word]))

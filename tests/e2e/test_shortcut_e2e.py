@@ -27,7 +27,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from entrypoints import prepare, synth, train, visualize
-from isic_tracking.interpret.stage_config import FiltersConfig
+from isic_tracking.stages.filters.config import FiltersConfig
 from isic_tracking.stages.filters.runner import run_filters
 from isic_tracking.tracking import tag
 

@@ -4,23 +4,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from isic_tracking.config import _f
-from isic_tracking.interpret.stage_config import DEFAULT_MODEL_URI, MODEL_URI_HELP
+from isic_tracking.config import AnalysisSettings, setting
 
 
 @dataclass
-class EvaluateConfig:
+class EvaluateConfig(AnalysisSettings):
     """Everything ``evaluate`` needs: the model, its test images and the bootstrap."""
 
-    model_uri: str = _f(DEFAULT_MODEL_URI, MODEL_URI_HELP)
-    manifest: str | None = _f(
+    manifest: str | None = setting(
         None, "manifest whose split=test rows are the test set (default: the training run's)"
     )
-    n_resamples: int = _f(1000, "bootstrap replicates of every interval")
-    level: float = _f(0.95, "confidence level of the intervals")
-    threshold: float = _f(0.5, "decision threshold on P(malignant) (binary)")
-    n_bins: int = _f(10, "bins of the calibration curve")
-    image_size: int = _f(0, "input size (0: the model's config)")
-    batch_size: int = _f(64, "images per forward pass")
-    device: str = _f("auto", "auto | cpu | cuda | cuda:N | mps", result=False)
-    seed: int = _f(0, "seed of the bootstrap")
+    n_resamples: int = setting(1000, "bootstrap replicates of every interval")
+    level: float = setting(0.95, "confidence level of the intervals")
+    threshold: float = setting(0.5, "decision threshold on P(malignant) (binary)")
+    n_bins: int = setting(10, "bins of the calibration curve")
+    image_size: int = setting(0, "input size (0: the model's config)")
+    batch_size: int = setting(64, "images per forward pass")
+    device: str = setting("auto", "auto | cpu | cuda | cuda:N | mps", result=False)
+    seed: int = setting(0, "seed of the bootstrap")

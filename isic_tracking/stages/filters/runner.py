@@ -51,9 +51,9 @@ from isic_tracking.interpret.plots import (
     top_filters_table,
 )
 from isic_tracking.interpret.response import response_layers, response_stats
-from isic_tracking.interpret.stage_config import FiltersConfig
 from isic_tracking.log import get_logger
 from isic_tracking.models import resolve_layers
+from isic_tracking.stages.filters.config import FiltersConfig
 from isic_tracking.stages.filters.outputs import (
     ZSCORE,
     class_names,

@@ -38,8 +38,8 @@ from isic_tracking.interpret.liveness import live_mask
 from isic_tracking.interpret.names import safe_name
 from isic_tracking.interpret.plots import exemplar_grid
 from isic_tracking.interpret.response import response_module
-from isic_tracking.interpret.stage_config import FiltersConfig
 from isic_tracking.log import get_logger
+from isic_tracking.stages.filters.config import FiltersConfig
 from isic_tracking.stages.filters.report import FilterReport
 from isic_tracking.tracking.runs import log_dataframe, log_figure, log_metrics
 

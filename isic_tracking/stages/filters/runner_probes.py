@@ -22,8 +22,8 @@ from isic_tracking.data.synthetic.masks import MASK_CONCEPTS
 from isic_tracking.interpret.ablation import ablation_verdicts
 from isic_tracking.interpret.activations import LayerStats
 from isic_tracking.interpret.names import metric_key, safe_name
-from isic_tracking.interpret.stage_config import FiltersConfig
 from isic_tracking.log import get_logger
+from isic_tracking.stages.filters.config import FiltersConfig
 from isic_tracking.stages.filters.plots import ablation_figure, dissection_heatmap
 from isic_tracking.stages.filters.probes import (
     NO_MASKS,

@@ -41,7 +41,6 @@ from isic_tracking.interpret.randomization import (
     resolve_levels,
     transferability,
 )
-from isic_tracking.interpret.stage_config import SanityConfig
 from isic_tracking.interpret.versus_noise import (
     markdown,
     one_level,
@@ -52,6 +51,7 @@ from isic_tracking.interpret.versus_noise import (
 from isic_tracking.interpret.versus_noise import summary as verdict_summary
 from isic_tracking.log import get_logger
 from isic_tracking.models import conv_layers, resolve_layers
+from isic_tracking.stages.sanity.config import SanityConfig
 from isic_tracking.stages.sanity.pictures import LayerPictures, layer_objectives, run_layer_pictures
 from isic_tracking.stages.sanity.plots import (
     plot_image_grid,

@@ -48,10 +48,10 @@ from isic_tracking.interpret.featvis.presets import (
 from isic_tracking.interpret.featvis.render import RenderResult, check_request, layer_channels
 from isic_tracking.interpret.fv_table import ARTIFACT, BASE_KEY, write_activations
 from isic_tracking.interpret.response import response_module
-from isic_tracking.interpret.stage_config import VisualizeConfig
 from isic_tracking.log import get_logger
 from isic_tracking.models import conv_layers, resolve_layers
 from isic_tracking.stages.visualize import report as fv_report
+from isic_tracking.stages.visualize.config import VisualizeConfig
 from isic_tracking.stages.visualize.targets import (
     ENGINES,
     MAX_ALL_CHANNELS,

@@ -10,9 +10,9 @@ from typing import Any, ClassVar
 from isic_tracking.config import (
     FitSettings,
     TrainConfig,
-    _f,  # noqa: PLC2701  (one field-with-help helper)
     config_hash,
     non_result_fields,
+    setting,
 )
 from isic_tracking.errors import IsicInputError
 from isic_tracking.train.search.space import SearchSpace, parse_batch_sizes
@@ -35,40 +35,40 @@ class SearchConfig(FitSettings):
         "deterministic": "deterministic kernels on CPU",
     }
 
-    n_trials: int = _f(
+    n_trials: int = setting(
         20, "trial budget of the study (a resumed study tops up to it)", result=False
     )
-    subset: float = _f(0.1, "fraction of the training rows searched on (stratified)")
-    storage: str | None = _f(
+    subset: float = setting(0.1, "fraction of the training rows searched on (stratified)")
+    storage: str | None = setting(
         None,
         "Optuna storage: journal:<path>, sqlite:///<path>, postgresql://..., mysql+pymysql://... "
         "(default: journal file optuna.journal beside the MLflow sqlite database)",
         result=False,
     )
-    study_name: str | None = _f(
+    study_name: str | None = setting(
         None, "study name (default: isic-<task>-<arch>-<config hash>)", result=False
     )
-    n_workers: int = _f(1, "worker processes on this host sharing the study", result=False)
-    pruner: str = _f("median", "median | none")
-    timeout: float = _f(
+    n_workers: int = setting(1, "worker processes on this host sharing the study", result=False)
+    pruner: str = setting("median", "median | none")
+    timeout: float = setting(
         0.0, "stop starting trials after this many seconds (0: no limit)", result=False
     )
-    lr_min: float = _f(1e-5, "learning-rate range, log-uniform")
-    lr_max: float = _f(1e-2, "learning-rate range, log-uniform")
-    batch_sizes: str = _f("16,32,64,128", "comma-separated batch sizes to choose from")
-    epochs_min: int = _f(5, "epochs range (integers)")
-    epochs_max: int = _f(40, "epochs range (integers)")
-    metric: str | None = _f(
+    lr_min: float = setting(1e-5, "learning-rate range, log-uniform")
+    lr_max: float = setting(1e-2, "learning-rate range, log-uniform")
+    batch_sizes: str = setting("16,32,64,128", "comma-separated batch sizes to choose from")
+    epochs_min: int = setting(5, "epochs range (integers)")
+    epochs_max: int = setting(40, "epochs range (integers)")
+    metric: str | None = setting(
         None, "objective: a val_ metric (default val_roc_auc binary, val_balanced_accuracy)"
     )
-    val_fraction: float = _f(0.2, "validation part of the holdout split of the subset")
-    pruner_startup_trials: int = _f(3, "median pruner: completed trials before pruning starts")
-    pruner_warmup_epochs: int = _f(1, "median pruner: epochs of a trial never pruned")
-    heartbeat: int = _f(
+    val_fraction: float = setting(0.2, "validation part of the holdout split of the subset")
+    pruner_startup_trials: int = setting(3, "median pruner: completed trials before pruning starts")
+    pruner_warmup_epochs: int = setting(1, "median pruner: epochs of a trial never pruned")
+    heartbeat: int = setting(
         60, "RDB storages: heartbeat seconds (a trial silent 2x this is failed)", result=False
     )
-    max_retry: int = _f(1, "times a crashed worker's trial is re-queued", result=False)
-    work_dir: str = _f(
+    max_retry: int = setting(1, "times a crashed worker's trial is re-queued", result=False)
+    work_dir: str = setting(
         "outputs/search", "default journal storage when MLflow is not sqlite", result=False
     )
 

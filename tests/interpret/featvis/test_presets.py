@@ -13,7 +13,7 @@ from isic_tracking.interpret import fv_natural
 from isic_tracking.interpret.featvis import channel, render
 from isic_tracking.interpret.featvis.param import fourier_image
 from isic_tracking.interpret.featvis.presets import TUNED_LR, preset
-from isic_tracking.interpret.stage_config import VisualizeConfig
+from isic_tracking.stages.visualize.config import VisualizeConfig
 
 
 def test_thesis_keeps_table_3_and_tuned_is_it_at_a_higher_lr():
@@ -66,7 +66,7 @@ def test_only_tuned_takes_the_data_colours_and_the_stages_say_which_basis():
     from isic_tracking.errors import IsicInputError
     from isic_tracking.interpret.featvis.param import data_colour_basis
     from isic_tracking.interpret.featvis.presets import DATA_COLOUR_PRESETS, resolve_colours
-    from isic_tracking.interpret.stage_config import SanityConfig
+    from isic_tracking.stages.sanity.config import SanityConfig
 
     images = torch.rand(2, 3, 8, 8, generator=torch.Generator().manual_seed(0))
     basis, what = resolve_colours("data", lambda: [images], "2 images of split 'val0'")

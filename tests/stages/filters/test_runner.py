@@ -153,7 +153,7 @@ def test_class_without_images_and_zscore_groups_on_an_imagenet_base(
 
 
 def test_runner_returns_the_report_it_logged(mlflow_tracking: str, binary_manifest: Path):
-    from isic_tracking.interpret.stage_config import FiltersConfig
+    from isic_tracking.stages.filters.config import FiltersConfig
     from isic_tracking.stages.filters.runner import run_filters
 
     cfg = FiltersConfig(

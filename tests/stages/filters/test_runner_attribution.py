@@ -10,7 +10,7 @@ import pandas as pd
 from mlflow.tracking import MlflowClient
 
 from isic_tracking.interpret.activations import LayerStats
-from isic_tracking.interpret.stage_config import FiltersConfig
+from isic_tracking.stages.filters.config import FiltersConfig
 from isic_tracking.stages.filters.runner import run_filters
 from isic_tracking.stages.filters.runner_attribution import class_sample
 from tests.helpers import checkpoint_run

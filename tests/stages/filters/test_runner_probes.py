@@ -15,7 +15,7 @@ from isic_tracking.config import TrainConfig
 from isic_tracking.data.manifest import read_manifest, write_manifest
 from isic_tracking.data.synthetic.masks import MASK_CONCEPTS
 from isic_tracking.interpret.ablation import ABLATION_COLUMNS
-from isic_tracking.interpret.stage_config import FiltersConfig
+from isic_tracking.stages.filters.config import FiltersConfig
 from isic_tracking.stages.filters.probes import NO_MASKS
 from isic_tracking.stages.filters.runner import run_filters
 from isic_tracking.stages.train.runner import run_training

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
-from isic_tracking.interpret.stage_config import SanityConfig
+from isic_tracking.stages.sanity.config import SanityConfig
 from isic_tracking.stages.sanity.runner import run_sanity
 from isic_tracking.stages.sanity.runner_per_layer import log_layer_verdicts
 from tests.helpers import checkpoint_run

@@ -228,7 +228,7 @@ def test_image_too_small_says_the_minimum(mlflow_tracking, capsys):
 
 def test_runner_returns_the_rows_of_the_table_it_logged(mlflow_tracking):
     from isic_tracking.interpret.fv_table import read_activations
-    from isic_tracking.interpret.stage_config import VisualizeConfig
+    from isic_tracking.stages.visualize.config import VisualizeConfig
     from isic_tracking.stages.visualize.runner import run_visualize
 
     model_run = checkpoint_run()

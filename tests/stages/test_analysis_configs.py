@@ -10,7 +10,9 @@ import pytest
 
 from isic_tracking.config import add_config_args, config_from_args
 from isic_tracking.errors import IsicInputError
-from isic_tracking.interpret.stage_config import FiltersConfig, SanityConfig, VisualizeConfig
+from isic_tracking.stages.filters.config import FiltersConfig
+from isic_tracking.stages.sanity.config import SanityConfig
+from isic_tracking.stages.visualize.config import VisualizeConfig
 
 
 def _parse(cls, argv):
@@ -69,3 +71,28 @@ def test_filters_probe_settings_are_checked(field: str, value, match: str):
     with pytest.raises(IsicInputError, match=match):
         FiltersConfig(**{field: value})
     assert FiltersConfig(ablate_k=0, ablate_draws=0).ablate_k == 0  # off: no draws needed
+
+
+def test_every_analysis_stage_shares_one_base_and_one_field_helper() -> None:
+    """filters, visualize, sanity, layers and evaluate take the model the same way; a field
+    with choices refuses another value with the allowed ones, from YAML as from the CLI."""
+    import dataclasses
+
+    import pytest
+
+    from isic_tracking.config import DEFAULT_MODEL_URI, AnalysisSettings, setting
+    from isic_tracking.errors import IsicInputError
+    from isic_tracking.stages.evaluate.config import EvaluateConfig
+    from isic_tracking.stages.filters.config import FiltersConfig
+    from isic_tracking.stages.layers.config import LayersConfig
+    from isic_tracking.stages.sanity.config import SanityConfig
+    from isic_tracking.stages.visualize.config import VisualizeConfig
+
+    for cls in (FiltersConfig, VisualizeConfig, SanityConfig, LayersConfig, EvaluateConfig):
+        assert issubclass(cls, AnalysisSettings)
+        assert cls().model_uri == DEFAULT_MODEL_URI
+        assert [f.name for f in dataclasses.fields(cls)][0] == "model_uri"
+    field = setting("a", "help", choices=("a", "b"))
+    assert field.metadata == {"help": "help", "result": True, "choices": ["a", "b"]}
+    with pytest.raises(IsicInputError, match="attribution='shap' is not one of conductance"):
+        FiltersConfig(attribution="shap")
