@@ -135,7 +135,10 @@ def _final_metrics(db: Path) -> dict[str, float]:
     keys = [
         c
         for c in runs.columns
-        if c.startswith("metrics.") and "seconds" not in c and "images_per_s" not in c
+        if c.startswith("metrics.")
+        and "seconds" not in c
+        and "images_per_s" not in c
+        and not c.startswith("metrics.system/")  # the machine's load, not a result
     ]
     return {k: float(row[k]) for k in keys}
 
