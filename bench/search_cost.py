@@ -25,6 +25,7 @@ import torch
 
 from isic_tracking.data.prepare import prepare_dataset
 from isic_tracking.data.synthetic import make_synthetic
+from isic_tracking.scaleout.worker_loop import run_worker
 from isic_tracking.train.search import (
     SearchConfig,
     SearchObjective,
@@ -32,7 +33,6 @@ from isic_tracking.train.search import (
     epochs_spent,
     load_search_data,
     open_study,
-    run_worker,
     state_counts,
 )
 

@@ -15,7 +15,15 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("isic_tracking", "entrypoints")
 MAX_FUNCTION_LINES = 80
 MAX_ENTRYPOINT_LINES = 80
-MLFLOW_ALLOWED = ("isic_tracking/tracking/", "entrypoints/")
+#: the scale-out machinery is an edge too: it elects parent runs through MLflow tags
+MLFLOW_ALLOWED = ("isic_tracking/tracking/", "isic_tracking/scaleout/", "entrypoints/")
+#: the science, which reads without the scale-out machinery (workers, storages, liveness)
+SCIENCE = (
+    "isic_tracking/data/",
+    "isic_tracking/models/",
+    "isic_tracking/train/",
+    "isic_tracking/interpret/",
+)
 #: a stage's runner is its MLflow side (isic_tracking/stages/<stage>/runner.py); a stage whose
 #: logging has several parts keeps each in a ``runner_<part>.py`` beside it
 STAGE_RUNNER = re.compile(r"isic_tracking/stages/[a-z_]+/runner(_[a-z_]+)?\.py")
@@ -130,8 +138,9 @@ def test_no_import_cycle() -> None:
 
 def test_only_tracking_and_entrypoints_import_mlflow() -> None:
     """The science code takes tensors, models and DataFrames: testable without a tracker;
-    MLflow lives in tracking/, the stage runners (``stages/<stage>/runner.py`` and its parts
-    ``stages/<stage>/runner_<part>.py``) and the entry points."""
+    MLflow lives in tracking/, scaleout/ (parent-run election), the stage runners
+    (``stages/<stage>/runner.py`` and its parts ``stages/<stage>/runner_<part>.py``) and the
+    entry points."""
     offenders = [
         str(path.relative_to(ROOT))
         for path in MODULES.values()
@@ -141,7 +150,23 @@ def test_only_tracking_and_entrypoints_import_mlflow() -> None:
             m == "mlflow" or m.startswith("mlflow.") for m in _imports(path, top_level_only=False)
         )
     ]
-    assert offenders == [], f"mlflow imported outside tracking/ and entrypoints/: {offenders}"
+    assert offenders == [], (
+        f"mlflow imported outside tracking/, scaleout/ and entrypoints/: {offenders}"
+    )
+
+
+def test_the_science_does_not_import_the_scaleout_machinery() -> None:
+    """data/, models/, train/ and interpret/ read without the scale-out machinery: a stage's
+    runner hands it in (e.g. ``SearchObjective(..., scratch=owned_scratch)``)."""
+    offenders = [
+        str(path.relative_to(ROOT))
+        for path in MODULES.values()
+        if str(path.relative_to(ROOT)).startswith(SCIENCE)
+        and any(
+            m.startswith("isic_tracking.scaleout") for m in _imports(path, top_level_only=False)
+        )
+    ]
+    assert offenders == [], f"the science imports isic_tracking.scaleout: {offenders}"
 
 
 def _has_logic(path: Path) -> bool:

@@ -11,7 +11,9 @@ COMPLETE = "isic.complete"  # "true" once a stage's run has every result it prom
 ERROR = "isic.error"
 ADAPTED = "isic.adapted"  # a stage used less than asked (e.g. images per class) and why
 RESUMED_INTO = "isic.resumed_into"  # a resumed run points at the run it continued
-CLAIMED_AT = "isic.claimed_at"  # a worker's claim to be the stage's parent run (tracking/claim.py)
+CLAIMED_AT = (
+    "isic.claimed_at"  # a worker's claim to be the stage's parent run (scaleout/parent_election.py)
+)
 
 CONFIG_HASH = "isic.config_hash"
 GROUPING = "isic.grouping"  # "grouped" (patient/lesion) or "stratified"

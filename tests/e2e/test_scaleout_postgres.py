@@ -307,7 +307,7 @@ def test_reconnecting_storage_waits_out_a_restart(cluster: Cluster) -> None:
     RDBStorage fails at once)."""
     import optuna
 
-    from isic_tracking.train.search import make_storage
+    from isic_tracking.scaleout.storage import make_storage
 
     storage = make_storage(cluster.url("optuna"), heartbeat=HEARTBEAT["kill"])
     study = optuna.create_study(storage=storage, study_name="reconnect-unit")

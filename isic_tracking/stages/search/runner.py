@@ -33,10 +33,12 @@ from mlflow.tracking import MlflowClient
 
 from isic_tracking.errors import IsicInputError
 from isic_tracking.log import get_logger
+from isic_tracking.scaleout.parent_election import elect_parent
+from isic_tracking.scaleout.storage import is_sqlite, make_storage, mask_url
+from isic_tracking.scaleout.worker_loop import budget_left
 from isic_tracking.stages.search.runner_trials import RUN_ID_ATTR, sync_trial_runs
 from isic_tracking.stages.search.runner_workers import run_worker_here, run_workers
 from isic_tracking.tracking import tag
-from isic_tracking.tracking.claim import elect_parent
 from isic_tracking.tracking.descriptions import search_description
 from isic_tracking.tracking.init import with_init_file
 from isic_tracking.tracking.links import announce, run_link
@@ -53,13 +55,9 @@ from isic_tracking.train.search import (
     RUN_CONTROL_FIELDS,
     SearchConfig,
     best_trial,
-    budget_left,
     default_study_name,
     epochs_spent,
-    is_sqlite,
     load_search_data,
-    make_storage,
-    mask_url,
     open_study,
     state_counts,
     study_figures,

@@ -16,9 +16,10 @@ from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 
+from isic_tracking.scaleout.recovery import retry_of_trial
 from isic_tracking.tracking import tag
 from isic_tracking.tracking.runs import child_runs, context_tags
-from isic_tracking.train.search import TrialHooks, TrialOutcome, retry_of_trial
+from isic_tracking.train.search import TrialHooks, TrialOutcome
 
 TRIAL_STAGE = "search-trial"
 TRIAL_TAG = "optuna.trial_number"

@@ -11,17 +11,17 @@ from typing import Any
 import mlflow
 
 from isic_tracking.log import get_logger, setup
+from isic_tracking.scaleout.scratch import owned_scratch
+from isic_tracking.scaleout.storage import make_storage
+from isic_tracking.scaleout.worker_loop import claim_lock_path, run_worker
 from isic_tracking.stages.search.runner_trials import MlflowTrialHooks
 from isic_tracking.train.search import (
     SearchConfig,
     SearchData,
     SearchObjective,
-    claim_lock_path,
     load_search_data,
     make_sampler,
-    make_storage,
     open_study,
-    run_worker,
 )
 from isic_tracking.utils import resolve_device, seed_everything
 
@@ -45,7 +45,7 @@ def run_worker_here(
     hooks = MlflowTrialHooks(parent_run_id, study_name, cfg.resolved_metric())
     return run_worker(
         study,
-        SearchObjective(cfg, data, hooks),
+        SearchObjective(cfg, data, hooks, scratch=owned_scratch),
         cfg.n_trials,
         timeout=cfg.timeout,
         lock_path=claim_lock_path(storage_url, study_name),

@@ -31,6 +31,7 @@ from isic_tracking.data.splits import (
 from isic_tracking.errors import IsicInputError, NonFiniteLossError
 from isic_tracking.log import get_logger
 from isic_tracking.models import check_arch
+from isic_tracking.scaleout.parent_election import elect_parent
 from isic_tracking.stages.train.runner_results import (
     FOLD_COUNTS_TABLE,
     FOLD_STAGE,
@@ -40,7 +41,6 @@ from isic_tracking.stages.train.runner_results import (
     reload_result,
 )
 from isic_tracking.tracking import tag
-from isic_tracking.tracking.claim import elect_parent
 from isic_tracking.tracking.descriptions import fold_description
 from isic_tracking.tracking.init import init_of, with_init_file
 from isic_tracking.tracking.links import announce, run_link
@@ -110,7 +110,7 @@ def find_resumable_run(cfg_hash: str, exclude: str | None, task: str | None = No
         and r.data.tags.get(tag.COMPLETE) != "true"
         and (r.info.status != "FINISHED" or r.data.tags.get(tag.COMPLETE) == "false")
     ]
-    # runs claimed by one-fold workers (tracking/claim.py): the earliest claim is the parent
+    # runs claimed by one-fold workers (scaleout/parent_election.py): the earliest claim is the parent
     claimed = [r for r in open_runs if tag.CLAIMED_AT in r.data.tags]
     if claimed:
         first = min(claimed, key=lambda r: (float(r.data.tags[tag.CLAIMED_AT]), r.info.run_id))
@@ -340,7 +340,7 @@ def _finish(
         return TrainingOutcome(parent_id, None, None, list(finals.values()), {}, failed)
     if cfg.fold is not None and results:
         # one-fold workers finishing together all see every fold done: the earliest claim
-        # (tracking/claim.py) logs the summary and registers, once
+        # (scaleout/parent_election.py) logs the summary and registers, once
         mine = runs[min(results)].info.run_id
         folds_of_parent = (
             f"tags.mlflow.parentRunId = '{parent_id}' and tags.`{tag.STAGE}` = '{FOLD_STAGE}'"

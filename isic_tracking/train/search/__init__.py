@@ -6,12 +6,13 @@ on a stratified (grouped) holdout split of a stratified subset and reports the v
 metric after every epoch, so a pruner can stop hopeless trials early.
 
 Modules, one concept each: :mod:`.config` (``SearchConfig``), :mod:`.space` (what is
-searched), :mod:`.data` (the holdout split), :mod:`.storage` (Optuna storage URLs),
-:mod:`.study` (sampler, pruner, opening a study), :mod:`.objective` (one trial),
-:mod:`.workers` (the worker loop and the budget), :mod:`.liveness` and :mod:`.recovery`
-(trials of dead workers), :mod:`.report` (counts, table, figures). The names below are
-re-exported, lazily (PEP 562), so ``from isic_tracking.train.search import ...`` keeps working
-and importing :mod:`.config` alone (the command-line help) does not load torch or Optuna.
+searched), :mod:`.data` (the holdout split), :mod:`.study` (sampler, pruner, opening a
+study), :mod:`.objective` (one trial), :mod:`.report` (counts, table, figures). How several
+workers share one study (storages, the worker loop and its budget, trials of dead workers,
+scratch folders) is the scale-out machinery of :mod:`isic_tracking.scaleout`. The names below
+are re-exported, lazily (PEP 562), so ``from isic_tracking.train.search import ...`` keeps
+working and importing :mod:`.config` alone (the command-line help) does not load torch or
+Optuna.
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ from typing import Any
 
 #: public name -> the module that defines it
 _WHERE = {
-    "CATCH": "isic_tracking.train.search.workers",
     "PRUNERS": "isic_tracking.train.search.config",
     "RUN_CONTROL_FIELDS": "isic_tracking.train.search.config",
     "SearchConfig": "isic_tracking.train.search.config",
@@ -31,23 +31,13 @@ _WHERE = {
     "TrialHooks": "isic_tracking.train.search.objective",
     "TrialOutcome": "isic_tracking.train.search.objective",
     "best_trial": "isic_tracking.train.search.report",
-    "budget_left": "isic_tracking.train.search.workers",
-    "claim_lock_path": "isic_tracking.train.search.workers",
     "default_study_name": "isic_tracking.train.search.config",
     "epochs_spent": "isic_tracking.train.search.report",
-    "fail_dead_local_trials": "isic_tracking.train.search.recovery",
-    "is_sqlite": "isic_tracking.train.search.storage",
-    "journal_path": "isic_tracking.train.search.storage",
     "load_search_data": "isic_tracking.train.search.data",
     "make_pruner": "isic_tracking.train.search.study",
     "make_sampler": "isic_tracking.train.search.study",
-    "make_storage": "isic_tracking.train.search.storage",
-    "mask_url": "isic_tracking.train.search.storage",
     "open_study": "isic_tracking.train.search.study",
     "parse_batch_sizes": "isic_tracking.train.search.space",
-    "retried_numbers": "isic_tracking.train.search.workers",
-    "retry_of_trial": "isic_tracking.train.search.recovery",
-    "run_worker": "isic_tracking.train.search.workers",
     "state_counts": "isic_tracking.train.search.report",
     "study_figures": "isic_tracking.train.search.report",
     "trials_table": "isic_tracking.train.search.report",

@@ -1,12 +1,15 @@
 """The Optuna objective: one trial trains one model (``train_fold``) on the holdout split,
 reports the search metric after every epoch (the pruning point) and returns its best value.
-What happens around a trial (MLflow runs) goes through :class:`TrialHooks`."""
+What happens around a trial (MLflow runs) goes through :class:`TrialHooks`; where its scratch
+folder lives (and who owns it, when workers may die) is a :data:`Scratch` the caller picks."""
 
 from __future__ import annotations
 
 import math
-import shutil
+import tempfile
 import time
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,8 +20,19 @@ from isic_tracking.errors import IsicInputError
 from isic_tracking.train.fold import train_fold
 from isic_tracking.train.search.config import SearchConfig
 from isic_tracking.train.search.data import SearchData
-from isic_tracking.train.search.liveness import owner_attrs
-from isic_tracking.train.search.scratch import sweep_dead, trial_dir
+
+#: a trial's scratch folder (the resume state of the one fold it trains): entered before the
+#: trial starts, removed when it ends
+Scratch = Callable[[optuna.Trial], AbstractContextManager[Path]]
+
+
+@contextmanager
+def temporary_scratch(trial: optuna.Trial) -> Iterator[Path]:
+    """A plain temporary folder for one trial, removed when it ends (however it ends)."""
+    with tempfile.TemporaryDirectory(
+        prefix=f"isic-search-trial{trial.number}-", ignore_cleanup_errors=True
+    ) as path:
+        yield Path(path)
 
 
 @dataclass
@@ -54,41 +68,48 @@ class SearchObjective:
         cfg: the search config (fixed settings of every trial).
         data: the holdout split (:func:`load_search_data`).
         hooks: :class:`TrialHooks` (logging); no-ops by default.
+        scratch: the trial's scratch folder (:data:`Scratch`); by default a plain temporary
+            folder. Workers that may be killed pass
+            :func:`isic_tracking.scaleout.scratch.owned_scratch`, which marks the trial with
+            its owner process, so another worker can fail and re-queue it, and sweeps the
+            folders of dead workers.
     """
 
-    def __init__(self, cfg: SearchConfig, data: SearchData, hooks: TrialHooks | None = None):
+    def __init__(
+        self,
+        cfg: SearchConfig,
+        data: SearchData,
+        hooks: TrialHooks | None = None,
+        scratch: Scratch = temporary_scratch,
+    ):
         self.cfg = cfg
         self.data = data
         self.space = cfg.space()
         self.metric = cfg.resolved_metric()
         self.hooks = hooks or TrialHooks()
+        self.scratch = scratch
 
     def __call__(self, trial: optuna.Trial) -> float:
         params = self.space.suggest(trial)
-        for key, value in owner_attrs().items():
-            trial.set_user_attr(key, value)
-        self.hooks.start(trial, params)
-        run = _TrialRun(trial, self.metric, int(params["epochs"]), self.hooks)
-        sweep_dead()  # the scratch folders of killed workers of this host
-        state_dir = trial_dir(trial.number)
-        try:
-            result = train_fold(
-                self.cfg.train_config(params),
-                self.data.train,
-                self.data.val,
-                0,
-                Path(state_dir) / "state.pt",
-                on_epoch=run.on_epoch,
-                unit=f"trial {trial.number}",  # its lines say which trial they belong to
-            )
-        except optuna.TrialPruned as err:
-            run.finish("pruned", run.last, None, None)
-            raise err
-        except BaseException as err:
-            run.finish("failed", None, None, err)
-            raise
-        finally:
-            shutil.rmtree(state_dir, ignore_errors=True)
+        with self.scratch(trial) as state_dir:
+            self.hooks.start(trial, params)
+            run = _TrialRun(trial, self.metric, int(params["epochs"]), self.hooks)
+            try:
+                result = train_fold(
+                    self.cfg.train_config(params),
+                    self.data.train,
+                    self.data.val,
+                    0,
+                    state_dir / "state.pt",
+                    on_epoch=run.on_epoch,
+                    unit=f"trial {trial.number}",  # its lines say which trial they belong to
+                )
+            except optuna.TrialPruned as err:
+                run.finish("pruned", run.last, None, None)
+                raise err
+            except BaseException as err:
+                run.finish("failed", None, None, err)
+                raise
         value = float(result.best_metrics.get(self.metric, math.nan))
         trial.set_user_attr("best_epoch", int(result.best_epoch))
         if not math.isfinite(value):  # Optuna fails a trial that returns NaN

@@ -19,11 +19,12 @@ from optuna.trial import TrialState
 from entrypoints.search import main as search_main
 from isic_tracking.config import TrainConfig
 from isic_tracking.errors import IsicInputError
+from isic_tracking.scaleout.storage import make_storage
 from isic_tracking.stages.search.runner import run_search
 from isic_tracking.stages.search.runner_trials import TRIAL_TAG
 from isic_tracking.stages.train.runner import apply_search_params
 from isic_tracking.tracking.runs import child_runs
-from isic_tracking.train.search import SearchConfig, make_storage, open_study
+from isic_tracking.train.search import SearchConfig, open_study
 from tests.train.search.tiny import tiny_config as base_tiny_config
 
 REPO = Path(__file__).resolve().parents[2]

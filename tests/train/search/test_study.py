@@ -8,13 +8,8 @@ import optuna
 import pytest
 
 from isic_tracking.errors import IsicInputError
-from isic_tracking.train.search import (
-    SearchConfig,
-    make_pruner,
-    make_sampler,
-    make_storage,
-    open_study,
-)
+from isic_tracking.scaleout.storage import make_storage
+from isic_tracking.train.search import SearchConfig, make_pruner, make_sampler, open_study
 
 
 def test_resumed_study_must_use_the_same_ranges(tmp_path: Path) -> None:

@@ -16,7 +16,7 @@ import optuna
 from optuna.storages import BaseStorage, RDBStorage, RetryHeartbeatStaleTrialCallback
 
 from isic_tracking.errors import IsicInputError
-from isic_tracking.train.reconnect import ReconnectingRDBStorage
+from isic_tracking.scaleout.reconnect import ReconnectingRDBStorage
 
 _SQLITE_SUFFIXES = (".db", ".sqlite", ".sqlite3")
 

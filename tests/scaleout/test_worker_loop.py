@@ -12,17 +12,14 @@ from optuna.storages import RetryHeartbeatStaleTrialCallback
 from optuna.trial import TrialState
 
 from isic_tracking.errors import NonFiniteLossError
-from isic_tracking.train.search import (
-    SearchConfig,
-    SearchObjective,
+from isic_tracking.scaleout.storage import make_storage
+from isic_tracking.scaleout.worker_loop import (
     budget_left,
     claim_lock_path,
-    load_search_data,
-    make_storage,
-    open_study,
     retried_numbers,
     run_worker,
 )
+from isic_tracking.train.search import SearchConfig, SearchObjective, load_search_data, open_study
 from tests.train.search.tiny import tiny_config
 
 

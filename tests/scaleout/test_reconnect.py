@@ -11,7 +11,7 @@ import optuna
 import pytest
 import sqlalchemy.exc
 
-from isic_tracking.train.reconnect import ReconnectingRDBStorage, connection_error
+from isic_tracking.scaleout.reconnect import ReconnectingRDBStorage, connection_error
 
 FAST_FAIL = {"connect_args": {"timeout": 0.05}}  # sqlite busy wait: fail at once when locked
 

@@ -7,7 +7,7 @@ import subprocess
 import sys
 import time
 
-from isic_tracking.train.search.liveness import (
+from isic_tracking.scaleout.liveness import (
     HOST,
     HOST_ATTR,
     PID_ATTR,

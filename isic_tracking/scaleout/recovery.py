@@ -13,7 +13,7 @@ import optuna
 from optuna.storages import RetryHeartbeatStaleTrialCallback
 from optuna.trial import TrialState
 
-from isic_tracking.train.search.liveness import HOST, dead_local_owner
+from isic_tracking.scaleout.liveness import HOST, dead_local_owner
 
 
 def fail_dead_local_trials(study: optuna.Study, max_retry: int = 1) -> list[int]:

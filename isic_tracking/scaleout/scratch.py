@@ -5,6 +5,8 @@ A trial removes its own folder when it ends, however it ends, but a worker kille
 SIGKILL (or by the OOM killer) runs no ``finally``: its folder would stay in the temp
 directory for good. So each folder's name carries its owner (pid and process start time,
 :mod:`.liveness`), and every new trial first removes the folders whose owner is gone.
+:func:`owned_scratch` is what a search worker hands to ``SearchObjective``: it also marks the
+trial with its owner, so :mod:`.recovery` can fail and re-queue the trial of a dead worker.
 """
 
 from __future__ import annotations
@@ -13,9 +15,13 @@ import os
 import re
 import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
-from isic_tracking.train.search.liveness import is_alive, proc_start
+import optuna
+
+from isic_tracking.scaleout.liveness import is_alive, owner_attrs, proc_start
 
 PREFIX = "isic-trial"
 _NAME = re.compile(rf"^{PREFIX}\d+-(\d+)\.(\d*)-")
@@ -37,3 +43,19 @@ def sweep_dead(root: str | Path | None = None) -> list[Path]:
             shutil.rmtree(path, ignore_errors=True)
             removed.append(path)
     return removed
+
+
+@contextmanager
+def owned_scratch(trial: optuna.Trial, root: str | Path | None = None) -> Iterator[Path]:
+    """The scratch folder of a trial run by a worker that may be killed: marks the trial with
+    this process as its owner (user attrs of :func:`.liveness.owner_attrs`), sweeps the folders
+    of dead workers under ``root``, yields a new folder named after this process, and removes
+    it when the trial ends."""
+    for key, value in owner_attrs().items():
+        trial.set_user_attr(key, value)
+    sweep_dead(root)
+    path = trial_dir(trial.number, root)
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)

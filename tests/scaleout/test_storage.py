@@ -9,7 +9,7 @@ import optuna
 import pytest
 
 from isic_tracking.errors import IsicInputError
-from isic_tracking.train.search import is_sqlite, journal_path, make_storage, mask_url
+from isic_tracking.scaleout.storage import is_sqlite, journal_path, make_storage, mask_url
 
 
 def test_journal_and_sqlite_urls_are_told_apart() -> None:

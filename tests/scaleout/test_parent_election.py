@@ -7,7 +7,8 @@ import threading
 
 from mlflow.tracking import MlflowClient
 
-from isic_tracking.tracking import claim, tag
+from isic_tracking.scaleout import parent_election
+from isic_tracking.tracking import tag
 
 FILTER = f"tags.`{tag.STAGE}` = 'search' and tags.`{tag.STUDY_NAME}` = 's'"
 
@@ -18,14 +19,14 @@ def _candidate(exp: str, stage: str = "search") -> str:
 
 
 def test_concurrent_claimants_agree_on_the_earliest_claim(mlflow_tracking, monkeypatch) -> None:
-    monkeypatch.setattr(claim, "CLAIM_WAIT_S", 0.5)
+    monkeypatch.setattr(parent_election, "CLAIM_WAIT_S", 0.5)
     exp = os.environ["MLFLOW_EXPERIMENT_ID"]
     candidates = [_candidate(exp) for _ in range(3)]
     _candidate(exp, stage="search-worker")  # not a candidate (filtered out)
     picked: dict[str, str] = {}
 
     def run(c: str) -> None:
-        picked[c] = claim.elect_parent(c, exp, FILTER)
+        picked[c] = parent_election.elect_parent(c, exp, FILTER)
 
     threads = [threading.Thread(target=run, args=(c,)) for c in candidates]
     for t in threads:
@@ -39,13 +40,16 @@ def test_concurrent_claimants_agree_on_the_earliest_claim(mlflow_tracking, monke
 
 
 def test_a_later_claimant_joins_the_earlier_claim(mlflow_tracking, monkeypatch) -> None:
-    monkeypatch.setattr(claim, "CLAIM_WAIT_S", 0.1)
+    monkeypatch.setattr(parent_election, "CLAIM_WAIT_S", 0.1)
     exp = os.environ["MLFLOW_EXPERIMENT_ID"]
     first, late, done = _candidate(exp), _candidate(exp), _candidate(exp)
-    assert claim.elect_parent(first, exp, FILTER) == first
+    assert parent_election.elect_parent(first, exp, FILTER) == first
     MlflowClient().set_tag(done, tag.CLAIMED_AT, "0")  # older, but no longer eligible
     ineligible = {done}
-    assert claim.elect_parent(late, exp, FILTER, lambda r: r.info.run_id not in ineligible) == first
+    assert (
+        parent_election.elect_parent(late, exp, FILTER, lambda r: r.info.run_id not in ineligible)
+        == first
+    )
 
 
 def _watch_unclaimed(monkeypatch, exp: str, filter_string: str) -> list[list[str]]:
@@ -74,7 +78,7 @@ def test_a_search_candidate_is_never_visible_unclaimed(mlflow_tracking, monkeypa
 
     from isic_tracking.stages.search import runner as search
 
-    monkeypatch.setattr(claim, "CLAIM_WAIT_S", 0.05)
+    monkeypatch.setattr(parent_election, "CLAIM_WAIT_S", 0.05)
     exp = os.environ["MLFLOW_EXPERIMENT_ID"]
     own = MlflowClient().create_run(exp).info.run_id  # the run `mlflow run` made
     monkeypatch.setenv("MLFLOW_RUN_ID", own)
@@ -89,7 +93,7 @@ def test_a_fold_worker_candidate_is_never_visible_unclaimed(mlflow_tracking, mon
     from isic_tracking.config import TrainConfig
     from isic_tracking.stages.train import runner as training
 
-    monkeypatch.setattr(claim, "CLAIM_WAIT_S", 0.05)
+    monkeypatch.setattr(parent_election, "CLAIM_WAIT_S", 0.05)
     exp = os.environ["MLFLOW_EXPERIMENT_ID"]
     filter_string = f"tags.`{tag.STAGE}` = 'train' and tags.`{tag.CONFIG_HASH}` = 'h'"
     seen = _watch_unclaimed(monkeypatch, exp, filter_string)

@@ -11,14 +11,10 @@ from pathlib import Path
 import optuna
 from optuna.trial import TrialState
 
-from isic_tracking.train.search import (
-    SearchConfig,
-    budget_left,
-    fail_dead_local_trials,
-    make_storage,
-    open_study,
-    retry_of_trial,
-)
+from isic_tracking.scaleout.recovery import fail_dead_local_trials, retry_of_trial
+from isic_tracking.scaleout.storage import make_storage
+from isic_tracking.scaleout.worker_loop import budget_left
+from isic_tracking.train.search import SearchConfig, open_study
 
 
 def _dead_pid() -> int:

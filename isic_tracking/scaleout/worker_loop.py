@@ -21,7 +21,7 @@ from filelock import FileLock
 from optuna.trial import FrozenTrial, TrialState
 
 from isic_tracking.errors import NonFiniteLossError
-from isic_tracking.train.search.recovery import fail_dead_local_trials
+from isic_tracking.scaleout.recovery import fail_dead_local_trials
 
 #: Exceptions that fail one trial and let the study go on (anything else stops the worker).
 CATCH: tuple[type[BaseException], ...] = (
