@@ -20,9 +20,13 @@ from typing import Any, ClassVar, TypeVar
 import yaml
 
 from isic_tracking.errors import IsicInputError
+from isic_tracking.log import get_logger
 
+log = get_logger(__name__)
 C = TypeVar("C")
 _NONE = ("", "none", "None", "null")
+#: when the deprecated old names of renamed fields (a config's ``renamed``) stop being read
+RENAMED_UNTIL = "2027-06-30"
 
 
 def parse_bool(v: str | bool) -> bool:
@@ -79,8 +83,37 @@ def add_config_args(parser: argparse.ArgumentParser, cls: type) -> argparse.Argu
             choices=f.metadata.get("choices"),
             help=_with_default(help_text.get(f.name, f.metadata.get("help", "")), default),
         )
+    for old, new in getattr(cls, "renamed", {}).items():
+        parser.add_argument(
+            f"--{old}",
+            type=_arg_type(hints[new]),
+            default=argparse.SUPPRESS,
+            help=f"deprecated: the old name of --{new}, read until {RENAMED_UNTIL} (default: --{new})",
+        )
     parser.add_argument("--config", default=None, help="YAML file of defaults (CLI wins)")
     return parser
+
+
+def apply_renamed(cls: type, values: dict[str, Any], where: str = "") -> dict[str, Any]:
+    """``values`` with each deprecated old key of ``cls.renamed`` (old name -> new name) moved
+    to its new name, with a one-line warning naming the new key. The old name is read until
+    :data:`RENAMED_UNTIL`. Both given: the same value (or the new one unset, as
+    ``mlflow run`` passes an undeclared ``-P old=v`` after the declared new one) is fine,
+    two different values are an error."""
+    out = dict(values)
+    for old, new in getattr(cls, "renamed", {}).items():
+        if old not in out:
+            continue
+        value = out.pop(old)
+        log.warning(
+            f"{where}{old!r} is deprecated (read until {RENAMED_UNTIL}): use {new!r} instead"
+        )
+        if out.get(new) not in (None, value):
+            raise IsicInputError(
+                f"{where}{old}={value!r} and {new}={out[new]!r} disagree: give only {new}"
+            )
+        out[new] = value
+    return out
 
 
 def config_from_args(cls: type[C], args: argparse.Namespace) -> C:
@@ -90,12 +123,13 @@ def config_from_args(cls: type[C], args: argparse.Namespace) -> C:
         path = Path(args.config)
         if not path.is_file():
             raise IsicInputError(f"config file {path} does not exist")
-        loaded = yaml.safe_load(path.read_text()) or {}
+        loaded = apply_renamed(cls, yaml.safe_load(path.read_text()) or {}, where=f"{path}: ")
         unknown = set(loaded) - {f.name for f in fields(cls)}
         if unknown:
             raise IsicInputError(f"{path}: unknown keys {sorted(unknown)}")
         values.update(loaded)
-    values.update({k: v for k, v in vars(args).items() if k in {f.name for f in fields(cls)}})
+    given = apply_renamed(cls, vars(args), where="command line: ")
+    values.update({k: v for k, v in given.items() if k in {f.name for f in fields(cls)}})
     cfg = cls(**values)
     check_choices(cfg, where=f"{args.config}: " if getattr(args, "config", None) else "")
     return cfg
@@ -112,9 +146,14 @@ def check_choices(cfg: Any, where: str = "") -> None:
             )
 
 
-def config_hash(cfg: Any, exclude: tuple[str, ...] = ()) -> str:
-    """Short stable hash of a config's fields (minus ``exclude``): identifies 'the same run'."""
-    d = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in exclude}
+def config_hash(
+    cfg: Any, exclude: tuple[str, ...] = (), renamed: typing.Mapping[str, str] | None = None
+) -> str:
+    """Short stable hash of a config's fields (minus ``exclude``): identifies 'the same run'.
+    ``renamed`` (old name -> new name): those fields are hashed under their old names, so
+    renaming a field does not change the hash (a study or run found by it stays found)."""
+    old_name = {new: old for old, new in (renamed or {}).items()}
+    d = {old_name.get(k, k): v for k, v in dataclasses.asdict(cfg).items() if k not in exclude}
     return hashlib.sha1(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
@@ -187,8 +226,8 @@ class FitSettings:
     """How one model is fit: the settings ``train`` (every fold) and ``search`` (every trial)
     share, defined once so a trial trains exactly as a fold would."""
 
-    #: field holding the chosen validation metric (None: the task's default)
-    metric_field: ClassVar[str] = "monitor"
+    #: deprecated old field names still read (old -> new; see :func:`apply_renamed`)
+    renamed: ClassVar[dict[str, str]] = {}
     #: per-stage --help text for shared fields (same default, stage-specific wording)
     field_help: ClassVar[dict[str, str]] = {}
 
@@ -226,14 +265,15 @@ class FitSettings:
     augment: str = setting("perez", "perez | flips | none")
     max_batches: int | None = setting(None, "cap batches per epoch (smoke tests)")
     deterministic: bool = setting(True, "deterministic kernels (exact resume on CPU)")
+    monitor: str | None = setting(None, "val metric for best epoch / early stopping / champion")
 
     def init_request(self) -> str:
         """The init asked for: ``random``, ``imagenet``, ``models:/...`` or a file."""
         return requested_init(self.init, self.weights, self.pretrained)
 
     def resolved_metric(self) -> str:
-        """The validation metric asked for (``metric_field``), else the task's default."""
-        return getattr(self, self.metric_field) or default_metric(self.task)
+        """The validation metric asked for (``monitor``), else the task's default."""
+        return self.monitor or default_metric(self.task)
 
     def fit_settings(self) -> dict[str, Any]:
         """The shared settings as keyword arguments (of a :class:`TrainConfig`)."""
@@ -248,7 +288,6 @@ class TrainConfig(FitSettings):
     epochs: int = setting(4, "maximum epochs per fold")
     batch_size: int = setting(32, "training batch size (per process under torchrun)")
     lr: float = setting(1e-4, "Adam learning rate")
-    monitor: str | None = setting(None, "val metric for best epoch / early stopping / champion")
     params_from: str | None = setting(None, "search run id whose best lr/batch_size/epochs to use")
     register_as: str | None = setting(None, "registered model name (default isic-<task>-<arch>)")
     resume: str | None = setting(

@@ -30,7 +30,7 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
             "batch_sizes": "16,32",
             "image_size": 64,
             "augment": "flips",
-            "metric": "val_loss",
+            "monitor": "val_loss",
             "pruner_startup_trials": 2,
             "pruner_warmup_epochs": 2,
         },

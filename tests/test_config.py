@@ -22,7 +22,7 @@ from isic_tracking.config import (
     parse_int,
 )
 from isic_tracking.errors import IsicInputError
-from isic_tracking.train.search import RUN_CONTROL_FIELDS, SearchConfig
+from isic_tracking.train.search import RUN_CONTROL_FIELDS, SearchConfig, default_study_name
 
 SHARED = [f.name for f in dataclasses.fields(FitSettings)]
 TRIAL_PARAMS = {"lr": 3e-3, "batch_size": 16, "epochs": 3}
@@ -72,10 +72,58 @@ def test_fields_of_both_stages_are_the_shared_ones() -> None:
 def test_one_resolved_metric_for_both_stages() -> None:
     assert default_metric("binary") == "val_roc_auc"
     assert default_metric("multiclass") == "val_balanced_accuracy"
-    for cls, field in ((TrainConfig, "monitor"), (SearchConfig, "metric")):
+    for cls in (TrainConfig, SearchConfig):
         assert cls().resolved_metric() == "val_roc_auc"
         assert cls(task="multiclass").resolved_metric() == "val_balanced_accuracy"
-        assert cls(**{field: "val_loss"}).resolved_metric() == "val_loss"
+        assert cls(monitor="val_loss").resolved_metric() == "val_loss"
+
+
+# --------------------------------------------------------------------------- renamed fields
+def _config(cls: type, argv: list[str]):
+    return config_from_args(cls, _parse(cls, argv))
+
+
+def test_the_search_monitors_under_trains_name(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level("WARNING", logger="isic_tracking.config"):
+        cfg = _config(SearchConfig, ["--monitor", "val_loss"])
+    assert cfg.monitor == "val_loss" and cfg.direction() == "minimize"
+    assert not caplog.records  # the new name: no warning
+
+
+def test_the_old_name_metric_still_works_with_a_warning_naming_monitor(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    yml = tmp_path / "s.yaml"
+    yml.write_text("metric: val_f1\n")
+    with caplog.at_level("WARNING", logger="isic_tracking.config"):
+        cli = _config(SearchConfig, ["--metric", "val_loss"])
+        from_yaml = _config(SearchConfig, ["--config", str(yml)])
+        # what `mlflow run -e search -P metric=val_loss` runs: the declared monitor is empty
+        mlproject = _config(SearchConfig, ["--monitor", "", "--metric", "val_loss"])
+    assert (cli.monitor, from_yaml.monitor, mlproject.monitor) == ("val_loss", "val_f1", "val_loss")
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 3 and all("use 'monitor' instead" in line for line in lines)
+    assert all("2027-06-30" in line and "\n" not in line for line in lines)
+    assert lines[1].startswith(f"{yml}: 'metric' is deprecated")
+
+
+def test_old_and_new_name_with_different_values_are_an_error() -> None:
+    with pytest.raises(IsicInputError, match="metric='val_loss' and monitor='val_f1' disagree"):
+        _config(SearchConfig, ["--monitor", "val_f1", "--metric", "val_loss"])
+    assert _config(SearchConfig, ["--monitor", "val_f1", "--metric", "val_f1"]).monitor == "val_f1"
+
+
+def test_the_old_name_is_offered_only_where_it_existed() -> None:
+    with pytest.raises(SystemExit):
+        _parse(TrainConfig, ["--metric", "val_loss"])
+
+
+def test_a_renamed_field_keeps_the_study_name() -> None:
+    """Studies made when the field was called ``metric`` are still found and resumed (the
+    names below are what the search computed before the rename)."""
+    assert default_study_name(SearchConfig(), "m.csv") == "isic-binary-alexnet-3b955f74d3df"
+    named = default_study_name(SearchConfig(monitor="val_loss"), "m.csv")
+    assert named == "isic-binary-alexnet-ffd679820d83"
 
 
 def test_non_result_fields_are_declared_on_the_fields() -> None:
@@ -122,7 +170,10 @@ def test_cli_flags_types_and_per_stage_help() -> None:
         for name, p in (("train", train), ("search", search))
     }
     assert set(helps["train"]) == {f.name for f in dataclasses.fields(TrainConfig)}
-    assert set(helps["search"]) == {f.name for f in dataclasses.fields(SearchConfig)}
+    search_fields = {f.name for f in dataclasses.fields(SearchConfig)}
+    assert set(helps["search"]) == search_fields | {"metric"}  # the deprecated old name
+    assert helps["search"]["metric"].startswith("deprecated: the old name of --monitor")
+    assert helps["search"]["monitor"].startswith("objective: a val_ metric")
     assert helps["train"]["seed"] == "seed of folds, init, shuffling and augmentation (default: 0)"
     assert helps["search"]["seed"].startswith("seed of the sampler, subset, holdout split")
     assert helps["search"]["channels_last"] == "channels_last memory format (default: False)"

@@ -51,5 +51,5 @@ def test_demo_objective_gives_every_trial_its_own_score(binary_manifest: Path) -
     for t in study.trials:
         losses = {round(r["val_loss"], 12) for r in hooks.rows[t.number]}
         assert round(t.value, 12) in losses and t.value > 0
-    auc = dataclasses.replace(cfg, metric="val_roc_auc")
+    auc = dataclasses.replace(cfg, monitor="val_roc_auc")
     assert auc.direction() == "maximize"  # the thesis's objective stays available

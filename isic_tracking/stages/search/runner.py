@@ -158,8 +158,11 @@ def _claim_parent(study: optuna.Study, study_name: str, task: str | None = None)
 
 
 def _search_params(cfg: SearchConfig, manifest_path: str) -> dict[str, Any]:
+    """The parent run's params: the config's result fields, the manifest, and ``monitor``
+    resolved (the task's default when none was given). Runs made before the search's
+    ``metric`` was renamed ``monitor`` (as in train) hold param ``metric`` instead."""
     params = {**dataclasses.asdict(cfg), "manifest": manifest_path}
-    params["metric"] = cfg.resolved_metric()
+    params["monitor"] = cfg.resolved_metric()
     for k in RUN_CONTROL_FIELDS:
         params.pop(k, None)
     return params

@@ -25,8 +25,11 @@ PRUNERS = ("median", "none")
 class SearchConfig(FitSettings):
     """Everything the ``search`` stage needs (same names as the MLproject parameters)."""
 
-    metric_field: ClassVar[str] = "metric"
+    #: ``metric`` was the search's name of the monitored metric (train's ``monitor``)
+    renamed: ClassVar[dict[str, str]] = {"metric": "monitor"}
     field_help: ClassVar[dict[str, str]] = {
+        "monitor": "objective: a val_ metric (default val_roc_auc binary, "
+        "val_balanced_accuracy multiclass)",
         "seed": "seed of the sampler, subset, holdout split and training",
         "grouped": "group subset and holdout by patient_id / lesion_id",
         "patience": "early-stopping patience in epochs, inside a trial",
@@ -58,9 +61,6 @@ class SearchConfig(FitSettings):
     batch_sizes: str = setting("16,32,64,128", "comma-separated batch sizes to choose from")
     epochs_min: int = setting(5, "epochs range (integers)")
     epochs_max: int = setting(40, "epochs range (integers)")
-    metric: str | None = setting(
-        None, "objective: a val_ metric (default val_roc_auc binary, val_balanced_accuracy)"
-    )
     val_fraction: float = setting(0.2, "validation part of the holdout split of the subset")
     pruner_startup_trials: int = setting(3, "median pruner: completed trials before pruning starts")
     pruner_warmup_epochs: int = setting(1, "median pruner: epochs of a trial never pruned")
@@ -88,12 +88,11 @@ class SearchConfig(FitSettings):
         """The training config of one trial: the shared settings plus the trial's
         lr / batch size / epochs, one fold, monitored on the search metric."""
         return TrainConfig(
-            **self.fit_settings(),
+            **{**self.fit_settings(), "monitor": self.resolved_metric()},
             folds=1,
             epochs=int(params["epochs"]),
             batch_size=int(params["batch_size"]),
             lr=float(params["lr"]),
-            monitor=self.resolved_metric(),
         )
 
     def validate(self) -> SearchConfig:
@@ -112,7 +111,7 @@ class SearchConfig(FitSettings):
             raise IsicInputError(f"timeout={self.timeout}: use 0 (no limit) or seconds > 0")
         if not self.resolved_metric().startswith("val_"):
             raise IsicInputError(
-                f"metric={self.metric!r}: use a validation metric such as val_roc_auc, "
+                f"monitor={self.monitor!r}: use a validation metric such as val_roc_auc, "
                 "val_balanced_accuracy, val_f1 or val_loss"
             )
         if self.heartbeat < 1 or self.max_retry < 0:
@@ -126,6 +125,10 @@ RUN_CONTROL_FIELDS = non_result_fields(SearchConfig)
 
 
 def default_study_name(cfg: SearchConfig, manifest_path: str) -> str:
-    """``isic-<task>-<arch>-<hash>``: the same settings and data give the same study."""
-    h = config_hash(dataclasses.replace(cfg, manifest=str(manifest_path)), RUN_CONTROL_FIELDS)
+    """``isic-<task>-<arch>-<hash>``: the same settings and data give the same study (the
+    monitored metric is hashed under its old name ``metric``: studies made before the rename
+    are resumed)."""
+    h = config_hash(
+        dataclasses.replace(cfg, manifest=str(manifest_path)), RUN_CONTROL_FIELDS, cfg.renamed
+    )
     return f"isic-{cfg.task}-{cfg.arch.replace(':', '-')}-{h}"

@@ -132,7 +132,7 @@ class _TrialRun:
         self.epochs_run = epoch + 1
         if self.metric not in row:
             raise IsicInputError(
-                f"metric={self.metric!r} is not computed; choose one of "
+                f"monitor={self.metric!r} is not computed; choose one of "
                 f"{sorted(k for k in row if k.startswith('val_'))}"
             )
         value = self.last = float(row[self.metric])

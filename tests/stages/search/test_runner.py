@@ -63,6 +63,8 @@ def test_search_tracks_trials_resumes_and_feeds_train(
     assert parent.data.tags["isic.stage"] == "search"
     assert parent.data.tags["isic.study_name"] == "resume-me"
     assert parent.data.tags["isic.storage"] == f"journal:{journal}"
+    # the monitored metric resolved, under train's name (runs before the rename: `metric`)
+    assert parent.data.params["monitor"] == "val_roc_auc" and "metric" not in parent.data.params
     runs = trial_runs(first.run_id)
     assert sorted(runs) == [0, 1]
     failed, ok = runs[0], runs[1]

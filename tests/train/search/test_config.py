@@ -16,7 +16,7 @@ def test_defaults_follow_the_issue() -> None:
     assert cfg.resolved_metric() == "val_roc_auc" and cfg.direction() == "maximize"
     multi = SearchConfig(task="multiclass")
     assert multi.resolved_metric() == "val_balanced_accuracy"
-    assert SearchConfig(metric="val_loss").direction() == "minimize"
+    assert SearchConfig(monitor="val_loss").direction() == "minimize"
 
 
 def test_study_name_depends_on_settings_not_on_run_control() -> None:
@@ -31,7 +31,7 @@ def test_study_name_depends_on_settings_not_on_run_control() -> None:
     ("kw", "match"),
     [
         ({"pruner": "hyperband"}, "pruner"),
-        ({"metric": "train_loss"}, "validation metric"),
+        ({"monitor": "train_loss"}, "validation metric"),
         ({"task": "regression"}, "task="),
         ({"n_trials": 0}, "n_trials=0"),
         ({"n_workers": 0}, "n_workers=0"),

@@ -101,8 +101,8 @@ def test_each_epoch_line_of_a_trial_names_the_trial(
 
 
 def test_unknown_metric_is_a_clear_error(manifest: str) -> None:
-    cfg = tiny_config(manifest, pruner="none", max_batches=1, metric="val_dice")
+    cfg = tiny_config(manifest, pruner="none", max_batches=1, monitor="val_dice")
     study = memory_study(cfg, [{"lr": 1e-3, "batch_size": 16, "epochs": 1}])
-    with pytest.raises(IsicInputError, match="metric='val_dice' is not computed"):
+    with pytest.raises(IsicInputError, match="monitor='val_dice' is not computed"):
         study.optimize(SearchObjective(cfg, load_search_data(cfg)), n_trials=1)
     assert study.trials[0].state == TrialState.FAIL

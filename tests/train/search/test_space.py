@@ -20,7 +20,7 @@ def test_parse_batch_sizes_and_space_errors() -> None:
     with pytest.raises(IsicInputError, match="pruner"):
         SearchConfig(pruner="hyperband").validate()
     with pytest.raises(IsicInputError, match="validation metric"):
-        SearchConfig(metric="train_loss").validate()
+        SearchConfig(monitor="train_loss").validate()
 
 
 def test_suggestions_stay_in_the_space_and_enqueued_points_come_back() -> None:

@@ -27,12 +27,12 @@ def test_resumed_study_must_use_the_same_ranges(tmp_path: Path) -> None:
     with pytest.raises(IsicInputError, match="same ranges"):
         open_study(storage, "s", SearchConfig(batch_sizes="8,16"))
     with pytest.raises(IsicInputError, match="another study_name"):
-        open_study(storage, "s", SearchConfig(batch_sizes="16,32", metric="val_loss"))
+        open_study(storage, "s", SearchConfig(batch_sizes="16,32", monitor="val_loss"))
 
 
 def test_study_direction_pruner_and_seeded_sampler() -> None:
     storage = optuna.storages.InMemoryStorage()
-    study = open_study(storage, "loss", SearchConfig(metric="val_loss", pruner="none"))
+    study = open_study(storage, "loss", SearchConfig(monitor="val_loss", pruner="none"))
     assert study.direction == optuna.study.StudyDirection.MINIMIZE
     assert isinstance(study.pruner, optuna.pruners.NopPruner)
     median = make_pruner("median", startup_trials=4, warmup_epochs=2)
