@@ -7,9 +7,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import mlflow
+import pandas as pd
 import torch
 from torch import nn
 
+from isic_tracking.interpret.layer_measures import StreamedCKA
 from isic_tracking.models import create_model
 from isic_tracking.train.checkpoint import save_model_checkpoint
 
@@ -46,3 +48,19 @@ def same_weights(a: nn.Module, b: nn.Module) -> bool:
     """Whether two models hold exactly the same parameters and buffers."""
     sa, sb = a.state_dict(), b.state_dict()
     return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+def linear_cka(x: torch.Tensor, y: torch.Tensor) -> float:
+    """Linear CKA of two activation matrices ``[n, p1]``, ``[n, p2]`` in one go (the
+    streamed accumulator fed once)."""
+    cka = StreamedCKA()
+    cka.update(x, y)
+    return cka.value()
+
+
+def folds_from_csv(df: pd.DataFrame, path: str | Path) -> pd.DataFrame:
+    """``df`` with its ``fold`` column read back from a folds CSV (``image_id, fold``, what
+    training logs with ``write_folds_csv``); rows the file lacks get -1."""
+    folds = pd.read_csv(path, dtype={"image_id": str})
+    mapping = dict(zip(folds["image_id"], folds["fold"].astype(int)))
+    return df.assign(fold=df["image_id"].astype(str).map(mapping).fillna(-1).astype("int64"))

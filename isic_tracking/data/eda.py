@@ -207,18 +207,3 @@ def eda_figures(df: pd.DataFrame) -> dict[str, Figure]:
     if _has(df, "source"):
         figs["sources"] = source_figure(df)
     return figs
-
-
-def count_summary(df: pd.DataFrame) -> dict[str, int]:
-    """Flat counts for metrics: images, per class, per source, external and per split."""
-    out = {"n_images": len(df)}
-    if "label_name" in df.columns:
-        for name, n in _target(df).value_counts().items():
-            out[f"n_class_{name}"] = int(n)
-    for col in ("source", "split"):
-        if col in df.columns:
-            for name, n in _category(df, col).value_counts().items():
-                out[f"n_{col}_{name}"] = int(n)
-    if "is_external" in df.columns:
-        out["n_external"] = int(df["is_external"].astype("boolean").fillna(False).sum())
-    return out

@@ -13,7 +13,6 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 import pandas as pd
 import torch
-from matplotlib.figure import Figure
 from torch import Tensor
 
 from isic_tracking.data.transforms import normalize
@@ -146,63 +145,3 @@ def score_table(
         if col in df.columns:
             table[col] = df[col].to_numpy()
     return table
-
-
-def mask_overlay(
-    image: Tensor | np.ndarray, mask: Tensor | np.ndarray, alpha: float = 0.5
-) -> np.ndarray:
-    """Blend a red overlay onto the outlier pixels of one image.
-
-    Args:
-        image: ``[3, H, W]`` tensor or ``[H, W, 3]`` numpy array, float in [0, 1] or uint8.
-        mask: ``[H, W]`` boolean.
-        alpha (float, default 0.5): overlay opacity.
-
-    Returns:
-        ``[H, W, 3]`` uint8 array.
-    """
-    if isinstance(image, Tensor):
-        img = image.detach().cpu().permute(1, 2, 0).numpy()
-    else:
-        img = np.asarray(image)
-    img = img.astype(np.float32) / 255.0 if img.dtype == np.uint8 else img.astype(np.float32)
-    m = mask.detach().cpu().numpy() if isinstance(mask, Tensor) else np.asarray(mask)
-    m = m.astype(bool)
-    if m.shape != img.shape[:2]:
-        raise IsicInputError(f"mask shape {m.shape} does not match image shape {img.shape[:2]}")
-    out = np.clip(img, 0.0, 1.0)
-    color = np.asarray(OVERLAY_COLOR, dtype=np.float32)
-    out[m] = (1 - alpha) * out[m] + alpha * color
-    return np.rint(out * 255).astype(np.uint8)
-
-
-def outlier_grid_figure(
-    images: Tensor,
-    masks: Tensor,
-    titles: Sequence[str] | None = None,
-    ncols: int = 4,
-) -> Figure:
-    """A grid of images with their outlier masks overlaid (pairs: image, overlay).
-
-    Args:
-        images: ``[B, 3, H, W]`` float in [0, 1] (un-normalized).
-        masks: ``[B, H, W]`` boolean, e.g. :func:`outlier_mask`.
-        titles: one per image (e.g. id and score).
-        ncols (int, default 4): image/overlay pairs per row.
-    """
-    n = len(images)
-    ncols = max(1, min(ncols, n))
-    nrows = max(1, -(-n // ncols))
-    fig = Figure(figsize=(4 * ncols, 2.2 * nrows))
-    axes = fig.subplots(nrows, 2 * ncols, squeeze=False)
-    for ax in axes.flat:
-        ax.axis("off")
-    for i in range(n):
-        r, c = divmod(i, ncols)
-        img = images[i].detach().cpu().clamp(0, 1).permute(1, 2, 0).numpy()
-        axes[r][2 * c].imshow(img)
-        axes[r][2 * c + 1].imshow(mask_overlay(img, masks[i]))
-        if titles is not None:
-            axes[r][2 * c].set_title(str(titles[i]), fontsize=8)
-    fig.tight_layout()
-    return fig

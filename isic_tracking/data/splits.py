@@ -253,32 +253,6 @@ def stratified_subset(
     return train[keep].reset_index(drop=True)
 
 
-def upsample_minority(df: pd.DataFrame, seed: int = 0, ratio: float = 1.0) -> pd.DataFrame:
-    """Repeat rows of smaller classes until each has ``ratio`` x the largest class's count.
-
-    Apply to a training part only, after splitting: upsampling before a split would put copies
-    of one image on both sides. Classes already that large are left alone; the original rows
-    come first, the copies (drawn without replacement as long as possible) after them.
-    """
-    if ratio <= 0:
-        raise IsicInputError(f"ratio={ratio} must be > 0")
-    if df.empty:
-        return df.copy()
-    rng = np.random.default_rng(seed)
-    counts = df["label"].value_counts()
-    target = int(round(ratio * counts.max()))
-    extra = []
-    for label, n in counts.items():
-        need = target - int(n)
-        if need <= 0:
-            continue
-        rows = np.flatnonzero(df["label"].to_numpy() == label)
-        reps, rest = divmod(need, len(rows))
-        picks = np.concatenate([np.tile(rows, reps), rng.choice(rows, size=rest, replace=False)])
-        extra.append(df.iloc[picks])
-    return pd.concat([df, *extra], ignore_index=True)
-
-
 def write_folds_csv(df: pd.DataFrame, path: str | Path) -> Path:
     """Write ``image_id, fold`` so another model can be trained on identical folds."""
     if "fold" not in df.columns:
@@ -287,45 +261,6 @@ def write_folds_csv(df: pd.DataFrame, path: str | Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     df.loc[:, list(FOLDS_COLUMNS)].to_csv(path, index=False)
     return path
-
-
-def read_folds_csv(path: str | Path) -> pd.DataFrame:
-    """Read a folds CSV written by :func:`write_folds_csv`."""
-    path = Path(path)
-    if not path.is_file():
-        raise IsicInputError(f"folds file {path} does not exist")
-    folds = pd.read_csv(path, dtype={"image_id": str})
-    missing = [c for c in FOLDS_COLUMNS if c not in folds.columns]
-    if missing:
-        raise IsicInputError(f"{path}: missing column(s) {missing}; expected {list(FOLDS_COLUMNS)}")
-    if folds["image_id"].duplicated().any():
-        dup = folds["image_id"][folds["image_id"].duplicated()].iloc[0]
-        raise IsicInputError(f"{path}: image_id {dup!r} appears more than once")
-    bad = pd.to_numeric(folds["fold"], errors="coerce")
-    if bad.isna().any():
-        row = int(np.flatnonzero(bad.isna().to_numpy())[0]) + 2
-        raise IsicInputError(f"{path}: row {row}, column fold is not an integer")
-    folds["fold"] = bad.astype("int64")
-    return folds
-
-
-def apply_folds(df: pd.DataFrame, folds: pd.DataFrame) -> pd.DataFrame:
-    """Set ``fold`` of ``df`` from a folds table (e.g. :func:`read_folds_csv`).
-
-    Raises when a training image of ``df`` has no fold: the two runs would not be comparable.
-    """
-    mapping = dict(zip(folds["image_id"].astype(str), folds["fold"].astype(int)))
-    out = df.copy()
-    out["fold"] = out["image_id"].astype(str).map(mapping)
-    lacking = out["fold"].isna() & _train_mask(out)
-    if lacking.any():
-        ids = out.loc[lacking, "image_id"].head(3).tolist()
-        raise IsicInputError(
-            f"{int(lacking.sum())} training image(s) have no fold in the folds file "
-            f"(e.g. {ids}); the folds belong to another manifest"
-        )
-    out["fold"] = out["fold"].fillna(-1).astype("int64")
-    return out
 
 
 def split_digest(df: pd.DataFrame) -> str:

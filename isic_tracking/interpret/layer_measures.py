@@ -87,13 +87,6 @@ class StreamedCKA:
         return float(torch.linalg.norm(cxy) ** 2 / denom)
 
 
-def linear_cka(x: Tensor, y: Tensor) -> float:
-    """Linear CKA of two activation matrices ``[n, p1]``, ``[n, p2]`` in one go."""
-    cka = StreamedCKA()
-    cka.update(x, y)
-    return cka.value()
-
-
 def layer_parameters(model: nn.Module, layer: str) -> dict[str, Tensor]:
     """The layer's own parameters (weight, bias) by name."""
     return dict(model.get_submodule(layer).named_parameters(recurse=False))

@@ -92,14 +92,6 @@ def similarity(a: Tensor, b: Tensor, metric: str = "spearman", paired: bool = Fa
     return out.clamp(-1.0, 1.0)
 
 
-def rank_correlation(a: Tensor, b: Tensor) -> Tensor:
-    """Spearman's rho of every row of ``a`` ``[N, D]`` with every row of ``b`` ``[M, D]``.
-
-    Equivalent to ``scipy.stats.spearmanr`` for each pair, in one batched op: ``[N, M]``.
-    """
-    return similarity(a, b, "spearman")
-
-
 def _gaussian_window(size: int, sigma: float, device: torch.device, dtype) -> Tensor:
     coords = torch.arange(size, device=device, dtype=dtype) - (size - 1) / 2
     g = torch.exp(-(coords**2) / (2 * sigma**2))

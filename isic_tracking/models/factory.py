@@ -150,11 +150,6 @@ def _hub_offline() -> Iterator[None]:
         hf_constants.HF_HUB_OFFLINE = old
 
 
-def head_name(model: nn.Module) -> str:
-    """Qualified name of the classifier head (the module replaced by :func:`create_model`)."""
-    return getattr(model, "isic_head", _last_linear(model)[0])
-
-
 def _freeze_up_to(model: nn.Module, layer: str) -> None:
     """Freeze every parameter up to and including ``layer``'s (registration order, which is
     the forward order of the torchvision, timm and local nets); the BatchNorms among them keep

@@ -36,10 +36,6 @@ def run_url(experiment_id: str, run_id: str, tracking_uri: str | None = None) ->
     return f"{ui_base(tracking_uri)}/#/experiments/{experiment_id}/runs/{run_id}?{TRAINING_VIEW}"
 
 
-def model_version_url(name: str, version: str, tracking_uri: str | None = None) -> str:
-    return f"{ui_base(tracking_uri)}/#/models/{name}/versions/{version}"
-
-
 def ui_command(tracking_uri: str | None = None) -> str:
     """How to open the UI on this store (nothing to start for a tracking server)."""
     uri = tracking_uri or mlflow.get_tracking_uri()

@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from isic_tracking.data.eda import count_summary, eda_figures
+from isic_tracking.data.eda import eda_figures
 from isic_tracking.data.manifest import MULTICLASS_CLASSES, normalize_manifest
 
 
@@ -81,11 +81,3 @@ def test_missing_metadata_never_crashes():
     bare = normalize_manifest(binary_manifest()[["image_id", "path", "label", "label_name"]])
     assert "class_frequency" in eda_figures(bare)
     assert eda_figures(binary_manifest().iloc[:0]) == {}
-
-
-def test_count_summary():
-    counts = count_summary(binary_manifest(40))
-    assert counts["n_images"] == 40
-    assert counts["n_class_malignant"] == 8 and counts["n_class_benign"] == 32
-    assert counts["n_source_isic2019"] == 6 and counts["n_external"] == 6
-    assert counts["n_split_test"] == 5

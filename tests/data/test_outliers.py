@@ -4,15 +4,12 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from matplotlib.figure import Figure
 from PIL import Image
 
 from isic_tracking.data.dataset import make_loader
 from isic_tracking.data.manifest import normalize_manifest
 from isic_tracking.data.outliers import (
     dataset_channel_stats,
-    mask_overlay,
-    outlier_grid_figure,
     outlier_mask,
     outlier_scores,
     score_table,
@@ -119,25 +116,3 @@ def test_score_table_requires_every_image(tmp_path):
     loader = make_loader(df, tf, batch_size=2, drop_last=True)
     with pytest.raises(IsicInputError, match="2 of 3"):
         score_table(df, loader)
-
-
-def test_mask_overlay_colours_only_masked_pixels():
-    img = torch.full((3, 4, 4), 0.5)
-    mask = torch.zeros(4, 4, dtype=torch.bool)
-    mask[0, 0] = True
-    out = mask_overlay(img, mask, alpha=0.5)
-    assert out.shape == (4, 4, 3) and out.dtype == np.uint8
-    assert out[0, 0].tolist() == [191, 64, 64]
-    assert (out[1:, 1:] == 128).all()
-    assert mask_overlay(np.full((4, 4, 3), 128, np.uint8), mask.numpy())[0, 0, 0] == 192
-    with pytest.raises(IsicInputError, match="mask shape"):
-        mask_overlay(img, torch.zeros(3, 3, dtype=torch.bool))
-
-
-def test_outlier_grid_figure():
-    images, _ = plain_and_artifacts()
-    mean, std = dataset_channel_stats([images])
-    masks = outlier_mask(images[:5], mean, std)
-    fig = outlier_grid_figure(images[:5], masks, titles=[f"{i}" for i in range(5)], ncols=2)
-    assert isinstance(fig, Figure)
-    assert sum(ax.has_data() for ax in fig.axes) == 10  # image + overlay for each

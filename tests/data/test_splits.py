@@ -6,20 +6,18 @@ import pytest
 
 from isic_tracking.data.manifest import normalize_manifest
 from isic_tracking.data.splits import (
-    apply_folds,
     assign_folds,
     check_fold,
     fold_class_counts,
     fold_split,
     group_ids,
     holdout_split,
-    read_folds_csv,
     split_digest,
     stratified_subset,
-    upsample_minority,
     write_folds_csv,
 )
 from isic_tracking.errors import IsicInputError
+from tests.helpers import folds_from_csv
 
 CLASSES = ("benign", "malignant")
 
@@ -172,44 +170,16 @@ def test_holdout_split_places_a_rare_class_on_both_sides():
         check_fold(tr, va, CLASSES, seed)
 
 
-def test_upsample_minority_balances_classes():
-    df = patients_manifest()
-    up = upsample_minority(df, seed=0)
-    counts = up["label"].value_counts()
-    assert counts[0] == counts[1] == df["label"].value_counts().max()
-    assert up.iloc[: len(df)].equals(df)  # originals first, unchanged
-    assert set(up["image_id"]) == set(df["image_id"])  # copies, no new images
-    half = upsample_minority(df, seed=0, ratio=0.5)["label"].value_counts()
-    assert half[1] == round(0.5 * df["label"].value_counts().max())
-    assert upsample_minority(df, seed=3).equals(upsample_minority(df, seed=3))
-
-
 def test_folds_csv_roundtrip_and_digest(tmp_path):
     df = assign_folds(patients_manifest(), 4, seed=0)
     path = write_folds_csv(df, tmp_path / "folds.csv")
-    folds = read_folds_csv(path)
-    assert list(folds.columns) == ["image_id", "fold"]
-    again = apply_folds(patients_manifest(), folds)
+    assert pd.read_csv(path).columns.tolist() == ["image_id", "fold"]
+    again = folds_from_csv(patients_manifest(), path)
     assert again["fold"].tolist() == df["fold"].tolist()
     assert split_digest(again) == split_digest(df)
     assert split_digest(df.sample(frac=1, random_state=0)) == split_digest(df)  # order-free
     assert split_digest(assign_folds(patients_manifest(), 4, seed=1)) != split_digest(df)
     assert len(split_digest(df)) == 12
-
-
-def test_folds_csv_bad_input(tmp_path):
-    bad = tmp_path / "bad.csv"
-    bad.write_text("image,fold\nISIC_1,0\n")
-    with pytest.raises(IsicInputError, match="missing column"):
-        read_folds_csv(bad)
-    bad.write_text("image_id,fold\nISIC_1,zero\n")
-    with pytest.raises(IsicInputError, match="row 2"):
-        read_folds_csv(bad)
-    with pytest.raises(IsicInputError, match="does not exist"):
-        read_folds_csv(tmp_path / "none.csv")
-    folds = pd.DataFrame({"image_id": ["ISIC_0000000"], "fold": [0]})
-    with pytest.raises(IsicInputError, match="no fold"):
-        apply_folds(patients_manifest(), folds)
 
 
 def test_fold_class_counts_count_each_folds_parts() -> None:

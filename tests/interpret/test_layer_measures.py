@@ -11,7 +11,6 @@ from isic_tracking.interpret.layer_measures import (
     StreamedCKA,
     balanced_accuracy,
     bootstrap_interval,
-    linear_cka,
     pooled,
     positions,
     probe_predictions,
@@ -20,6 +19,7 @@ from isic_tracking.interpret.layer_measures import (
     top_k_jaccard,
 )
 from isic_tracking.models import create_model
+from tests.helpers import linear_cka
 
 
 def _cka_numpy(x: np.ndarray, y: np.ndarray) -> float:

@@ -12,7 +12,6 @@ from isic_tracking.tracking.links import (
     PIPELINE_ENV,
     announce,
     experiment_url,
-    model_version_url,
     run_url,
     ui_base,
     ui_command,
@@ -28,9 +27,6 @@ def test_links_point_at_the_server_or_at_mlflow_ui() -> None:
     )
     assert run_url("7", "abc", "http://h:1") == (
         "http://h:1/#/experiments/7/runs/abc?workflowType=machine_learning"
-    )
-    assert model_version_url("isic-binary-x", "2", "http://h:1") == (
-        "http://h:1/#/models/isic-binary-x/versions/2"
     )
     assert ui_command("sqlite:///a.db") == "mlflow ui --backend-store-uri sqlite:///a.db"
     assert ui_command("http://h:1") == "open http://h:1"
