@@ -19,6 +19,7 @@ from typing import Any, ClassVar, TypeVar
 
 import yaml
 
+from isic_tracking.deprecation import LEGACY_UNTIL
 from isic_tracking.errors import IsicInputError
 from isic_tracking.log import get_logger
 
@@ -26,7 +27,7 @@ log = get_logger(__name__)
 C = TypeVar("C")
 _NONE = ("", "none", "None", "null")
 #: when the deprecated old names of renamed fields (a config's ``renamed``) stop being read
-RENAMED_UNTIL = "2027-06-30"
+RENAMED_UNTIL = LEGACY_UNTIL
 
 
 def parse_bool(v: str | bool) -> bool:

@@ -26,6 +26,14 @@ def _no_state_left_behind():
         pytest.fail("this test leaves process-wide state behind:\n" + "\n".join(found))
 
 
+@pytest.fixture(autouse=True)
+def _legacy_warnings_forgotten():
+    """Each test sees the one-time warnings about old formats afresh."""
+    from isic_tracking.deprecation import forget_warnings
+
+    forget_warnings()
+
+
 @pytest.fixture
 def pyfunc_code_path_kept():
     """For tests that call ``mlflow.pyfunc.load_model``: MLflow puts each loaded model's

@@ -20,9 +20,11 @@ def checkpoint_run(
     seed: int = 0,
     tags: dict[str, str] | None = None,
     edit: Callable[[nn.Module], None] | None = None,
+    without: tuple[str, ...] = (),
 ) -> str:
     """A run holding a random-init resnet18 checkpoint for the binary task (64 px);
-    ``edit`` changes the model's weights in place before it is saved."""
+    ``edit`` changes the model's weights in place before it is saved; the config keys in
+    ``without`` are left out (what older versions did not record)."""
     torch.manual_seed(seed)
     model = create_model("resnet18", 1)
     if edit is not None:
@@ -37,6 +39,7 @@ def checkpoint_run(
         mean=[0.485, 0.456, 0.406],
         std=[0.229, 0.224, 0.225],
     )
+    cfg = {k: v for k, v in cfg.items() if k not in without}
     with mlflow.start_run() as run, tempfile.TemporaryDirectory() as tmp:
         save_model_checkpoint(Path(tmp) / "ckpt", model, cfg)
         mlflow.log_artifacts(str(Path(tmp) / "ckpt"), "checkpoint")

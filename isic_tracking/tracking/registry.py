@@ -5,7 +5,9 @@ pyfunc, see :mod:`isic_tracking.tracking.pyfunc`), so MLflow's own tools load an
 :func:`load_model` is the way to the ``nn.Module`` itself (named layers, for hooks): it reads
 the same model's ``model.safetensors`` + ``config.json`` and rebuilds the architecture, so
 pulling a model never unpickles code. Versions registered before that point at a bare
-``checkpoint/`` folder of the fold run; they still load (with a hint).
+``checkpoint/`` folder of the fold run, and checkpoints of older versions lack ``classes``,
+``mean`` and ``std`` in their config; both still load, with a one-time warning, until
+2027-06-30 (:mod:`isic_tracking.deprecation`).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from torch import nn
 
 from isic_tracking.data.manifest import task_classes
 from isic_tracking.data.transforms import IMAGENET_MEAN, IMAGENET_STD
+from isic_tracking.deprecation import warn_legacy
 from isic_tracking.errors import IsicInputError
 from isic_tracking.log import get_logger
 from isic_tracking.models import create_model
@@ -78,15 +81,17 @@ def _champion_index(values: list[float], mode: str) -> int:
 
 
 def _register_fold(name: str, run_id: str, tags: dict[str, str]) -> ModelVersion:
-    """A version from the fold's LoggedModel, or (runs logged before) its bare checkpoint."""
+    """A version from the fold's LoggedModel, or (fold runs logged by older versions, read
+    until 2027-06-30, with a one-time warning) its bare checkpoint."""
     logged = run_logged_model(run_id)
     if logged is not None:
         return mlflow.register_model(logged.model_uri, name, tags=tags)
-    log.warning(
-        "fold run %s has no logged model: registering its bare %s/ folder, which only "
-        "isic_tracking's load_model reads (retrain for a model MLflow can serve)",
-        run_id,
-        CHECKPOINT_DIR,
+    warn_legacy(
+        log,
+        "register:bare-checkpoint",
+        f"fold run {run_id} has no logged model: registering its bare {CHECKPOINT_DIR}/ "
+        "folder, which only isic_tracking's load_model reads (retrain for a model MLflow can "
+        "serve)",
     )
     source = f"{get_run(run_id).info.artifact_uri.rstrip('/')}/{CHECKPOINT_DIR}"
     return MlflowClient().create_model_version(name, source=source, run_id=run_id, tags=tags)
@@ -266,17 +271,18 @@ def _from_logged_id(m: re.Match) -> _Source:
 
 
 def _from_registry(m: re.Match) -> _Source:
-    """``models:/<name>@<alias>`` or ``models:/<name>/<version>``."""
+    """``models:/<name>@<alias>`` or ``models:/<name>/<version>``. A version registered by
+    an older version (a bare checkpoint folder, no LoggedModel) loads until 2027-06-30, with a
+    one-time warning."""
     name, alias, ver = m.groups()
     mv = _resolve_version(name, alias or ver)
     if not mv.source.startswith("models:/"):
-        log.warning(
-            "%s version %s is an old-style bare %s/ folder: it loads here, but "
-            "mlflow.pyfunc and `mlflow models serve` need a version registered by a newer "
-            "train run",
-            name,
-            mv.version,
-            CHECKPOINT_DIR,
+        warn_legacy(
+            log,
+            "load:bare-checkpoint-version",
+            f"{name} version {mv.version} is an old-style bare {CHECKPOINT_DIR}/ folder: it "
+            "loads here, but mlflow.pyfunc and `mlflow models serve` need a version "
+            "registered by a newer train run",
         )
         return _Source(mv.run_id, None, name=name, version=mv.version)
     model_id = mv.model_id or mv.source.removeprefix("models:/").strip("/")
@@ -313,10 +319,7 @@ def _materialize(src: _Source, uri: str, device: torch.device) -> LoadedModel:
         model, config = load_model_checkpoint(local, device)
     run = get_run(src.run_id)
     train_run_id = run.data.tags.get("mlflow.parentRunId", src.run_id)
-    if "classes" not in config:  # checkpoints of older versions
-        config["classes"] = list(task_classes(config.get("task", "binary")))
-    config.setdefault("mean", list(IMAGENET_MEAN))
-    config.setdefault("std", list(IMAGENET_STD))
+    _complete_older_config(config, uri)
     tags = {
         tag.MODEL: uri, tag.MODEL_SOURCE_RUN: src.run_id, tag.MODEL_TRAIN_RUN: train_run_id,
         MODEL_TASK_TAG: str(config.get("task", "")),
@@ -328,6 +331,23 @@ def _materialize(src: _Source, uri: str, device: torch.device) -> LoadedModel:
     return LoadedModel(
         model, config, uri, src.name, src.version, train_run_id, src.run_id, tags, src.model_id
     )
+
+
+def _complete_older_config(config: dict[str, Any], uri: str) -> None:
+    """Checkpoints of older versions lack ``classes`` (the task's classes then) and ``mean`` /
+    ``std`` (ImageNet's then): filled in, with a one-time warning; read until 2027-06-30."""
+    missing = [k for k in ("classes", "mean", "std") if k not in config]
+    if not missing:
+        return
+    warn_legacy(
+        log,
+        "load:older-checkpoint-config",
+        f"{uri}: its checkpoint's config.json lacks {missing} (an older version's): the "
+        "task's classes and ImageNet's mean/std are assumed; retrain to record them",
+    )
+    config.setdefault("classes", list(task_classes(config.get("task", "binary"))))
+    config.setdefault("mean", list(IMAGENET_MEAN))
+    config.setdefault("std", list(IMAGENET_STD))
 
 
 def _pretrained_model(uri: str, device: torch.device, allow_random: bool) -> LoadedModel:

@@ -18,7 +18,7 @@ from mlflow.tracking import MlflowClient
 
 from isic_tracking.data.dataset import decode_image_file
 from isic_tracking.data.manifest import read_manifest
-from isic_tracking.data.transforms import build_transforms
+from isic_tracking.data.transforms import IMAGENET_MEAN, build_transforms
 from isic_tracking.errors import IsicInputError
 from isic_tracking.models import create_model
 from isic_tracking.tracking import (
@@ -194,14 +194,35 @@ def test_old_style_version_still_loads_with_a_one_line_hint(
     with caplog.at_level("WARNING", logger="isic_tracking"):
         (mv,) = register_checkpoints("old-style", [(run_id, {"m": 0.5})], "m")
     assert mv.source.endswith("/checkpoint") and "no logged model" in caplog.text
+    assert "deprecated: read until 2027-06-30" in caplog.text
     caplog.clear()
     with caplog.at_level("WARNING", logger="isic_tracking"):
         loaded = load_registered_model("models:/old-style@champion")
+        again = load_registered_model("models:/old-style@champion")
     assert loaded.model_id is None and loaded.config["arch"] == "resnet18"
-    hints = [r.getMessage() for r in caplog.records]
+    assert again.config == loaded.config
+    hints = [r.getMessage() for r in caplog.records]  # once, not per load
     assert len(hints) == 1 and "\n" not in hints[0] and "old-style" in hints[0]
-    assert "mlflow models serve" in hints[0]
+    assert "mlflow models serve" in hints[0] and hints[0].endswith("read until 2027-06-30)")
     assert load_registered_model(f"runs:/{run_id}/checkpoint").model_id is None
+
+
+def test_an_older_checkpoint_config_is_completed_with_a_one_time_warning(
+    mlflow_tracking: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    run_id = checkpoint_run(without=("classes", "mean", "std"))  # as older versions saved
+    with caplog.at_level("WARNING", logger="isic_tracking"):
+        loaded = load_registered_model(f"runs:/{run_id}/checkpoint")
+        load_registered_model(f"runs:/{run_id}/checkpoint")
+    assert loaded.config["classes"] == ["benign", "malignant"]  # the binary task's
+    assert loaded.config["mean"] == list(IMAGENET_MEAN)
+    hints = [r.getMessage() for r in caplog.records]
+    assert len(hints) == 1 and "lacks ['classes', 'mean', 'std']" in hints[0]
+    assert hints[0].endswith("(deprecated: read until 2027-06-30)")
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="isic_tracking"):
+        load_registered_model(f"runs:/{checkpoint_run()}/checkpoint")  # a current one
+    assert not caplog.records
 
 
 class _Planted:

@@ -28,6 +28,7 @@ from isic_tracking.data.splits import (
     split_digest,
     write_folds_csv,
 )
+from isic_tracking.deprecation import warn_legacy
 from isic_tracking.errors import IsicInputError, NonFiniteLossError
 from isic_tracking.log import get_logger
 from isic_tracking.models import check_arch
@@ -80,14 +81,22 @@ class TrainingOutcome:
 
 # --------------------------------------------------------------------------- set-up
 def apply_search_params(cfg: TrainConfig) -> TrainConfig:
-    """Replace lr / batch_size / epochs by the best params of a ``search`` run."""
+    """Replace lr / batch_size / epochs by the best params of a ``search`` run (tags
+    ``isic.best.*``). Search runs of older versions held them in params ``best.*`` and tags
+    ``best_*``: still read, with a one-time warning, until 2027-06-30."""
     if not cfg.params_from:
         return cfg
     run = get_stage_run(cfg.params_from, "search")
     prefix = tag.best_param("")
-    # runs of older versions: params best.* and tags best_*; now tags isic.best.* only
     best = {k[len("best.") :]: v for k, v in run.data.params.items() if k.startswith("best.")}
     best.update({k[len("best_") :]: v for k, v in run.data.tags.items() if k.startswith("best_")})
+    if best:
+        warn_legacy(
+            log,
+            "params_from:older-search-run",
+            f"search run {cfg.params_from} keeps its best params in params best.* / tags "
+            "best_* (an older version's): read them; a newer search run tags isic.best.*",
+        )
     best.update({k[len(prefix) :]: v for k, v in run.data.tags.items() if k.startswith(prefix)})
     if not best:
         raise IsicInputError(f"search run {cfg.params_from} has no best params yet (unfinished?)")

@@ -193,10 +193,11 @@ def test_folds_run_apart_join_one_parent_and_finish_once(
 
 
 def test_params_from_reads_the_best_params_of_new_and_older_search_runs(
-    mlflow_tracking: str,
+    mlflow_tracking: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Now tags ``isic.best.*`` only; runs of older versions: params ``best.*`` (the first
-    best) and tags ``best_*`` (the current best, which wins)."""
+    best) and tags ``best_*`` (the current best, which wins), read with a one-time warning
+    until 2027-06-30."""
     from isic_tracking.stages.train.runner import apply_search_params
     from isic_tracking.tracking import tag
 
@@ -204,10 +205,15 @@ def test_params_from_reads_the_best_params_of_new_and_older_search_runs(
         mlflow.set_tags(
             {tag.STAGE: "search", tag.best_param("lr"): "0.01", "isic.best.epochs": "7"}
         )
-    cfg = apply_search_params(TrainConfig(params_from=new.info.run_id))
+    with caplog.at_level("WARNING", logger="isic_tracking"):
+        cfg = apply_search_params(TrainConfig(params_from=new.info.run_id))
     assert (cfg.lr, cfg.epochs, cfg.batch_size) == (0.01, 7, TrainConfig().batch_size)
+    assert not caplog.records  # a current search run: nothing to warn about
     with mlflow.start_run() as old:
         mlflow.set_tags({tag.STAGE: "search", "best_lr": "0.002"})
         mlflow.log_params({"best.lr": "0.001", "best.batch_size": "8"})
-    cfg = apply_search_params(TrainConfig(params_from=old.info.run_id))
+    with caplog.at_level("WARNING", logger="isic_tracking"):
+        cfg = apply_search_params(TrainConfig(params_from=old.info.run_id))
     assert (cfg.lr, cfg.batch_size) == (0.002, 8)
+    (said,) = [r.getMessage() for r in caplog.records]
+    assert "best.* / tags best_*" in said and said.endswith("read until 2027-06-30)")
