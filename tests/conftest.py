@@ -119,6 +119,29 @@ def one_torch_thread():
     torch.set_num_threads(n)
 
 
+@pytest.fixture(scope="module")
+def planted_sanity(binary_manifest: Path, one_torch_thread: None) -> tuple:
+    """Planted inputs of the sanity verdicts: a random-init smallcnn, 12 natural images per
+    class (the reference) and 6 held-out ones per class (natural "pictures"), at 64 px:
+    ``(model, natural, natural classes, held-out, held-out classes)``."""
+    import pandas as pd
+    import torch
+
+    from isic_tracking.data.manifest import read_manifest
+    from isic_tracking.interpret.inputs import load_images
+    from isic_tracking.models import create_model
+
+    size = 64
+    torch.manual_seed(0)
+    model = create_model("smallcnn", 1).eval()
+    df = read_manifest(binary_manifest)
+    natural = pd.concat([p.sample(12, random_state=0) for _, p in df.groupby("label_name")])
+    rest = df.drop(natural.index)
+    held = pd.concat([p.sample(6, random_state=1) for _, p in rest.groupby("label_name")])
+    cls = lambda d: torch.tensor(d["label"].to_numpy(dtype="int64"))  # noqa: E731
+    return model, load_images(natural, size), cls(natural), load_images(held, size), cls(held)
+
+
 @pytest.fixture(scope="session")
 def search_manifest(tmp_path_factory: pytest.TempPathFactory) -> str:
     """A tiny prepared binary manifest for the search tests: 96 images at 32 px."""

@@ -5,12 +5,10 @@ natural, noise put in their place must score as noise."""
 from __future__ import annotations
 
 import pandas as pd
-import pytest
 import torch
 
-from isic_tracking.data.manifest import read_manifest
 from isic_tracking.data.transforms import IMAGENET_MEAN, IMAGENET_STD
-from isic_tracking.interpret.inputs import load_images, noise_images
+from isic_tracking.interpret.inputs import noise_images
 from isic_tracking.interpret.sanity import path_similarity_analysis
 from isic_tracking.interpret.versus_noise import (
     CLOSER,
@@ -24,22 +22,9 @@ from isic_tracking.interpret.versus_noise import (
     verdict_table,
     versus_noise,
 )
-from isic_tracking.models import conv_layers, create_model
+from isic_tracking.models import conv_layers
 
 SIZE = 64
-
-
-@pytest.fixture(scope="module")
-def planted(binary_manifest, one_torch_thread):
-    """A random-init smallcnn, 12 natural images per class, 6 held-out ones per class."""
-    torch.manual_seed(0)
-    model = create_model("smallcnn", 1).eval()
-    df = read_manifest(binary_manifest)
-    natural = pd.concat([p.sample(12, random_state=0) for _, p in df.groupby("label_name")])
-    rest = df.drop(natural.index)
-    held = pd.concat([p.sample(6, random_state=1) for _, p in rest.groupby("label_name")])
-    cls = lambda d: torch.tensor(d["label"].to_numpy(dtype="int64"))  # noqa: E731
-    return model, load_images(natural, SIZE), cls(natural), load_images(held, SIZE), cls(held)
 
 
 def _verdicts(model, natural, nat_c, queries, query_c) -> pd.DataFrame:
@@ -57,8 +42,8 @@ def _verdicts(model, natural, nat_c, queries, query_c) -> pd.DataFrame:
     )
 
 
-def test_natural_images_in_place_of_visualizations_score_as_natural(planted):
-    model, natural, nat_c, held, held_c = planted
+def test_natural_images_in_place_of_visualizations_score_as_natural(planted_sanity):
+    model, natural, nat_c, held, held_c = planted_sanity
     t = _verdicts(model, natural, nat_c, held, held_c)
     fv = t[t["query_set"] == "visualization"].set_index("layer")
     ctrl = t[t["query_set"] == "natural_same_class"].set_index("layer")
@@ -79,8 +64,8 @@ def test_natural_images_in_place_of_visualizations_score_as_natural(planted):
     assert short == "closer than noise at every layer" and "closer: features.0" in text
 
 
-def test_noise_in_place_of_visualizations_scores_as_noise(planted):
-    model, natural, nat_c, _, held_c = planted
+def test_noise_in_place_of_visualizations_scores_as_noise(planted_sanity):
+    model, natural, nat_c, _, held_c = planted_sanity
     other_noise = noise_images(len(held_c), SIZE, seed=1)  # not the baseline's own images
     t = _verdicts(model, natural, nat_c, other_noise, held_c)
     fv = t[t["query_set"] == "visualization"]

@@ -4,15 +4,13 @@ images (must come out closer than noise), another's are noise (must stay undecid
 from __future__ import annotations
 
 import pandas as pd
-import pytest
 import torch
 
-from isic_tracking.data.manifest import read_manifest
 from isic_tracking.data.transforms import IMAGENET_MEAN, IMAGENET_STD
-from isic_tracking.interpret.inputs import load_images, noise_images
+from isic_tracking.interpret.inputs import noise_images
 from isic_tracking.interpret.sanity import path_similarity_analysis
 from isic_tracking.interpret.versus_noise import CLOSER, UNDECIDED, versus_noise
-from isic_tracking.models import conv_layers, create_model
+from isic_tracking.models import conv_layers
 from isic_tracking.stages.sanity.per_layer import (
     layer_metrics,
     layer_verdicts,
@@ -26,22 +24,14 @@ SIZE = 64
 KW = dict(mean=IMAGENET_MEAN, std=IMAGENET_STD, image_size=SIZE)
 
 
-@pytest.fixture(scope="module")
-def planted(binary_manifest, one_torch_thread):
-    """A random-init smallcnn, 12 natural images per class, 6 held-out ones per class."""
-    torch.manual_seed(0)
-    model = create_model("smallcnn", 1).eval()
-    df = read_manifest(binary_manifest)
-    natural = pd.concat([p.sample(12, random_state=0) for _, p in df.groupby("label_name")])
-    rest = df.drop(natural.index)
-    held = pd.concat([p.sample(6, random_state=1) for _, p in rest.groupby("label_name")])
-    table = pd.DataFrame({"target": held["label"].to_numpy(dtype="int64")})
-    nat_c = torch.tensor(natural["label"].to_numpy(dtype="int64"))
-    return model, load_images(natural, SIZE), nat_c, load_images(held, SIZE), table
+def _targets(classes: torch.Tensor) -> pd.DataFrame:
+    """The pictures' table: one row per picture, its target class."""
+    return pd.DataFrame({"target": classes.numpy()})
 
 
-def test_each_pictured_layer_gets_its_planted_verdict(planted):
-    model, natural, nat_c, held, table = planted
+def test_each_pictured_layer_gets_its_planted_verdict(planted_sanity):
+    model, natural, nat_c, held, held_c = planted_sanity
+    table = _targets(held_c)
     path = conv_layers(model)
     first, last = path[0], path[-1]
     noise = noise_images(len(table), SIZE, seed=0)
@@ -79,8 +69,9 @@ def test_each_pictured_layer_gets_its_planted_verdict(planted):
     assert f"pictures of {first} − noise" in labels and f"pictures of {last} − noise" in labels
 
 
-def test_standardized_vectors_and_no_pictures(planted):
-    model, natural, nat_c, held, table = planted
+def test_standardized_vectors_and_no_pictures(planted_sanity):
+    model, natural, nat_c, held, held_c = planted_sanity
+    table = _targets(held_c)
     path = conv_layers(model)[:2]
     noise = noise_images(len(table), SIZE, seed=0)
     pics = [LayerPictures(path[1], table, held)]
