@@ -37,7 +37,7 @@ from isic_tracking.train.losses import (
     make_scheduler,
 )
 from isic_tracking.train.predictions import Predictions
-from isic_tracking.train.resume import FoldProgress, load_fold_state, save_fold_state
+from isic_tracking.train.resume import FoldProgress, Trainables, load_fold_state, save_fold_state
 from isic_tracking.train.tasks import metric_mode
 from isic_tracking.utils import resolve_device
 
@@ -276,7 +276,8 @@ def train_fold(
     val_loader = make_loader(val_df, eval_tf, cfg.batch_size, shuffle=False, workers=cfg.workers)
     mean, std = _normalization(eval_tf)
 
-    resumed = load_fold_state(state_path, fold, plain, fit.optimizer, fit.scheduler, fit.stopper)
+    trainables = Trainables(plain, fit.optimizer, fit.scheduler, fit.stopper)
+    resumed = load_fold_state(state_path, fold, trainables)
     start, progress = resumed if resumed is not None else (0, FoldProgress())
     stopped = fit.stopper.should_stop
     for epoch in range(start, cfg.epochs):
@@ -297,9 +298,7 @@ def train_fold(
             log.info(epoch_line(label, row, monitor, best and epoch >= policy.min_epoch))
             if on_epoch is not None:
                 on_epoch(epoch, row)
-            save_fold_state(
-                state_path, fold, epoch, plain, fit.optimizer, fit.scheduler, fit.stopper, progress
-            )
+            save_fold_state(state_path, fold, epoch, trainables, progress)
         if is_distributed():
             dist.barrier()
     if progress.best_state is None or progress.best_pred is None:

@@ -72,17 +72,22 @@ def load_state(path: str | Path) -> dict[str, Any] | None:
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
+@dataclass(frozen=True)
+class Trainables:
+    """What a fold's training changes and its resume state restores: the model (the plain
+    module, unwrapped from DDP / compile), its optimizer, scheduler and early stopping."""
+
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    stopper: EarlyStopping
+
+
 def save_fold_state(
-    path: str | Path,
-    fold: int,
-    epoch: int,
-    model: nn.Module,
-    optimizer: torch.optim.Optimizer,
-    scheduler: Any,
-    stopper: EarlyStopping,
-    progress: FoldProgress,
+    path: str | Path, fold: int, epoch: int, trainables: Trainables, progress: FoldProgress
 ) -> None:
-    """Write the state after ``epoch`` of ``fold`` (``model``: the plain module, unwrapped)."""
+    """Write the state after ``epoch`` of ``fold``."""
+    t = trainables
     if progress.best_pred is None:
         raise ValueError(f"fold {fold}: no best epoch to save after epoch {epoch}")
     save_state(
@@ -90,10 +95,10 @@ def save_fold_state(
         {
             "fold": fold,
             "epoch": epoch,
-            "model": model.state_dict(),
-            "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict(),
-            "stopper": stopper.state_dict(),
+            "model": t.model.state_dict(),
+            "optimizer": t.optimizer.state_dict(),
+            "scheduler": t.scheduler.state_dict(),
+            "stopper": t.stopper.state_dict(),
             "history": progress.history,
             "best_model": progress.best_state,
             "best_epoch": progress.best_epoch,
@@ -105,23 +110,18 @@ def save_fold_state(
 
 
 def load_fold_state(
-    path: str | Path,
-    fold: int,
-    model: nn.Module,
-    optimizer: torch.optim.Optimizer,
-    scheduler: Any,
-    stopper: EarlyStopping,
+    path: str | Path, fold: int, trainables: Trainables
 ) -> tuple[int, FoldProgress] | None:
-    """Restore model, optimizer, scheduler and stopper from the state of ``fold`` at ``path``;
-    returns (the next epoch to run, the progress), or None when there is no state of this fold
-    (the objects are left as they are)."""
+    """Restore the trainables (model, optimizer, scheduler, stopper) from the state of
+    ``fold`` at ``path``; returns (the next epoch to run, the progress), or None when there
+    is no state of this fold (the objects are left as they are)."""
     state = load_state(path)
     if state is None or state.get("fold") != fold:
         return None
-    model.load_state_dict(state["model"])
-    optimizer.load_state_dict(state["optimizer"])
-    scheduler.load_state_dict(state["scheduler"])
-    stopper.load_state_dict(state["stopper"])
+    trainables.model.load_state_dict(state["model"])
+    trainables.optimizer.load_state_dict(state["optimizer"])
+    trainables.scheduler.load_state_dict(state["scheduler"])
+    trainables.stopper.load_state_dict(state["stopper"])
     progress = FoldProgress(
         history=state["history"],
         best_epoch=state["best_epoch"],

@@ -14,6 +14,7 @@ from isic_tracking.train.losses import EarlyStopping, make_optimizer, make_sched
 from isic_tracking.train.predictions import Predictions
 from isic_tracking.train.resume import (
     FoldProgress,
+    Trainables,
     load_fold_state,
     load_state,
     save_fold_state,
@@ -54,11 +55,11 @@ def test_fold_state_round_trip_restores_every_object(tmp_path: Path) -> None:
     stopper.step(0.6, 0)
     progress = _progress(model)
     path = tmp_path / "run" / "fold1.pt"
-    save_fold_state(path, 1, 0, model, optimizer, scheduler, stopper, progress)
+    save_fold_state(path, 1, 0, Trainables(model, optimizer, scheduler, stopper), progress)
     assert path.is_file() and not path.with_suffix(".pt.tmp").exists()
 
     model2, optimizer2, scheduler2, stopper2 = _objects(1)  # different init
-    start, back = load_fold_state(path, 1, model2, optimizer2, scheduler2, stopper2)
+    start, back = load_fold_state(path, 1, Trainables(model2, optimizer2, scheduler2, stopper2))
     assert start == 1
     for a, b in zip(model.state_dict().values(), model2.state_dict().values()):
         assert torch.equal(a, b)
@@ -87,11 +88,13 @@ def test_best_weights_are_a_copy_not_a_view(tmp_path: Path) -> None:
 def test_state_of_another_fold_or_none_leaves_the_objects(tmp_path: Path) -> None:
     model, optimizer, scheduler, stopper = _objects(0)
     path = tmp_path / "fold0.pt"
-    assert load_fold_state(path, 0, model, optimizer, scheduler, stopper) is None  # no file
-    save_fold_state(path, 0, 4, model, optimizer, scheduler, stopper, _progress(model))
+    assert (
+        load_fold_state(path, 0, Trainables(model, optimizer, scheduler, stopper)) is None
+    )  # no file
+    save_fold_state(path, 0, 4, Trainables(model, optimizer, scheduler, stopper), _progress(model))
     fresh, opt, sched, stop = _objects(1)
     weights = [p.clone() for p in fresh.parameters()]
-    assert load_fold_state(path, 2, fresh, opt, sched, stop) is None
+    assert load_fold_state(path, 2, Trainables(fresh, opt, sched, stop)) is None
     assert all(torch.equal(a, b) for a, b in zip(weights, fresh.parameters()))
     assert stop.best is None
 
@@ -99,9 +102,8 @@ def test_state_of_another_fold_or_none_leaves_the_objects(tmp_path: Path) -> Non
 def test_saving_without_a_best_epoch_is_refused(tmp_path: Path) -> None:
     model, optimizer, scheduler, stopper = _objects(0)
     with pytest.raises(ValueError, match="no best epoch"):
-        save_fold_state(
-            tmp_path / "s.pt", 0, 0, model, optimizer, scheduler, stopper, FoldProgress()
-        )
+        trainables = Trainables(model, optimizer, scheduler, stopper)
+        save_fold_state(tmp_path / "s.pt", 0, 0, trainables, FoldProgress())
 
 
 class _Code:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import multiprocessing
 import os
+from dataclasses import dataclass
 from typing import Any
 
 import mlflow
@@ -53,28 +54,33 @@ def run_worker_here(
     )
 
 
-def _worker_process(
-    cfg_dict: dict[str, Any],
-    study_name: str,
-    storage_url: str,
-    parent_run_id: str,
-    worker: int,
-    tracking_uri: str,
-    threads: int,
-) -> None:
+@dataclass(frozen=True)
+class WorkerJob:
+    """What a spawned worker process is handed (plain values: it is pickled to the child)."""
+
+    cfg: dict[str, Any]  # the SearchConfig's fields
+    study_name: str
+    storage_url: str
+    parent_run_id: str
+    worker: int  # its number among this host's workers (picks its GPU)
+    tracking_uri: str
+    threads: int  # torch threads (this host's cores shared among the workers)
+
+
+def _worker_process(job: WorkerJob) -> None:
     """Entry of a spawned worker process (module level, so ``spawn`` can import it)."""
     import torch
 
     setup()  # a spawned process: print this project's messages as the parent does
-    torch.set_num_threads(threads)
-    mlflow.set_tracking_uri(tracking_uri)
+    torch.set_num_threads(job.threads)
+    mlflow.set_tracking_uri(job.tracking_uri)
     os.environ.pop("MLFLOW_RUN_ID", None)  # never resume the parent's run from here
-    cfg = SearchConfig(**cfg_dict)
+    cfg = SearchConfig(**job.cfg)
     n_gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
     if cfg.device in ("auto", "cuda") and n_gpus > 1:  # spread the workers over the GPUs
-        cfg = dataclasses.replace(cfg, device=f"cuda:{worker % n_gpus}")
-    ran = run_worker_here(cfg, study_name, storage_url, parent_run_id)
-    log.info(f"search worker {worker} (pid {os.getpid()}): trials {ran}")
+        cfg = dataclasses.replace(cfg, device=f"cuda:{job.worker % n_gpus}")
+    ran = run_worker_here(cfg, job.study_name, job.storage_url, job.parent_run_id)
+    log.info(f"search worker {job.worker} (pid {os.getpid()}): trials {ran}")
 
 
 def run_workers(
@@ -90,13 +96,15 @@ def run_workers(
         ctx.Process(
             target=_worker_process,
             args=(
-                dataclasses.asdict(cfg),
-                study_name,
-                storage_url,
-                parent_run_id,
-                i,
-                mlflow.get_tracking_uri(),
-                threads,
+                WorkerJob(
+                    dataclasses.asdict(cfg),
+                    study_name,
+                    storage_url,
+                    parent_run_id,
+                    i,
+                    mlflow.get_tracking_uri(),
+                    threads,
+                ),
             ),
             name=f"isic-search-worker-{i}",
         )
