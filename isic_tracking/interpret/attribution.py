@@ -128,6 +128,7 @@ def filter_attribution(
         method: ``conductance`` (integrated gradients through each unit from a zero baseline,
             ``n_steps`` forward/backward passes per image) or ``grad_x_activation`` (one pass).
         n_steps: integration steps of conductance (default 16; Gauss-Legendre).
+        batch_size: images per forward/backward; conductance's scaled copies count as images.
 
     Returns:
         ``[N, C]`` float32 on the CPU (C: the layer's channels). With conductance, each row
@@ -138,12 +139,17 @@ def filter_attribution(
     device = next(model.parameters()).device
     module, fn = get_layer(model, layer), class_score_fn(model)
     out = []
+    # conductance evaluates n_steps scaled copies of every image: captum's internal batch
+    # keeps each forward/backward at batch_size inputs (it must hold 2 x the images given),
+    # so memory is that of one batch, not n_steps of them (21 GB at 64 ResNet50 images)
+    per_call = max(1, batch_size // 2) if method == "conductance" else batch_size
     with eval_mode(model):
-        for x, t in _batches(images, targets, batch_size, device):
+        for x, t in _batches(images, targets, per_call, device):
             if method == "conductance":
                 a = LayerConductance(fn, module).attribute(
-                    x, baselines=torch.zeros_like(x), target=t, n_steps=n_steps
-                )
+                    x, baselines=torch.zeros_like(x), target=t, n_steps=n_steps,
+                    internal_batch_size=max(2 * len(x), batch_size),
+                )  # fmt: skip
             else:
                 a = LayerGradientXActivation(fn, module).attribute(x, target=t)
             a = a.detach().float()

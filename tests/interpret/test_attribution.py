@@ -121,6 +121,21 @@ def test_conductance_sums_to_the_score_difference_from_the_baseline():
     assert torch.allclose(scores.sum(dim=1), expected, rtol=0.01)
 
 
+def test_conductance_runs_its_scaled_copies_a_batch_at_a_time():
+    """Memory of one batch: the n_steps scaled copies of each image go through the model in
+    chunks of at most ``batch_size`` inputs, with the same attributions as one big call."""
+    model = Decisive()
+    sizes: list[int] = []
+    handle = model.register_forward_pre_hook(lambda _m, args: sizes.append(len(args[0])))
+    imgs = torch.rand(6, 3, 8, 8, generator=torch.Generator().manual_seed(2))
+    target = torch.tensor([1, 0, 1, 0, 1, 0])
+    chunked = filter_attribution(model, "bn", imgs, target, n_steps=16, batch_size=8)
+    handle.remove()
+    assert max(sizes) <= 8 and sum(sizes) >= 6 * 16
+    whole = filter_attribution(model, "bn", imgs, target, n_steps=16, batch_size=6 * 16 * 2)
+    torch.testing.assert_close(chunked, whole, rtol=1e-4, atol=1e-6)
+
+
 def test_mass_in_mask_shares_and_edge_cases():
     maps = torch.tensor(
         [[[1.0, 3.0], [0.0, 0.0]], [[0.0, 0.0], [0.0, 0.0]], [[-2.0, 1.0], [1.0, 2.0]]]

@@ -4,9 +4,11 @@ same natural images, per layer (shallow to deep) every measure of
 a measure depends on the sample.
 
 One pass over the images feeds both models and keeps, per layer, the streamed CKA sums (over
-sampled spatial positions), the pooled activations (for the probes and the top-k filters) and the fine-tuned model's class
-scores; then every reset and re-randomization is one more forward per layer over the images
-kept in memory (the analysed split is small: a validation fold).
+sampled spatial positions), the pooled activations (for the probes and the top-k filters) and
+the fine-tuned model's class scores; then every reset and re-randomization is one more
+forward per layer over the images, read again from ``batches()`` (the runner's images are
+decoded once, :class:`~isic_tracking.data.decoded.DecodedImages`): memory does not grow with
+the images beyond the pooled activations.
 """
 
 from __future__ import annotations
@@ -150,7 +152,6 @@ def _probs(logits: Tensor, task: str) -> np.ndarray:
 class _Pass:
     """What one pass over the images keeps."""
 
-    inputs: Tensor
     labels: np.ndarray
     cka: dict[str, StreamedCKA]
     tuned: dict[str, list[Tensor]]
@@ -164,9 +165,9 @@ def _one_pass(
 ) -> _Pass:
     """Both models on every image: streamed CKA sums, pooled activations, the model's logits."""
     layers = list(plan.layers)
-    acc = _Pass(torch.empty(0), np.empty(0, int), {n: StreamedCKA() for n in layers},
+    acc = _Pass(np.empty(0, int), {n: StreamedCKA() for n in layers},
                 {n: [] for n in layers}, {n: [] for n in layers}, [])  # fmt: skip
-    inputs, labels = [], []
+    labels = []
     device = next(model.parameters()).device
     depth = {n: i for i, n in enumerate(layers)}
     batch = [0]
@@ -181,7 +182,7 @@ def _one_pass(
         LayerRecorder(model, [*layers, ""], keep) as rec_t,
         LayerRecorder(base, [] if same else layers, keep) as rec_b,
     ):
-        for x, y in batches:
+        for x, y, *_ in batches:
             x = normalize(x.float(), plan.mean, plan.std).to(device)
             t = rec_t(x)
             b = t if same else rec_b(x)
@@ -191,25 +192,27 @@ def _one_pass(
                 acc.tuned[n].append(t[n][0])
                 acc.base[n].append(b[n][0])
             acc.logits.append(t[""][0])
-            inputs.append(x)
             labels.append(torch.as_tensor(y).long())
-    if not inputs:
+    if not labels:
         raise IsicInputError("layers: the analysed split has no images")
-    acc.inputs = torch.cat(inputs)
     acc.labels = torch.cat(labels).numpy()
     return acc
 
 
 @torch.no_grad()
-def _swap_scores(model, base, layer, inputs, plan, batch_size=128) -> dict[str, np.ndarray]:
-    """Class probabilities with ``layer`` reset to the base and re-randomized."""
+def _swap_scores(model, base, layer, batches, plan) -> dict[str, np.ndarray]:
+    """Class probabilities with ``layer`` reset to the base and re-randomized: one more pass
+    over the images each (``batches()`` reads them again; keeping every input in memory
+    would grow with the images, 600 KB each at 224 px)."""
+    device = next(model.parameters()).device
     out = {}
     for name, source in (("reset", base), ("rerandomize", None)):
         with swapped_layer(model, layer, source, seed=plan.seed):
-            logits = torch.cat(
-                [model(inputs[i : i + batch_size]) for i in range(0, len(inputs), batch_size)]
-            )
-        out[name] = _probs(logits.cpu(), plan.task)
+            logits = torch.cat([
+                model(normalize(x.float(), plan.mean, plan.std).to(device)).cpu()
+                for x, *_ in batches()
+            ])  # fmt: skip
+        out[name] = _probs(logits, plan.task)
     return out
 
 
@@ -269,7 +272,7 @@ def compare_layers(
         rows = []
         for depth, layer in enumerate(plan.layers):
             t, b = torch.cat(acc.tuned[layer]), torch.cat(acc.base[layer])
-            swaps = _swap_scores(model, base, layer, acc.inputs, plan)
+            swaps = _swap_scores(model, base, layer, batches, plan)
             top = torch.topk(t.mean(0), min(plan.top_k, t.shape[1])).indices.tolist()
             rows.append(LayerRow(
                 depth, layer, acc.cka[layer].value(), relative_weight_change(model, base, layer),

@@ -16,7 +16,7 @@ from isic_tracking.stages.layers.compute import MONITORS, LayersPlan, LayersResu
 from isic_tracking.stages.layers.config import LayersConfig
 from isic_tracking.stages.layers.plots import layer_profile
 from isic_tracking.tracking import tag
-from isic_tracking.tracking.analysis import natural_batches
+from isic_tracking.tracking.analysis import natural_images
 from isic_tracking.tracking.init import load_base
 from isic_tracking.tracking.registry import LoadedModel, load_model
 from isic_tracking.tracking.runs import (
@@ -86,8 +86,8 @@ def run_layers(cfg: LayersConfig) -> LayersResult:
     size = cfg.image_size or int(config["image_size"])
     layers = resolve_layers(loaded.model, cfg.layers, default="all")
     monitor = resolve_monitor(cfg, loaded)
-    batches, about = natural_batches(loaded, cfg.manifest, cfg.split, size, cfg.batch_size, "val0")
-    if batches is None:
+    images, about = natural_images(loaded, cfg.manifest, cfg.split, size, cfg.batch_size, "val0")
+    if images is None:
         raise IsicInputError(f"layers needs natural images: {about}")
     plan = LayersPlan(tuple(layers), config.get("task", "binary"), monitor,
                       tuple(config["mean"]), tuple(config["std"]), cfg.top_k, cfg.n_boot,
@@ -95,8 +95,11 @@ def run_layers(cfg: LayersConfig) -> LayersResult:
     about_base = base.tags[tag.MODEL_BASE]
     params = {**dataclasses.asdict(cfg), "layers_resolved": ",".join(layers),
               "monitor_resolved": monitor, "images": about}  # fmt: skip
-    with stage_run(STAGE, params, tags={**loaded.tags, tag.BASE: about_base}, run_name=STAGE):
-        result = compare_layers(loaded.model, base.model, batches, plan)
+    with (
+        images,
+        stage_run(STAGE, params, tags={**loaded.tags, tag.BASE: about_base}, run_name=STAGE),
+    ):
+        result = compare_layers(loaded.model, base.model, lambda: iter(images), plan)
         table = pd.DataFrame([r.as_dict() for r in result.rows])
         _log_rows(result)
         log_metrics({f"{monitor}": result.metric, "n_images": result.n_images})

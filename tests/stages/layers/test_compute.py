@@ -76,6 +76,22 @@ def test_a_model_against_itself_and_two_random_seeds():
     assert other[-1].cka < 0.99 and other[-2].cka < 0.99
 
 
+def test_the_images_are_read_again_per_swap_not_kept_in_memory():
+    """Memory that does not grow with the images: the inputs are not held for the reset and
+    re-randomization forwards; each is one more pass over ``batches()`` (two per layer)."""
+    torch.manual_seed(0)
+    model = create_model("smallcnn", 1)
+    x, y = torch.rand(12, 3, 32, 32), torch.arange(12) % 2
+    calls = []
+
+    def batches():
+        calls.append(1)
+        return iter([(x[:5], y[:5]), (x[5:], y[5:])])
+
+    compare_layers(model, create_model("smallcnn", 1), batches, _plan(n_boot=5))
+    assert len(calls) == 1 + 2 * len(LAYERS)
+
+
 def test_one_re_initialized_layer_alone_stands_out(binary_manifest, tmp_path):
     model, _, batches = _fine_tune(binary_manifest, tmp_path, epochs=8)
     twin = create_model("smallcnn", 1)

@@ -22,8 +22,23 @@ from isic_tracking.tracking.runs import download_artifacts
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
+def _count_reads(monkeypatch) -> dict[str, int]:
+    """Reads of each image file by ``ManifestDataset`` from now on."""
+    from isic_tracking.data.dataset import ManifestDataset
+
+    reads: dict[str, int] = {}
+    real = ManifestDataset.__getitem__
+
+    def counted(self, index):
+        reads[str(self.paths[index])] = reads.get(str(self.paths[index]), 0) + 1
+        return real(self, index)
+
+    monkeypatch.setattr(ManifestDataset, "__getitem__", counted)
+    return reads
+
+
 def test_layers_compares_a_fine_tuned_model_with_its_recorded_base(
-    mlflow_tracking: str, search_manifest: str, tmp_path: Path
+    mlflow_tracking: str, search_manifest: str, tmp_path: Path, monkeypatch
 ):
     base_uri = run_pretrain(PretrainConfig(n_classes=3, per_class=6, image_size=32, epochs=1,
                                            batch_size=8, device="cpu"))  # fmt: skip
@@ -37,6 +52,7 @@ def test_layers_compares_a_fine_tuned_model_with_its_recorded_base(
     assert f"Initialized from model: `{base_uri}`" in champion.description
 
     uri = f"models:/{train.model_name}@champion"
+    reads = _count_reads(monkeypatch)
     result = run_layers(LayersConfig(model_uri=uri, n_boot=20, fv_steps=2, device="cpu"))
     assert [r.layer for r in result.rows] == ["features.0", "features.4", "features.8",
                                               "features.12"]  # fmt: skip
@@ -54,3 +70,5 @@ def test_layers_compares_a_fine_tuned_model_with_its_recorded_base(
     assert list(table["layer"]) == [r.layer for r in result.rows]
     assert table["cka"].between(0, 1.0 + 1e-9).all()
     assert download_artifacts(run.info.run_id, "figures/layer_profile.png", tmp_path).is_file()
+    # one pass of both models, then two per layer: each analysed image decoded once
+    assert len(reads) == result.n_images and set(reads.values()) == {1}
