@@ -4,6 +4,7 @@ against concept masks (:mod:`isic_tracking.interpret.dissection`)."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -18,6 +19,7 @@ from isic_tracking.interpret.ablation import (
     VARIANTS,
     ablation_pass,
     ablation_table,
+    ablation_verdicts,
     artifact_targets,
     class_targets,
     random_sets,
@@ -48,6 +50,31 @@ class AblationSettings:
     seed: int
 
 
+@dataclass(frozen=True)
+class DissectionSettings:
+    """A unit fires above its ``quantile`` of activations; labelled from IoU ``min_iou``."""
+
+    quantile: float
+    min_iou: float
+
+
+@dataclass(frozen=True)
+class ProbeInputs:
+    """What both probes run: the model, the analysed images and where each layer is read.
+
+    Attributes:
+        model: the classifier.
+        loader: ``(x, y, idx)`` batches of the analysed images, normalized.
+        modules: ``{layer: its response module}`` (the hooked module), layers in order.
+        device: where the forwards run.
+    """
+
+    model: nn.Module
+    loader: Iterable
+    modules: Mapping[str, str]
+    device: str | torch.device = "cpu"
+
+
 def _in_dataset_order(stats: LayerStats, n: int) -> np.ndarray:
     """The labels of ``stats`` placed at their data-set indices (length ``n``)."""
     labels = np.full(n, -1, dtype=np.int64)
@@ -56,21 +83,18 @@ def _in_dataset_order(stats: LayerStats, n: int) -> np.ndarray:
 
 
 def ablate_layers(
-    model: nn.Module,
-    loader: Iterable,
+    probe: ProbeInputs,
     stats: Mapping[str, LayerStats],
-    modules: Mapping[str, str],
     report: FilterReport,
     classes: Sequence[str],
     members: pd.DataFrame | None,
     settings: AblationSettings,
-    device: str | torch.device = "cpu",
 ) -> pd.DataFrame:
     """The ablation table of every layer (see :func:`.ablation_table`), layers in order.
 
     Args:
+        probe: the model, the images and each layer's response module.
         stats: the ranked layers' response statistics (means and liveness come from them).
-        modules: ``{layer: its response module}`` (the hooked module).
         report: the rankings (top tables) of the same images.
         classes: the model's classes, indexed by the labels.
         members: bool ``[images, groups]`` in data-set order, or None: artifact targets use
@@ -90,9 +114,76 @@ def ablate_layers(
         sets = [t.filters for t in targets]
         sets += random_sets(live, settings.k, settings.draws, seed=[settings.seed, i])
         means = s.mean.mean(dim=0)  # each channel's mean over positions and images
-        result = ablation_pass(model, loader, modules[layer], sets, means, device=device)
+        result = ablation_pass(
+            probe.model, probe.loader, probe.modules[layer], sets, means, device=probe.device
+        )
         tables.append(ablation_table(result, targets))
     return pd.concat(tables, ignore_index=True)
+
+
+@dataclass(frozen=True)
+class AblationResult:
+    """The ablation of every layer: ``table`` (:data:`~.ablation.ABLATION_COLUMNS` and the
+    random drops, column ``random``), the ``verdicts`` per target, the ``seconds`` it took."""
+
+    table: pd.DataFrame
+    verdicts: pd.DataFrame
+    seconds: float
+
+
+def run_ablation(
+    probe: ProbeInputs,
+    stats: Mapping[str, LayerStats],
+    report: FilterReport,
+    classes: Sequence[str],
+    members: pd.DataFrame | None,
+    settings: AblationSettings,
+) -> AblationResult:
+    """:func:`ablate_layers` timed, with its verdicts (:func:`.ablation_verdicts`)."""
+    start = time.perf_counter()
+    table = ablate_layers(probe, stats, report, classes, members, settings)
+    return AblationResult(table, ablation_verdicts(table), time.perf_counter() - start)
+
+
+@dataclass(frozen=True)
+class DissectionResult:
+    """Network Dissection of every layer: one row per unit, the settings, the seconds."""
+
+    table: pd.DataFrame
+    settings: DissectionSettings
+    seconds: float
+
+    def metrics(self) -> dict[str, float]:
+        """``dissection_labelled/<layer>`` (units labelled), ``dissection_best_iou/<concept>``
+        and ``dissection_seconds``; MLflow-safe keys."""
+        metrics = {
+            f"dissection_labelled/{safe_name(layer)}": float(d["labelled"].sum())
+            for layer, d in self.table.groupby("layer", sort=False)
+        }
+        for concept in MASK_CONCEPTS:
+            metrics[f"dissection_best_iou/{concept}"] = float(self.table[f"iou_{concept}"].max())
+        metrics["dissection_seconds"] = self.seconds
+        return {metric_key(k): v for k, v in metrics.items()}
+
+    def line(self) -> str:
+        """One terminal line: how many units are labelled, the first few with their IoU."""
+        labelled = self.table[self.table["labelled"]]
+        best = ", ".join(
+            f"{r.layer}:{r.unit} {r.concept} {r.iou:.2f}" for r in labelled.head(8).itertuples()
+        )
+        return (
+            f"dissection: {len(labelled)} of {len(self.table)} units labelled (IoU >= "
+            f"{self.settings.min_iou}, quantile {self.settings.quantile}): {best or 'none'}"
+        )
+
+
+def run_dissection(
+    probe: ProbeInputs, rows: pd.DataFrame, image_size: int, settings: DissectionSettings
+) -> DissectionResult:
+    """:func:`dissect_layers` timed."""
+    start = time.perf_counter()
+    table = dissect_layers(probe, rows, image_size, settings)
+    return DissectionResult(table, settings, time.perf_counter() - start)
 
 
 def has_masks(rows: pd.DataFrame) -> bool:
@@ -103,23 +194,20 @@ def has_masks(rows: pd.DataFrame) -> bool:
 
 
 def dissect_layers(
-    model: nn.Module,
-    loader: Iterable,
-    rows: pd.DataFrame,
-    modules: Mapping[str, str],
-    image_size: int,
-    quantile: float,
-    min_iou: float,
-    device: str | torch.device = "cpu",
+    probe: ProbeInputs, rows: pd.DataFrame, image_size: int, settings: DissectionSettings
 ) -> pd.DataFrame:
-    """Network Dissection of every layer's units (``modules``: ``{layer: response module}``)
-    against the masks named in ``rows`` (:func:`has_masks`), one table, best units first per
-    layer. Holds every layer's maps of every image in memory (float16)."""
-    maps, indices = feature_maps(model, loader, list(dict.fromkeys(modules.values())), device)
+    """Network Dissection of every layer's units (read at ``probe.modules``) against the
+    masks named in ``rows`` (:func:`has_masks`, loaded at ``image_size``), one table, best
+    units first per layer. Holds every layer's maps of every image in memory (float16)."""
+    modules = probe.modules
+    maps, indices = feature_maps(
+        probe.model, probe.loader, list(dict.fromkeys(modules.values())), probe.device
+    )
     paths = rows[MASK_COLUMN].astype(str).to_numpy()[indices.numpy()]
     masks = load_masks(list(paths), image_size)
+    q, min_iou = settings.quantile, settings.min_iou
     tables = [
-        dissect(maps[module], masks, MASK_CONCEPTS, layer, quantile, min_iou)
+        dissect(maps[module], masks, MASK_CONCEPTS, layer, q, min_iou)
         for layer, module in modules.items()
     ]
     return pd.concat(tables, ignore_index=True)

@@ -20,12 +20,19 @@ the planted shortcut's check is logged (``shortcut_auc``, tag ``isic.shortcut_ch
 
 ``tables/class_filters.csv`` (``class, filter, occurrences, percent, rank, mean_z, layer``)
 is what ``visualize --filters_run`` reads.
+
+The run has three steps: :func:`resolve_plan` resolves and checks every setting once (the
+model, layers, analysed images, classes, image groups) into a :class:`~.compute.FiltersPlan`;
+:func:`~.compute.compute_filters` computes without MLflow; the runner logs what it returns
+(:func:`log_result`; the attribution part, :mod:`.runner_attribution`, computes and logs in
+its own step).
 """
 
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
+from typing import Any
 
 import mlflow
 import pandas as pd
@@ -35,14 +42,8 @@ from isic_tracking.data.defaults import default_manifest
 from isic_tracking.data.outliers import score_table
 from isic_tracking.data.transforms import build_transforms
 from isic_tracking.errors import IsicInputError
-from isic_tracking.interpret.activations import LayerStats
-from isic_tracking.interpret.exemplars import exemplar_crops, top_exemplars
 from isic_tracking.interpret.filters import check_classes_present, membership
-from isic_tracking.interpret.liveness import (
-    inactive_filters,
-    liveness_counts,
-    most_activated_table,
-)
+from isic_tracking.interpret.liveness import inactive_filters, liveness_counts
 from isic_tracking.interpret.names import safe_name
 from isic_tracking.interpret.plots import (
     exemplar_grid,
@@ -50,21 +51,22 @@ from isic_tracking.interpret.plots import (
     jaccard_heatmap,
     top_filters_table,
 )
-from isic_tracking.interpret.response import response_layers, response_stats
+from isic_tracking.interpret.response import response_layers
 from isic_tracking.log import get_logger
 from isic_tracking.models import resolve_layers
+from isic_tracking.stages.filters.compute import FiltersPlan, FiltersResult, compute_filters
 from isic_tracking.stages.filters.config import FiltersConfig
 from isic_tracking.stages.filters.outputs import (
     ZSCORE,
+    ShortcutCheck,
     class_names,
     group_sources,
     liveness_line,
     liveness_metrics,
     recovery_metrics,
-    shortcut_check,
     union_top,
 )
-from isic_tracking.stages.filters.report import FilterReport, filter_report
+from isic_tracking.stages.filters.report import FilterReport
 from isic_tracking.stages.filters.runner_attribution import AttributionInputs, log_attribution
 from isic_tracking.stages.filters.runner_probes import log_ablation, log_dissection
 from isic_tracking.tracking import tag
@@ -94,6 +96,9 @@ class FiltersOutcome:
     dissection: pd.DataFrame = field(default_factory=pd.DataFrame)  # one row per unit
 
 
+# --------------------------------------------------------------------------- the plan
+
+
 def _groups(cfg: FiltersConfig, rows: pd.DataFrame, image_size: int) -> pd.DataFrame | None:
     """Boolean [images, groups] table from manifest columns and/or the z-score detector."""
     sources, notes = group_sources(cfg.groups, list(rows.columns))
@@ -116,7 +121,61 @@ def _groups(cfg: FiltersConfig, rows: pd.DataFrame, image_size: int) -> pd.DataF
     return pd.concat(tables, axis=1) if tables else None
 
 
-def _log_kind(top, percent, kind: str, title: str, layers: list[str]) -> None:
+def _check_shortcut_group(cfg: FiltersConfig, groups: pd.DataFrame | None, split: str) -> None:
+    """Before any run: the shortcut's artifact must be an image group of the analysed split."""
+    if cfg.shortcut_artifact == "none":
+        return
+    names = [] if groups is None else [str(c) for c in groups.columns]
+    if cfg.shortcut_artifact not in names:
+        raise IsicInputError(
+            f"shortcut_artifact={cfg.shortcut_artifact!r}: no image of {split} is in that group "
+            f"(groups: {', '.join(names) or 'none'}); use groups=artifact and images that "
+            "carry it (e.g. split=all)"
+        )
+
+
+def resolve_plan(cfg: FiltersConfig) -> FiltersPlan:
+    """Every setting of the run resolved and checked once, before any run starts: the model,
+    its layers and their response modules, the analysed images, their classes (each must
+    have images) and groups (the shortcut's among them), the loader."""
+    seed_everything(cfg.seed)
+    device = resolve_device(cfg.device)
+    loaded = load_model(cfg.model_uri, device, allow_random=cfg.allow_random)
+    model, config = loaded.model, dict(loaded.config)
+    if cfg.image_size > 0:
+        config["image_size"] = cfg.image_size
+    size = int(config["image_size"])
+    layers = resolve_layers(model, cfg.layers, default="last")
+    rows, manifest = split_rows(
+        loaded, cfg.manifest, cfg.split, fallback_manifest=lambda: str(default_manifest("binary"))
+    )
+    classes = class_names(config, rows)
+    split = f"split {cfg.split!r} of {manifest}"
+    check_classes_present(rows["label"].to_numpy(), classes, split)
+    groups = _groups(cfg, rows, size)
+    _check_shortcut_group(cfg, groups, split)
+    modules = {layer: module for module, layer in response_layers(model, layers).items()}
+    tf = build_transforms(size, train=False, mean=config["mean"], std=config["std"])
+    loader = make_loader(rows, tf, cfg.batch_size, workers=cfg.workers, return_index=True)
+    return FiltersPlan(
+        cfg, model, config, tuple(layers), rows, manifest, tuple(classes), split, groups,
+        modules, loader, device, dict(loaded.tags),
+    )  # fmt: skip
+
+
+def _params(plan: FiltersPlan) -> dict[str, Any]:
+    """The run's params: the settings and what they resolved to."""
+    params = {**dataclasses.asdict(plan.settings), "manifest": plan.manifest}
+    params["layers_resolved"] = ",".join(plan.layers)
+    params["n_images"] = len(plan.rows)
+    params["response_layers"] = ",".join(plan.modules.values())
+    return params
+
+
+# --------------------------------------------------------------------------- logging
+
+
+def _log_kind(top, percent, kind: str, title: str, layers) -> None:
     """Top-N table, per-layer percentages and heatmaps of one kind (class or group)."""
     log_dataframe(top, f"tables/{kind}_filters.csv")
     log_figure(top_filters_table(top, f"Top filters per {kind}"), f"figures/{kind}_top.png")
@@ -135,46 +194,18 @@ def _log_liveness(report: FilterReport) -> None:
     log.info(liveness_line(counts))
 
 
-def _check_shortcut_group(cfg: FiltersConfig, groups: pd.DataFrame | None, split: str) -> None:
-    """Before any run: the shortcut's artifact must be an image group of the analysed split."""
-    if cfg.shortcut_artifact == "none":
-        return
-    names = [] if groups is None else [str(c) for c in groups.columns]
-    if cfg.shortcut_artifact not in names:
-        raise IsicInputError(
-            f"shortcut_artifact={cfg.shortcut_artifact!r}: no image of {split} is in that group "
-            f"(groups: {', '.join(names) or 'none'}); use groups=artifact and images that "
-            "carry it (e.g. split=all)"
-        )
-
-
-def _log_shortcut(
-    cfg: FiltersConfig, report: FilterReport, stats: LayerStats, classes: list[str]
-) -> None:
+def _log_shortcut(check: ShortcutCheck) -> None:
     """The planted shortcut's check: metrics and pass/fail tag."""
-    check = shortcut_check(
-        report.recovery, cfg.shortcut_artifact, stats.name, cfg.shortcut_min_auc,
-        stats.max.numpy(), stats.labels.numpy(), classes,
-    )  # fmt: skip
     log_metrics({"shortcut_auc": check.auc, "shortcut_malignant_auc": check.malignant_auc})
     mlflow.set_tags({tag.SHORTCUT_CHECK: "pass" if check.passed else "fail"})
     log.info(
-        f"shortcut {check.artifact!r}: top filter {stats.name}:{check.filter} has ROC AUC "
+        f"shortcut {check.artifact!r}: top filter {check.layer}:{check.filter} has ROC AUC "
         f"{check.auc:.3f} for the artifact (>= {check.min_auc}: "
         f"{'pass' if check.passed else 'fail'}), {check.malignant_auc:.3f} for malignant"
     )
 
 
-def _log_most_activated(stats: dict[str, LayerStats], top_n: int) -> None:
-    """Table 10 of the thesis: the most activated live filters of each analysed layer."""
-    table = pd.concat(
-        [most_activated_table(s.max, top_n).assign(layer=name) for name, s in stats.items()],
-        ignore_index=True,
-    )
-    log_dataframe(table, "tables/most_activated.csv")
-
-
-def _log_tables(report: FilterReport, layers: list[str]) -> None:
+def _log_tables(report: FilterReport, layers) -> None:
     _log_liveness(report)
     _log_kind(report.class_top, report.class_percent, "class", "Class", layers)
     if report.group_top.empty:
@@ -183,112 +214,56 @@ def _log_tables(report: FilterReport, layers: list[str]) -> None:
     log_dataframe(report.jaccard.reset_index(), "tables/jaccard.csv")
     log_figure(jaccard_heatmap(report.jaccard), "figures/jaccard.png")
     log_dataframe(report.recovery, "tables/recovery_auc.csv")
-    log_metrics(recovery_metrics(report.recovery, layers))
+    log_metrics(recovery_metrics(report.recovery, list(layers)))
 
 
-def _log_exemplars(
-    stats: dict[str, LayerStats], top: pd.DataFrame, key: str, rows, loader, config, k: int
-) -> int:
-    """One grid of dataset exemplars per (class or group, layer); returns how many."""
-    dataset = loader.dataset
-    n = 0
-    for (group, layer), d in top.groupby([key, "layer"], sort=False):
-        if layer not in stats:
-            continue
-        filters = d.sort_values("rank")["filter"].astype(int).tolist()
-        ex = top_exemplars(stats[layer], filters, k=k)
-        crops = exemplar_crops(ex, lambda i: dataset[i][0], config["mean"], config["std"])
-        ids = rows["image_id"].astype(str).to_numpy()
-        labels = [f"{ids[e.dataset_index][-10:]}\n{e.activation:.2f}" for e in ex.itertuples()]
-        fig = exemplar_grid(
-            crops,
-            [f"filter {f}" for f in filters],
-            labels,
-            ncols=k,
-            title=f"{layer}: exemplars of {key} {group}'s top filters",
-        )
-        log_figure(fig, f"figures/exemplars/{safe_name(layer)}/{key}_{safe_name(str(group))}.png")
-        n += 1
-    return n
+def _log_attribution(plan: FiltersPlan, result: FiltersResult) -> None:
+    """The attribution part (:mod:`.runner_attribution`), when Grad-CAM or a ranking is on."""
+    cfg = plan.settings
+    if cfg.gradcam or cfg.attribution != "none":
+        inputs = AttributionInputs(
+            plan.model, plan.loader.dataset, result.stats, list(plan.classes),
+            plan.config["mean"], plan.config["std"], cfg.batch_size,
+        )  # fmt: skip
+        log_attribution(inputs, result.report, list(plan.layers), plan.exemplar_layers, cfg)
+
+
+def log_result(plan: FiltersPlan, result: FiltersResult) -> None:
+    """Into the active run: the rankings' tables, figures and metrics, Table 10, the shortcut
+    check, the probes, the exemplar grids, the attribution part and the terminal summary."""
+    report = result.report
+    _log_tables(report, plan.layers)
+    log_dataframe(result.most_activated, "tables/most_activated.csv")
+    if result.shortcut is not None:
+        _log_shortcut(result.shortcut)
+    if result.ablation is not None:
+        log_ablation(result.ablation)
+    if result.dissection is not None:
+        log_dissection(result.dissection)
+    for g in result.exemplars:
+        log_figure(exemplar_grid(g.crops, g.columns, g.labels, ncols=g.ncols, title=g.title),
+                   g.path)  # fmt: skip
+    _log_attribution(plan, result)
+    log.info(report.class_top.to_string(index=False))
+    if not report.recovery.empty:
+        log.info(report.recovery.to_string(index=False))
+    log.info(
+        f"filters: {len(plan.rows)} images, layers {', '.join(plan.layers)}, "
+        f"{len(result.exemplars)} exemplar grids"
+    )
 
 
 def run_filters(cfg: FiltersConfig) -> FiltersOutcome:
-    """Rank the filters of ``cfg.model_uri`` per class and group on one split; one run."""
-    seed_everything(cfg.seed)
-    device = resolve_device(cfg.device)
-    loaded = load_model(cfg.model_uri, device, allow_random=cfg.allow_random)
-    model, config = loaded.model, dict(loaded.config)
-    if cfg.image_size > 0:
-        config["image_size"] = cfg.image_size
-    layers = resolve_layers(model, cfg.layers, default="last")
-    rows, manifest = split_rows(
-        loaded, cfg.manifest, cfg.split, fallback_manifest=lambda: str(default_manifest("binary"))
-    )
-    classes = class_names(config, rows)
-    split = f"split {cfg.split!r} of {manifest}"
-    check_classes_present(rows["label"].to_numpy(), classes, split)
-    groups = _groups(cfg, rows, int(config["image_size"]))
-    _check_shortcut_group(cfg, groups, split)
-    hooked = response_layers(model, layers)
-
-    params = {**dataclasses.asdict(cfg), "manifest": manifest, "layers_resolved": ",".join(layers)}
-    params["n_images"] = len(rows)
-    params["response_layers"] = ",".join(hooked)
-    with stage_run(STAGE, params, tags=loaded.tags, run_name=STAGE) as run:
-        log_manifest_input(rows, name="filters-split", context=STAGE, source=manifest)
-        mean, std = config["mean"], config["std"]
-        loader = make_loader(
-            rows,
-            build_transforms(int(config["image_size"]), train=False, mean=mean, std=std),
-            cfg.batch_size,
-            workers=cfg.workers,
-            return_index=True,
-        )
-        stats = response_stats(model, loader, layers, device)
-        report = filter_report(
-            {n: s.max for n, s in stats.items()},
-            stats[layers[0]].labels,
-            classes,
-            None if groups is None else groups.iloc[stats[layers[0]].indices.numpy()],
-            cfg.quantile,
-            cfg.top_n,
-            split=split,
-        )
-        _log_tables(report, layers)
-        _log_most_activated(stats, cfg.top_n)
-        if cfg.shortcut_artifact != "none":
-            _log_shortcut(cfg, report, stats[layers[-1]], classes)
-        modules = {layer: module for module, layer in hooked.items()}
-        ablation = pd.DataFrame()
-        if config.get("task") in ("binary", "multiclass"):  # logits of the analysed classes
-            members = None if groups is None else membership(groups, len(rows))
-            ablation = log_ablation(
-                cfg, model, loader, stats, modules, report, classes, members, device
-            )
-        elif cfg.ablate_k:
-            log.info("ablation needs a classifier of the analysed classes: skipped")
-        dissection = log_dissection(
-            cfg, model, loader, rows, modules, int(config["image_size"]), device
-        )
-        n_grids = 0
-        if cfg.exemplars > 0:
-            ex_layers = layers if cfg.exemplar_layers == "all" else [layers[-1]]
-            ex_stats = {n: stats[n] for n in ex_layers}
-            for top, key in ((report.class_top, "class"), (report.group_top, "group")):
-                if not top.empty:
-                    n_grids += _log_exemplars(
-                        ex_stats, top, key, rows, loader, config, cfg.exemplars
-                    )
-        if cfg.gradcam or cfg.attribution != "none":
-            inputs = AttributionInputs(
-                model, loader.dataset, stats, classes, mean, std, cfg.batch_size
-            )
-            ex_layers = layers if cfg.exemplar_layers == "all" else [layers[-1]]
-            log_attribution(inputs, report, layers, ex_layers, cfg)
-        log.info(report.class_top.to_string(index=False))
-        if not report.recovery.empty:
-            log.info(report.recovery.to_string(index=False))
-        log.info(
-            f"filters: {len(rows)} images, layers {', '.join(layers)}, {n_grids} exemplar grids"
-        )
-    return FiltersOutcome(run.info.run_id, report, layers, len(rows), n_grids, ablation, dissection)
+    """Rank the filters of ``cfg.model_uri`` per class and group on one split; one run:
+    resolve the plan, compute (no MLflow), log."""
+    plan = resolve_plan(cfg)
+    with stage_run(STAGE, _params(plan), tags=dict(plan.tags), run_name=STAGE) as run:
+        log_manifest_input(plan.rows, name="filters-split", context=STAGE, source=plan.manifest)
+        result = compute_filters(plan)
+        log_result(plan, result)
+    ablation = pd.DataFrame() if result.ablation is None else result.ablation.verdicts
+    dissection = pd.DataFrame() if result.dissection is None else result.dissection.table
+    return FiltersOutcome(
+        run.info.run_id, result.report, list(plan.layers), len(plan.rows),
+        len(result.exemplars), ablation, dissection,
+    )  # fmt: skip

@@ -5,6 +5,7 @@ twin, and the colour check of the class-logit pictures. Pure functions over the 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -40,7 +41,8 @@ def natural_columns(reached: Tensor, ref: fv_natural.NaturalReference | None) ->
 
 
 def _has_natural(rows: Sequence[Row]) -> bool:
-    return bool(rows) and all(r["natural_max"] == r["natural_max"] for r in rows)  # not NaN
+    """Every row has its natural maximum (NaN: no natural images were analysed)."""
+    return bool(rows) and not any(math.isnan(float(r["natural_max"])) for r in rows)
 
 
 def render_metrics(name: str, reached: Tensor, seconds: float, rows: Sequence[Row]) -> dict:

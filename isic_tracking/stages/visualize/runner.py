@@ -16,41 +16,44 @@ per layer and preset under ``figures/`` with its twin beside it, every image as 
 ``images/<layer>/``, ``tables/activations.csv`` (read by ``sanity --fv_run``), metrics
 ``<kind>/<layer>-<preset>``, the colour check of the class-logit pictures and the settings,
 tagged with the model's name, version and training run.
+
+The run has three steps: :func:`resolve_plan` resolves and checks every setting once (the
+model and its base, the targets, the natural images and their one pass) into a
+:class:`~.compute.VisualizePlan`; :func:`~.compute.render_all` renders without MLflow; the
+runner logs what it returns (:func:`log_result`).
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import functools
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import mlflow
 import pandas as pd
-from torch import Tensor
 
 from isic_tracking.errors import IsicInputError
-from isic_tracking.interpret import fv_natural
 from isic_tracking.interpret.choices import AMP_CHOICES
-from isic_tracking.interpret.colour_check import ClassHistograms
-from isic_tracking.interpret.featvis import LOGITS, render
+from isic_tracking.interpret.featvis import LOGITS
 from isic_tracking.interpret.featvis.fastpath import path_params
-from isic_tracking.interpret.featvis.grids import comparison_grid, save_png, twin_grid
-from isic_tracking.interpret.featvis.param import ColourBasis, ColourStats
-from isic_tracking.interpret.featvis.presets import (
-    PRESETS,
-    preset,
-    resolve_colours,
-    wants_data_colours,
-)
-from isic_tracking.interpret.featvis.render import RenderResult, check_request, layer_channels
+from isic_tracking.interpret.featvis.grids import comparison_grid, twin_grid
+from isic_tracking.interpret.featvis.presets import PRESETS
+from isic_tracking.interpret.featvis.render import check_request, layer_channels
 from isic_tracking.interpret.fv_table import ARTIFACT, BASE_KEY, write_activations
 from isic_tracking.interpret.response import response_module
 from isic_tracking.log import get_logger
 from isic_tracking.models import conv_layers, resolve_layers
 from isic_tracking.stages.visualize import report as fv_report
+from isic_tracking.stages.visualize.compute import (
+    LayerRenders,
+    PlanModel,
+    VisualizePlan,
+    VisualizeResult,
+    natural_pass,
+    render_all,
+)
 from isic_tracking.stages.visualize.config import VisualizeConfig
 from isic_tracking.stages.visualize.targets import (
     ENGINES,
@@ -59,20 +62,12 @@ from isic_tracking.stages.visualize.targets import (
     channel_targets,
     check_filters_table,
     choices,
-    chunks,
     class_targets,
-    concat_results,
     folder,
     most_activated,
     objective,
     parse_channels,
-    picture_file,
-    picture_row,
-    render_name,
-    render_plan,
     selectivity_from_table,
-    single_objective,
-    stage_metric,
     top_from_table,
 )
 from isic_tracking.tracking import tag
@@ -106,14 +101,14 @@ class VisualizeOutcome:
 # --------------------------------------------------------------------------- what to render
 
 
-def _filters_run_top(run_id: str, tmp: str) -> pd.DataFrame:
+def _filters_run_top(run_id: str, tmp: Path) -> pd.DataFrame:
     get_stage_run(run_id, "filters")  # IsicInputError when it is not a filters run
     path = "tables/class_filters.csv"
-    table = pd.read_csv(download_artifacts(run_id, path, tmp))
+    table = pd.read_csv(download_artifacts(run_id, path, str(tmp)))
     return check_filters_table(table, f"filters run {run_id}: {path}")
 
 
-def _top_on_the_fly(cfg: VisualizeConfig, model, layers, loaded, size, device) -> dict:
+def _top_on_the_fly(cfg: VisualizeConfig, loaded: LoadedModel, layers, size: int, device) -> dict:
     """Most activated live filters (mean over images of each filter's max response, read after
     its BatchNorm as the filters stage does) on a few manifest images."""
     from isic_tracking.data.dataset import make_loader
@@ -136,12 +131,12 @@ def _top_on_the_fly(cfg: VisualizeConfig, model, layers, loaded, size, device) -
     loader = make_loader(
         rows, build_transforms(size, train=False, mean=mc["mean"], std=mc["std"]), cfg.batch_size
     )
-    stats = response_stats(model, loader, layers, device, reduce=("max",))
+    stats = response_stats(loaded.model, loader, layers, device, reduce=("max",))
     log.info(f"top_n: ranked filters (their responses, after BatchNorm) on {n} images of {path}")
     return {name: most_activated(s.max, cfg.top_n) for name, s in stats.items()}
 
 
-def _layer_targets(cfg, loaded: LoadedModel, size: int, device, tmp: str) -> dict:
+def _layer_targets(cfg, loaded: LoadedModel, size: int, device, tmp: Path) -> dict:
     """The channels of every layer to render, each with a note (the classes it ranks for)."""
     model = loaded.model
     layers = resolve_layers(model, cfg.layers, default="first,last")
@@ -170,48 +165,21 @@ def _layer_targets(cfg, loaded: LoadedModel, size: int, device, tmp: str) -> dic
         if todo:
             if cfg.filters_run:
                 log.info(f"note: filters run {cfg.filters_run} has no rows for {todo}: ranked here")
-            for name, top in _top_on_the_fly(cfg, model, todo, loaded, size, device).items():
+            for name, top in _top_on_the_fly(cfg, loaded, todo, size, device).items():
                 chans[name] = dict.fromkeys(top, "")
     else:  # explicit indices (``classes`` never gets here)
         chans = {name: dict.fromkeys(spec, "") for name in layers}
     return channel_targets({name: chans[name] for name in layers}, selectivity)
 
 
-# --------------------------------------------------------------------------- rendering
-
-
-def _render_targets(cfg, model, targets, engine, kw, size, config, device) -> RenderResult:
-    """All targets of one layer with one engine and preset (``kw()``: its render keywords),
-    in batches; results concatenated."""
-    parts = []
-    read = response_module(model, targets[0].layer)  # the filter's response (after its BN)
-    for chunk in chunks(targets, max(1, cfg.batch_size)):
-        if engine == "torch_dreams":
-            from isic_tracking.interpret.featvis.dreams import render_torch_dreams
-
-            res = render_torch_dreams(
-                model, read, [t.channel for t in chunk], size=size,
-                steps=cfg.steps, seed=cfg.seed, device=device,
-                mean=config["mean"], std=config["std"],
-            )  # fmt: skip
-        else:
-            res = render(
-                model, objective(chunk, read), size=size, steps=cfg.steps, seed=cfg.seed,
-                device=device, mean=config["mean"], std=config["std"],
-                amp=AMP_CHOICES[cfg.amp], **kw(),
-            )  # fmt: skip
-        parts.append((chunk, res))
-    return concat_results(parts)
-
-
-def _save(res: RenderResult, targets: list[Target], key, engine, reg, out: Path, natural):
-    """Write every image as a PNG; the table rows that describe them."""
-    rows = []
-    for t, img, act, nat in zip(targets, res.images, res.activation, natural):
-        rel = picture_file(key, engine, reg, t)
-        save_png(img, out / rel)
-        rows.append(picture_row(t, float(act), engine, reg, key, rel, nat))
-    return rows
+def _groups(cfg, loaded: LoadedModel, classes_mode: bool, size, device, tmp: Path) -> dict:
+    """``{layer: targets}`` to render; the class logits (``""``) too with ``class_logits``."""
+    if classes_mode:
+        return {LOGITS: class_targets(loaded.config)}
+    groups = _layer_targets(cfg, loaded, size, device, tmp)
+    if cfg.class_logits and loaded.config.get("task") in ("binary", "multiclass"):
+        groups[LOGITS] = class_targets(loaded.config)
+    return groups
 
 
 def _models(cfg: VisualizeConfig, loaded: LoadedModel, classes_mode: bool, device) -> dict:
@@ -234,195 +202,130 @@ def _models(cfg: VisualizeConfig, loaded: LoadedModel, classes_mode: bool, devic
     return models
 
 
-# --------------------------------------------------------------------------- natural images
+# --------------------------------------------------------------------------- the plan
 
 
-@dataclass(frozen=True)
-class NaturalPass:
-    """What the analysed natural images give a visualize run, from one pass: the colour basis
-    ``tuned`` renders in (and what it is), each target's natural reference per model, and the
-    classes' lesion colour histograms (for the class-logit pictures' colour check)."""
-
-    colour: ColourBasis | None
-    colours: str
-    refs: dict
-    hists: Tensor | None
-
-
-def _natural_pass(
-    choice: str, batches, what: str, models: dict, groups: dict, n_classes: int
-) -> NaturalPass:
-    """One pass over the analysed natural images, each decoded once, feeding the colour
-    basis (``colours=data``), every target's :class:`~.fv_natural.NaturalReference` per
-    model (the base is compared on filters only: no logits for it) and, when class logits
-    are rendered, the classes' colour histograms."""
-    if batches is None:
-        return NaturalPass(*resolve_colours(choice, None, what), {}, None)
-    stats = ColourStats() if wants_data_colours(choice) else None
-    hists = ClassHistograms(n_classes) if LOGITS in groups else None
-    accs = {}
-    for key, m in models.items():
-        mine = {n: ts for n, ts in groups.items() if key == "model" or n != LOGITS}
-        read = {n: response_module(m.model, n) for n in mine}  # each filter's response
-        objs = [single_objective(t, read[n]) for n, ts in mine.items() for t in ts]
-        acc = fv_natural.NaturalValues(m.model, objs, m.config["mean"], m.config["std"])
-        accs[key] = (acc, mine)
-    with contextlib.ExitStack() as stack:
-        for acc, _ in accs.values():
-            stack.enter_context(acc)
-        for x, y in batches():
-            for consumer in (stats, *(acc for acc, _ in accs.values())):
-                if consumer is not None:
-                    consumer.add(x)
-            if hists is not None:
-                hists.add(x, y)
-    refs = {}
-    for key, (acc, mine) in accs.items():
-        values, start = acc.values(), 0
-        for layer_name, ts in mine.items():
-            refs[key, layer_name] = fv_natural.reference(values[:, start : start + len(ts)])
-            start += len(ts)
-    colour, colours = resolve_colours(choice, stats, what)
-    return NaturalPass(colour, colours, refs, None if hists is None else hists.result())
-
-
-# --------------------------------------------------------------------------- one layer
-
-
-def _log_grids(layer_name: str, done: dict, header: str) -> None:
-    """One grid per render, its twin (``none``, or the base) beside it where there is
-    one; and a comparison of all renders of the layer when there are several."""
-    fold = folder(layer_name)
-    title = f"{header} | {layer_name or 'class logits'}"
-    for render_key, (res, rows) in done.items():
-        panels = [fv_report.panel(" | ".join(render_key), res.images, rows)]
-        twin = fv_report.twin_of(render_key, list(done))
-        if twin is not None:
-            panels.append(fv_report.panel(" | ".join(twin), done[twin][0].images, done[twin][1]))
-        log_figure(twin_grid(panels, title), f"figures/{fold}/{'_'.join(render_key)}.png")
-    if len(done) > 1:
-        results = {" / ".join(k): res for k, (res, _) in done.items()}
-        title = f"{layer_name or 'class logits'}: comparison"
-        log_figure(comparison_grid(results, title), f"figures/{fold}/comparison.png")
-
-
-def _render_layer(cfg, layer_name, targets, models, engines, regs, size, device, out, refs):
-    """Every (model, engine, preset) render of one layer's targets (``regs``: preset name ->
-    its render keywords): ``{render: (result, rows)}`` and the metrics."""
-    fold, done, metrics = folder(layer_name), {}, {}
-    for key, m, engine, reg in render_plan(models, engines, list(regs)):
-        kw = regs.get(reg, dict)  # torch-dreams: its own preset
-        res = _render_targets(cfg, m.model, targets, engine, kw, size, m.config, device)
-        natural = fv_report.natural_columns(res.activation, refs.get((key, layer_name)))
-        rows = _save(res, targets, key, engine, reg, out, natural)
-        done[key, engine, reg] = (res, rows)
-        name = render_name(fold, key, engine, reg)
-        metrics |= fv_report.render_metrics(name, res.activation, res.seconds, rows)
-        frac = metrics.get(stage_metric("fv_over_natural_max_frac", name), float("nan"))
-        log.info(
-            f"{name}: {len(targets)} images, mean activation {res.activation.mean():.3g}, "
-            f"fv/natural max >= 1 for {frac:.0%} of the live ones, {res.seconds:.1f} s"
-        )
-    model = models["model"]
-    header = f"{model.tags.get('model.name', model.uri)} | {cfg.steps} steps | {size} px"
-    _log_grids(layer_name, done, header)
-    return done, metrics
-
-
-def _colour_check(done: dict, classes: list[str], hists: Tensor, regs: list[str]) -> dict:
-    """The colour check of every preset's class-logit pictures against ``hists``, the lesion
-    colours of each class's natural images: metrics, ``tables/colour_check.csv`` and the
-    pass/fail tag (of the first regularized preset)."""
-    tables, metrics, verdicts = [], {}, {}
-    for reg in regs:
-        if ("model", "isic", reg) in done:
-            res, rows = done["model", "isic", reg]
-            table, m, verdicts[reg] = fv_report.colour_report(rows, res.images, classes, hists, reg)
-            tables.append(table)
-            metrics |= m
-            log.info(f"colour check ({reg}):\n{table.to_string(index=False)}")
-    if tables:
-        log_dataframe(pd.concat(tables), "tables/colour_check.csv")
-        main = next((r for r in verdicts if r != "none"), next(iter(verdicts)))
-        mlflow.set_tag(tag.COLOUR_CHECK, "pass" if verdicts[main] else "fail")
-    return metrics
-
-
-def _groups(cfg, loaded: LoadedModel, classes_mode: bool, size, device, tmp) -> dict:
-    """``{layer: targets}`` to render; the class logits (``""``) too with ``class_logits``."""
-    if classes_mode:
-        return {LOGITS: class_targets(loaded.config)}
-    groups = _layer_targets(cfg, loaded, size, device, tmp)
-    if cfg.class_logits and loaded.config.get("task") in ("binary", "multiclass"):
-        groups[LOGITS] = class_targets(loaded.config)
-    return groups
-
-
-def run_visualize(cfg: VisualizeConfig) -> VisualizeOutcome:
-    """Render the requested targets of ``cfg.model_uri`` (and the base it was fine-tuned from); one run."""
+def _check_settings(cfg: VisualizeConfig) -> tuple[list[str], list[str]]:
+    """The presets and engines asked for; the numbers that must be positive."""
     regs = choices(cfg.regularization, list(PRESETS), "regularization")
     engines = choices(cfg.engine, ENGINES, "engine")
     if min(cfg.steps, cfg.batch_size, cfg.top_n) < 1:
         raise IsicInputError("steps, batch_size and top_n must be >= 1")
+    if cfg.channels.strip() == "classes" and "torch_dreams" in engines:
+        raise IsicInputError("engine torch_dreams renders channels only: use engine=isic")
+    return regs, engines
+
+
+def _plan_model(key: str, loaded: LoadedModel) -> PlanModel:
+    mc = loaded.config
+    return PlanModel(key, loaded.model, tuple(mc["mean"]), tuple(mc["std"]))
+
+
+def _check_requests(groups: dict[str, list[Target]], models: tuple[PlanModel, ...], size: int):
+    """Bad channel or size: fail before the run starts."""
+    for name, targets in groups.items():
+        for m in models:
+            if m.key == "model" or name != LOGITS:
+                check_request(m.module, objective(targets), size)
+
+
+def resolve_plan(cfg: VisualizeConfig, work: Path) -> VisualizePlan:
+    """Every setting of the run resolved and checked once, before any run starts: the model
+    (and its base), the targets per layer, the natural images and their one pass (colour
+    basis, references, class histograms), the run's tags; ``work``: a folder for the
+    filters run's table and the pictures (under ``work / "out"``)."""
+    regs, engines = _check_settings(cfg)
     seed_everything(cfg.seed)
     device = resolve_device(cfg.device)
     loaded = load_model(cfg.model_uri, device, allow_random=cfg.allow_random)
     size = cfg.image_size or int(loaded.config["image_size"])
     classes_mode = cfg.channels.strip() == "classes"
-    if classes_mode and "torch_dreams" in engines:
-        raise IsicInputError("engine torch_dreams renders channels only: use engine=isic")
-    models = _models(cfg, loaded, classes_mode, device)
+    models = tuple(_plan_model(k, m) for k, m in _models(cfg, loaded, classes_mode, device).items())
+    groups = _groups(cfg, loaded, classes_mode, size, device, work)
+    _check_requests(groups, models, size)
+    batches, about = natural_batches(
+        loaded, cfg.manifest, cfg.split, size, cfg.batch_size, DEFAULT_SPLIT
+    )
+    classes = tuple(str(c) for c in loaded.config["classes"])
+    natural = natural_pass(cfg.colours, batches, about, models, groups, len(classes))
+    header = f"{loaded.tags.get('model.name', loaded.uri)} | {cfg.steps} steps | {size} px"
+    tags = dict(loaded.tags)
+    if cfg.filters_run:
+        tags[tag.FILTERS_RUN] = cfg.filters_run
+    return VisualizePlan(
+        models, {n: tuple(ts) for n, ts in groups.items()}, tuple(engines), tuple(regs),
+        classes, size, cfg.steps, cfg.seed, cfg.batch_size, device, AMP_CHOICES[cfg.amp],
+        natural, about, header, tags, work / "out",
+    )  # fmt: skip
 
+
+def _params(cfg: VisualizeConfig, plan: VisualizePlan) -> dict[str, Any]:
+    """The run's params: the settings and what they resolved to."""
+    model = plan.models[0].module
+    return {
+        **dataclasses.asdict(cfg),
+        "resolved.image_size": plan.size,
+        # which render path runs
+        **path_params(plan.device, plan.size, plan.steps, plan.amp),
+        "resolved.channels": {
+            folder(n): ",".join(str(t.channel) for t in ts) for n, ts in plan.groups.items()
+        },
+        "resolved.natural_images": plan.about_images,
+        "resolved.colours": plan.natural.colours,  # the colour basis tuned renders in
+        # the module each layer's pictures maximize and are measured at
+        "resolved.response": {
+            folder(n): response_module(model, n) or "output" for n in plan.groups
+        },
+    }
+
+
+# --------------------------------------------------------------------------- logging
+
+
+def _log_grids(layer: LayerRenders, header: str) -> None:
+    """One grid per render, its twin (``none``, or the base) beside it where there is
+    one; and a comparison of all renders of the layer when there are several."""
+    fold = folder(layer.layer)
+    title = f"{header} | {layer.layer or 'class logits'}"
+    done = layer.done
+    for key, r in done.items():
+        panels = [fv_report.panel(" | ".join(key), r.result.images, r.rows)]
+        twin = fv_report.twin_of(key, list(done))
+        if twin is not None:
+            panels.append(fv_report.panel(" | ".join(twin), done[twin].result.images,
+                                          done[twin].rows))  # fmt: skip
+        log_figure(twin_grid(panels, title), f"figures/{fold}/{'_'.join(key)}.png")
+    if len(done) > 1:
+        results = {" / ".join(k): r.result for k, r in done.items()}
+        title = f"{layer.layer or 'class logits'}: comparison"
+        log_figure(comparison_grid(results, title), f"figures/{fold}/comparison.png")
+
+
+def log_result(plan: VisualizePlan, result: VisualizeResult, work: Path) -> None:
+    """Into the active run: every layer's grids, the colour check (table and tag), the
+    metrics, the PNGs under ``images/`` and ``tables/activations.csv``."""
+    for layer in result.layers:
+        _log_grids(layer, plan.header)
+        check = layer.colour_check
+        if check is not None:
+            log_dataframe(check.table, "tables/colour_check.csv")
+            mlflow.set_tag(tag.COLOUR_CHECK, "pass" if check.passed else "fail")
+    log_metrics(dict(result.metrics))
+    log_image_files(plan.out / "images", "images")
+    table = write_activations(result.rows, work / ARTIFACT)
+    mlflow.log_artifact(str(table), str(Path(ARTIFACT).parent))
+
+
+def run_visualize(cfg: VisualizeConfig) -> VisualizeOutcome:
+    """Render the requested targets of ``cfg.model_uri`` (and the base it was fine-tuned
+    from); one run: resolve the plan, render (no MLflow), log."""
     with tempfile.TemporaryDirectory() as tmp:
-        groups = _groups(cfg, loaded, classes_mode, size, device, tmp)
-        for name, targets in groups.items():  # bad channel or size: fail before the run starts
-            for key, m in models.items():
-                if key == "model" or name != LOGITS:
-                    check_request(m.model, objective(targets), size)
-        batches, natural = natural_batches(
-            loaded, cfg.manifest, cfg.split, size, cfg.batch_size, DEFAULT_SPLIT
-        )
-        classes = [str(c) for c in loaded.config["classes"]]
-        nat = _natural_pass(cfg.colours, batches, natural, models, groups, len(classes))
-        colour, colours, refs = nat.colour, nat.colours, nat.refs
-        presets = {reg: functools.partial(preset, reg, colour) for reg in regs}
-        params = {
-            **dataclasses.asdict(cfg),
-            "resolved.image_size": size,
-            # which render path runs
-            **path_params(device, size, cfg.steps, AMP_CHOICES[cfg.amp]),
-            "resolved.channels": {
-                folder(n): ",".join(str(t.channel) for t in ts) for n, ts in groups.items()
-            },
-            "resolved.natural_images": natural,
-            "resolved.colours": colours,  # the colour basis tuned renders in
-            # the module each layer's pictures maximize and are measured at
-            "resolved.response": {
-                folder(n): response_module(loaded.model, n) or "output" for n in groups
-            },
-        }
-        tags = dict(loaded.tags)
-        if cfg.filters_run:
-            tags[tag.FILTERS_RUN] = cfg.filters_run
-        out = Path(tmp) / "out"
-        rows: list[dict] = []
-        metrics: dict[str, float] = {}
-        with stage_run(STAGE, params, tags=tags, run_name=STAGE) as run:
-            log.info(f"natural images: {natural}")
-            for name, targets in groups.items():
-                logits = name == LOGITS
-                done, m = _render_layer(
-                    cfg, name, targets, {"model": models["model"]} if logits else models,
-                    ["isic"] if logits else engines, presets, size, device, out, refs,
-                )  # fmt: skip
-                rows += [r for _, rs in done.values() for r in rs]
-                metrics |= m
-                if logits and nat.hists is not None:
-                    metrics |= _colour_check(done, classes, nat.hists, regs)
-            metrics |= fv_report.overall_metrics(rows)
-            log_metrics(metrics)
-            log_image_files(out / "images", "images")
-            table = write_activations(rows, Path(tmp) / ARTIFACT)
-            mlflow.log_artifact(str(table), str(Path(ARTIFACT).parent))
-    log.info(f"visualize: {len(rows)} images, layers {', '.join(map(folder, groups))}")
-    return VisualizeOutcome(run.info.run_id, rows, [folder(n) for n in groups], metrics)
+        work = Path(tmp)
+        plan = resolve_plan(cfg, work)
+        with stage_run(STAGE, _params(cfg, plan), tags=dict(plan.tags), run_name=STAGE) as run:
+            log.info(f"natural images: {plan.about_images}")
+            result = render_all(plan)
+            log_result(plan, result, work)
+    layers = [folder(n) for n in plan.groups]
+    log.info(f"visualize: {len(result.rows)} images, layers {', '.join(layers)}")
+    return VisualizeOutcome(run.info.run_id, result.rows, layers, dict(result.metrics))
