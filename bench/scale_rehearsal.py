@@ -216,7 +216,7 @@ def thesis_settings() -> dict[str, dict[str, str]]:
     full = PROFILES["full"]
     out = {s: {k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in full[s].items()}
            for s in STAGES}  # fmt: skip
-    out["sanity"]["image_size"] = full["visualize"]["image_size"]
+    out["sanity"]["image_size"] = str(full["visualize"]["image_size"])
     return out
 
 

@@ -6,13 +6,14 @@ the top filters; returned as one :class:`FiltersResult` the runner logs."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
 from torch import nn
 
+from isic_tracking.errors import IsicInputError
 from isic_tracking.interpret.activations import LayerStats
 from isic_tracking.interpret.exemplars import exemplar_crops, top_exemplars
 from isic_tracking.interpret.filters import membership
@@ -36,6 +37,23 @@ from isic_tracking.stages.filters.probes import (
 from isic_tracking.stages.filters.report import FilterReport, filter_report
 
 log = get_logger(__name__)
+
+
+def ablated_layers(choice: str, ranked: Sequence[str]) -> list[str]:
+    """``ablate_layers`` (last, all or names) among the ranked layers, shallow to deep."""
+    choice = choice.strip()
+    if choice == "last":
+        return list(ranked[-1:])
+    if choice == "all":
+        return list(ranked)
+    names = [n.strip() for n in choice.split(",") if n.strip()]
+    unknown = [n for n in names if n not in ranked]
+    if unknown or not names:
+        raise IsicInputError(
+            f"ablate_layers={choice!r}: {unknown or 'no layer'} not among the ranked layers "
+            f"({', '.join(ranked)}); use last, all or some of those (see layers=)"
+        )
+    return [n for n in ranked if n in names]
 
 
 @dataclass(frozen=True)
@@ -76,6 +94,11 @@ class FiltersPlan:
     def exemplar_layers(self) -> list[str]:
         """The layers with exemplar (and Grad-CAM) grids: all, or the last."""
         return list(self.layers if self.settings.exemplar_layers == "all" else self.layers[-1:])
+
+    @property
+    def ablated_layers(self) -> list[str]:
+        """The ranked layers the ablation removes filters of (``ablate_layers``)."""
+        return ablated_layers(self.settings.ablate_layers, self.layers)
 
     @property
     def probe(self) -> ProbeInputs:
@@ -150,7 +173,8 @@ def ablate(plan: FiltersPlan, stats, report: FilterReport) -> AblationResult | N
         return None
     members = None if plan.groups is None else membership(plan.groups, len(plan.rows))
     settings = AblationSettings(cfg.ablate_k, cfg.ablate_draws, cfg.seed)
-    return run_ablation(plan.probe, stats, report, list(plan.classes), members, settings)
+    chosen = {n: stats[n] for n in plan.ablated_layers}
+    return run_ablation(plan.probe, chosen, report, list(plan.classes), members, settings)
 
 
 def dissection(plan: FiltersPlan) -> DissectionResult | None:

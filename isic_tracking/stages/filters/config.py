@@ -64,6 +64,12 @@ class FiltersConfig(AnalysisSettings):
     ablate_draws: int = setting(
         20, "random filter sets of the ablation baseline (its 95th percentile)"
     )
+    ablate_layers: str = setting(
+        "last",
+        "ranked layers whose top filters are ablated: last, all or comma-separated names; "
+        "each costs 1 + 2 x (targets + ablate_draws) forwards of the whole model per image "
+        "(ResNet50 with layers=all: 53 layers, ~5,600 forwards per image)",
+    )
     dissect: bool = setting(
         True,
         "Network Dissection (Bau et al. 2017) of the layers' units against the concept masks "

@@ -38,6 +38,7 @@ import mlflow
 import pandas as pd
 
 from isic_tracking.data.dataset import make_loader
+from isic_tracking.data.decoded import DecodedImages
 from isic_tracking.data.defaults import default_manifest
 from isic_tracking.data.outliers import score_table
 from isic_tracking.data.transforms import build_transforms
@@ -54,7 +55,12 @@ from isic_tracking.interpret.plots import (
 from isic_tracking.interpret.response import response_layers
 from isic_tracking.log import get_logger
 from isic_tracking.models import resolve_layers
-from isic_tracking.stages.filters.compute import FiltersPlan, FiltersResult, compute_filters
+from isic_tracking.stages.filters.compute import (
+    FiltersPlan,
+    FiltersResult,
+    ablated_layers,
+    compute_filters,
+)
 from isic_tracking.stages.filters.config import FiltersConfig
 from isic_tracking.stages.filters.outputs import (
     ZSCORE,
@@ -155,8 +161,10 @@ def resolve_plan(cfg: FiltersConfig) -> FiltersPlan:
     groups = _groups(cfg, rows, size)
     _check_shortcut_group(cfg, groups, split)
     modules = {layer: module for module, layer in response_layers(model, layers).items()}
-    tf = build_transforms(size, train=False, mean=config["mean"], std=config["std"])
-    loader = make_loader(rows, tf, cfg.batch_size, workers=cfg.workers, return_index=True)
+    ablated_layers(cfg.ablate_layers, layers)  # names checked before any run
+    # every pass (ranking, ablation, dissection, exemplars, attribution) reads the pixels
+    # decoded by the first: each image is decoded once per run
+    loader = DecodedImages(rows, size, config["mean"], config["std"], cfg.batch_size, cfg.workers)
     return FiltersPlan(
         cfg, model, config, tuple(layers), rows, manifest, tuple(classes), split, groups,
         modules, loader, device, dict(loaded.tags),
@@ -257,7 +265,10 @@ def run_filters(cfg: FiltersConfig) -> FiltersOutcome:
     """Rank the filters of ``cfg.model_uri`` per class and group on one split; one run:
     resolve the plan, compute (no MLflow), log."""
     plan = resolve_plan(cfg)
-    with stage_run(STAGE, _params(plan), tags=dict(plan.tags), run_name=STAGE) as run:
+    with (
+        plan.loader,
+        stage_run(STAGE, _params(plan), tags=dict(plan.tags), run_name=STAGE) as run,
+    ):
         log_manifest_input(plan.rows, name="filters-split", context=STAGE, source=plan.manifest)
         result = compute_filters(plan)
         log_result(plan, result)

@@ -125,3 +125,15 @@ def test_off_switches_and_a_model_without_classes(caplog):
         assert ablate(no_classes, result.stats, result.report) is None
         assert dissection(plan) is None  # off
     assert "ablation needs a classifier of the analysed classes: skipped" in caplog.messages
+
+
+def test_ablated_layers_last_all_names_and_unknown():
+    from isic_tracking.errors import IsicInputError
+    from isic_tracking.stages.filters.compute import ablated_layers
+
+    ranked = ("a.0", "b.1", "c.2")
+    assert ablated_layers("last", ranked) == ["c.2"]
+    assert ablated_layers("all", ranked) == list(ranked)
+    assert ablated_layers(" c.2, a.0 ", ranked) == ["a.0", "c.2"]  # shallow to deep
+    with pytest.raises(IsicInputError, match=r"\['x'\] not among the ranked layers \(a.0, b.1"):
+        ablated_layers("a.0,x", ranked)

@@ -189,3 +189,41 @@ def test_shortcut_check_of_a_group_the_split_lacks_is_refused_before_any_run(
     assert main([*args, "--groups", "none", "--shortcut_artifact", "ruler"]) == 2
     assert "shortcut_artifact='ruler': no image of split 'train'" in capsys.readouterr().err
     assert mlflow.search_runs(filter_string="tags.`isic.stage` = 'filters'").empty
+
+
+def _count_reads(monkeypatch) -> dict[str, int]:
+    from isic_tracking.data.dataset import ManifestDataset
+
+    reads: dict[str, int] = {}
+    real = ManifestDataset.__getitem__
+
+    def counted(self, index):
+        reads[str(self.paths[index])] = reads.get(str(self.paths[index]), 0) + 1
+        return real(self, index)
+
+    monkeypatch.setattr(ManifestDataset, "__getitem__", counted)
+    return reads
+
+
+def test_every_pass_reads_the_images_decoded_once_and_ablation_takes_the_last_layer(
+    trained, monkeypatch, capsys
+):
+    """Ranking, ablation, exemplars and attribution all pass over the images: each image is
+    decoded once per run. With every layer ranked, only the last is ablated unless
+    ablate_layers says otherwise (each ablated layer costs 1 + 2 x (targets + draws)
+    forwards per image)."""
+    from isic_tracking.stages.filters.config import FiltersConfig
+    from isic_tracking.stages.filters.runner import run_filters
+
+    uri = f"models:/{trained.model_name}@champion"
+    kw = dict(model_uri=uri, layers="all", top_n=2, ablate_k=1, ablate_draws=2, exemplars=2,
+              attribution_images=2, attribution_steps=2, device="cpu")  # fmt: skip
+    reads = _count_reads(monkeypatch)
+    out = run_filters(FiltersConfig(**kw))
+    assert len(out.layers) > 1
+    assert len(reads) == out.n_images and set(reads.values()) == {1}
+    assert set(out.ablation["layer"]) == {out.layers[-1]}
+
+    assert main(["--model_uri", uri, "--layers", "all", "--ablate_layers", "nope",
+                 "--device", "cpu"]) == 2  # fmt: skip
+    assert "ablate_layers='nope': ['nope'] not among the ranked layers" in capsys.readouterr().err
