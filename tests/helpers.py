@@ -67,3 +67,18 @@ def folds_from_csv(df: pd.DataFrame, path: str | Path) -> pd.DataFrame:
     folds = pd.read_csv(path, dtype={"image_id": str})
     mapping = dict(zip(folds["image_id"], folds["fold"].astype(int)))
     return df.assign(fold=df["image_id"].astype(str).map(mapping).fillna(-1).astype("int64"))
+
+
+def count_reads(monkeypatch) -> dict[str, int]:
+    """From now on, how often ``ManifestDataset`` reads (decodes) each image file."""
+    from isic_tracking.data.dataset import ManifestDataset
+
+    reads: dict[str, int] = {}
+    real = ManifestDataset.__getitem__
+
+    def counted(self, index):
+        reads[str(self.paths[index])] = reads.get(str(self.paths[index]), 0) + 1
+        return real(self, index)
+
+    monkeypatch.setattr(ManifestDataset, "__getitem__", counted)
+    return reads

@@ -13,6 +13,7 @@ from entrypoints.filters import main
 from isic_tracking.config import TrainConfig
 from isic_tracking.data.manifest import read_manifest, write_manifest
 from isic_tracking.stages.train.runner import run_training
+from tests.helpers import count_reads
 
 TINY = "timm:test_resnet"
 # torchvision: a missing cached file fails fast (timm asks the hub, which retries for ~50 s)
@@ -191,20 +192,6 @@ def test_shortcut_check_of_a_group_the_split_lacks_is_refused_before_any_run(
     assert mlflow.search_runs(filter_string="tags.`isic.stage` = 'filters'").empty
 
 
-def _count_reads(monkeypatch) -> dict[str, int]:
-    from isic_tracking.data.dataset import ManifestDataset
-
-    reads: dict[str, int] = {}
-    real = ManifestDataset.__getitem__
-
-    def counted(self, index):
-        reads[str(self.paths[index])] = reads.get(str(self.paths[index]), 0) + 1
-        return real(self, index)
-
-    monkeypatch.setattr(ManifestDataset, "__getitem__", counted)
-    return reads
-
-
 def test_every_pass_reads_the_images_decoded_once_and_ablation_takes_the_last_layer(
     trained, monkeypatch, capsys
 ):
@@ -218,7 +205,7 @@ def test_every_pass_reads_the_images_decoded_once_and_ablation_takes_the_last_la
     uri = f"models:/{trained.model_name}@champion"
     kw = dict(model_uri=uri, layers="all", top_n=2, ablate_k=1, ablate_draws=2, exemplars=2,
               attribution_images=2, attribution_steps=2, device="cpu")  # fmt: skip
-    reads = _count_reads(monkeypatch)
+    reads = count_reads(monkeypatch)
     out = run_filters(FiltersConfig(**kw))
     assert len(out.layers) > 1
     assert len(reads) == out.n_images and set(reads.values()) == {1}

@@ -18,23 +18,9 @@ from isic_tracking.stages.pretrain.runner import run_pretrain
 from isic_tracking.stages.train.runner import run_training
 from isic_tracking.tracking import tag
 from isic_tracking.tracking.runs import download_artifacts
+from tests.helpers import count_reads
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
-
-def _count_reads(monkeypatch) -> dict[str, int]:
-    """Reads of each image file by ``ManifestDataset`` from now on."""
-    from isic_tracking.data.dataset import ManifestDataset
-
-    reads: dict[str, int] = {}
-    real = ManifestDataset.__getitem__
-
-    def counted(self, index):
-        reads[str(self.paths[index])] = reads.get(str(self.paths[index]), 0) + 1
-        return real(self, index)
-
-    monkeypatch.setattr(ManifestDataset, "__getitem__", counted)
-    return reads
 
 
 def test_layers_compares_a_fine_tuned_model_with_its_recorded_base(
@@ -52,7 +38,7 @@ def test_layers_compares_a_fine_tuned_model_with_its_recorded_base(
     assert f"Initialized from model: `{base_uri}`" in champion.description
 
     uri = f"models:/{train.model_name}@champion"
-    reads = _count_reads(monkeypatch)
+    reads = count_reads(monkeypatch)
     result = run_layers(LayersConfig(model_uri=uri, n_boot=20, fv_steps=2, device="cpu"))
     assert [r.layer for r in result.rows] == ["features.0", "features.4", "features.8",
                                               "features.12"]  # fmt: skip

@@ -11,7 +11,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from entrypoints import sanity
-from tests.helpers import checkpoint_run
+from tests.helpers import checkpoint_run, count_reads
 
 LAYERS = "conv1,layer2.0.conv1,layer4.1.conv2"
 
@@ -25,14 +25,19 @@ def _args(model_run: str, manifest: Path, *extra: str) -> list[str]:
 
 
 @pytest.mark.slow  # renders, randomizes and logs: ~10-35 s on 2 cores
-def test_sanity_logs_similarity_baselines_figures_and_tags(mlflow_tracking, binary_manifest):
+def test_sanity_logs_similarity_baselines_figures_and_tags(
+    mlflow_tracking, binary_manifest, monkeypatch
+):
     model_run = checkpoint_run(0)
     ref_run = checkpoint_run(1)
     argv = _args(
         model_run, binary_manifest, "--randomize", "fc.1,conv1",
         "--reference_model_uri", f"runs:/{ref_run}/checkpoint",
     )  # fmt: skip
+    reads = count_reads(monkeypatch)
     assert sanity.main(argv) == 0
+    # the sampled natural images (3 per class) are decoded once for every measure
+    assert len(reads) == 2 * 3 and set(reads.values()) == {1}
     client = MlflowClient()
     (run,) = client.search_runs(
         [mlflow.get_experiment_by_name("tests").experiment_id], "tags.`isic.stage` = 'sanity'"

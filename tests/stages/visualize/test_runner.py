@@ -12,7 +12,7 @@ import torch
 from mlflow.tracking import MlflowClient
 
 from entrypoints import visualize
-from tests.helpers import checkpoint_run
+from tests.helpers import checkpoint_run, count_reads
 
 FIRST, LAST = "conv1", "layer4.1.conv2"  # resnet18
 
@@ -348,17 +348,9 @@ def test_the_natural_images_are_decoded_once_per_run(
 ):
     """The colour basis and the natural reference of every model (the base too) come from one
     pass over the analysed images: each image is read once per run."""
-    from isic_tracking.data.dataset import ManifestDataset
     from isic_tracking.data.manifest import read_manifest
 
-    reads: dict[int, int] = {}
-    real = ManifestDataset.__getitem__
-
-    def counted(self, index):
-        reads[index] = reads.get(index, 0) + 1
-        return real(self, index)
-
-    monkeypatch.setattr(ManifestDataset, "__getitem__", counted)
+    reads = count_reads(monkeypatch)
     argv = _args(
         checkpoint_run(), "--layers", "first", "--channels", "1,2", "--manifest",
         str(binary_manifest), "--colours", "data", "--compare_pretrained", compare_pretrained,
