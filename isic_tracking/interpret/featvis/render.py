@@ -30,6 +30,7 @@ from isic_tracking.interpret.featvis.fastpath import (
     compute_target_channels,
     fold_batchnorm,
     plan,
+    pool_before_relu,
     stem_space_to_depth,
 )
 from isic_tracking.interpret.featvis.objectives import Activations, Objective
@@ -249,7 +250,8 @@ def render(
         :class:`RenderResult` with the images, the activation reached and its history;
         ``settings`` says which path ran (``path``, ``amp``, ``channels_last``, ``fold_bn`` and
         ``folded_bn`` (conv+BN pairs folded), ``space_to_depth`` and ``space_to_depth_convs``,
-        ``target_channels`` and ``target_channel_convs``,
+        ``target_channels`` and ``target_channel_convs``, ``pool_before_relu`` and
+        ``pools_before_relu``, ``fused_adam``,
         ``stages``).
 
     Raises:
@@ -290,6 +292,9 @@ def render(
         stem_space_to_depth(model, objective.layers)
         if path.space_to_depth
         else contextlib.nullcontext(0) as stems,
+        pool_before_relu(model, objective.layers)
+        if path.pool_first
+        else contextlib.nullcontext(0) as pools,
         compute_target_channels(model, objective.reads)
         if path.target_channels
         else contextlib.nullcontext(0) as sliced,
@@ -318,7 +323,7 @@ def render(
         "batch": loop.batch, "param": _param_name(param_fn),
         "regularizers": [r.name for r in regularizers], "device": str(device),
         **path.settings(), "folded_bn": folded, "space_to_depth_convs": stems,
-        "target_channel_convs": sliced,
+        "target_channel_convs": sliced, "pools_before_relu": pools,
     }  # fmt: skip
     return _result(loop, final, activation, seconds, settings)
 

@@ -17,6 +17,7 @@ from isic_tracking.interpret.featvis.fastpath import (
     isa_capped_below_bf16,
     path_params,
     plan,
+    pool_before_relu,
     stem_space_to_depth,
 )
 from isic_tracking.interpret.featvis.presets import preset
@@ -228,6 +229,7 @@ def test_the_fp32_cpu_path_uses_channels_last_space_to_depth_target_channels_and
     fp32 = plan(CPU, 224, 100, native_bf16=False)
     assert not fp32.amp and fp32.channels_last and fp32.fold_bn
     assert fp32.space_to_depth and fp32.target_channels and fp32.fused_adam
+    assert fp32.pool_first and fp32.settings()["pool_before_relu"]
     settings = fp32.settings()
     assert settings["channels_last"] and settings["space_to_depth"]
     assert settings["target_channels"] and settings["fused_adam"]
@@ -292,3 +294,27 @@ def test_the_fp32_render_says_what_it_changed_and_renders_the_same_images():
     assert plain.settings["space_to_depth_convs"] == plain.settings["target_channel_convs"] == 0
     assert torch.allclose(fast.images, plain.images, atol=1e-3)
     assert torch.allclose(fast.activation, plain.activation, rtol=1e-3, atol=1e-5)
+
+
+def test_pool_before_relu_keeps_outputs_and_gradients_and_restores_the_order():
+    model = create_model("smallcnn", 2).eval()
+    order = list(model.features)
+    x = torch.rand(2, 3, 32, 32)
+
+    def run():
+        xi = x.clone().requires_grad_(True)
+        out = model(xi)
+        out.sum().backward()
+        return out.detach(), xi.grad
+
+    before = run()
+    with pool_before_relu(model, keep={"features.14"}) as n:
+        assert n == 3  # the pair with the hooked ReLU features.14 stays
+        assert isinstance(model.features[2], torch.nn.MaxPool2d)
+        assert isinstance(model.features[14], torch.nn.ReLU)
+        after = run()
+    assert list(model.features) == order
+    assert torch.allclose(after[0], before[0], atol=1e-6)
+    assert torch.allclose(after[1], before[1], atol=1e-6)
+    res = render(model, channel("features.12", [0, 1]), size=32, steps=2, amp=False)
+    assert res.settings["pool_before_relu"] and res.settings["pools_before_relu"] == 4
