@@ -390,8 +390,9 @@ def compute_target_channels(model: nn.Module, reads: dict[str, list[int]] | None
     range (the objective raises its own message)."""
     swaps: list[tuple[nn.Module, str, nn.Module]] = []
     try:
+        modules = dict(model.named_modules())
         for name, chans in (reads or {}).items():
-            module = model.get_submodule(name) if name else None
+            module = modules.get(name) if name else None  # unknown: the recorder says so
             plain = type(module) is nn.Conv2d and module.groups == 1
             if not plain or module.padding_mode != "zeros" or isinstance(module.padding, str):
                 continue
@@ -405,6 +406,27 @@ def compute_target_channels(model: nn.Module, reads: dict[str, list[int]] | None
     finally:
         for parent, attr, module in reversed(swaps):
             setattr(parent, attr, module)
+
+
+@contextlib.contextmanager
+def rewritten(
+    model: nn.Module,
+    path: RenderPath,
+    layers: Collection[str],
+    reads: dict[str, list[int]] | None,
+) -> Iterator[dict[str, int]]:
+    """The model rewrites ``path`` asks for, for the duration, hooked ``layers`` kept as they
+    are (BatchNorm folded, space-to-depth stem, pool before ReLU, only the channels ``reads``
+    names); yields how many of each were made (the render's settings)."""
+    steps = (
+        ("folded_bn", path.fold_bn, lambda: fold_batchnorm(model, layers)),
+        ("space_to_depth_convs", path.space_to_depth, lambda: stem_space_to_depth(model, layers)),
+        ("pools_before_relu", path.pool_first, lambda: pool_before_relu(model, layers)),
+        ("target_channel_convs", path.target_channels,
+         lambda: compute_target_channels(model, reads)),
+    )  # fmt: skip
+    with contextlib.ExitStack() as stack:
+        yield {key: stack.enter_context(make()) if on else 0 for key, on, make in steps}
 
 
 def path_params(

@@ -25,14 +25,7 @@ from torch import Tensor, nn
 
 from isic_tracking.data.transforms import IMAGENET_MEAN, IMAGENET_STD, normalize
 from isic_tracking.errors import IsicInputError
-from isic_tracking.interpret.featvis.fastpath import (
-    DEFAULT_LR,
-    compute_target_channels,
-    fold_batchnorm,
-    plan,
-    pool_before_relu,
-    stem_space_to_depth,
-)
+from isic_tracking.interpret.featvis.fastpath import DEFAULT_LR, RenderPath, plan, rewritten
 from isic_tracking.interpret.featvis.objectives import Activations, Objective
 from isic_tracking.interpret.featvis.param import ImageParam, ParamFn, fourier_image
 from isic_tracking.interpret.featvis.regularizers import Regularizer
@@ -280,24 +273,11 @@ def render(
         space_to_depth=space_to_depth, target_channels=target_channels, progressive=progressive,
         fits=lambda s: probe_fits(model, objective.layers, s),
     )  # fmt: skip
-    loop.amp = path.amp
-    loop.fused_adam = path.fused_adam
-    loop.memory_format = torch.channels_last if path.channels_last else torch.contiguous_format
+    _follow(loop, path)
     cudnn_benchmark = torch.backends.cudnn.benchmark
     with (
         frozen_eval(model),
-        fold_batchnorm(model, objective.layers)
-        if path.fold_bn
-        else contextlib.nullcontext(0) as folded,
-        stem_space_to_depth(model, objective.layers)
-        if path.space_to_depth
-        else contextlib.nullcontext(0) as stems,
-        pool_before_relu(model, objective.layers)
-        if path.pool_first
-        else contextlib.nullcontext(0) as pools,
-        compute_target_channels(model, objective.reads)
-        if path.target_channels
-        else contextlib.nullcontext(0) as sliced,
+        rewritten(model, path, objective.layers, objective.reads) as rewrites,
         LayerRecorder(model, objective.layers) as recorder,
         torch.random.fork_rng(
             devices=[device.index] if device.type == "cuda" else [], device_type="cuda"
@@ -322,8 +302,7 @@ def render(
         "engine": "isic", "steps": steps, "lr": lr, "size": size, "seed": seed,
         "batch": loop.batch, "param": _param_name(param_fn),
         "regularizers": [r.name for r in regularizers], "device": str(device),
-        **path.settings(), "folded_bn": folded, "space_to_depth_convs": stems,
-        "target_channel_convs": sliced, "pools_before_relu": pools,
+        **path.settings(), **rewrites,
     }  # fmt: skip
     return _result(loop, final, activation, seconds, settings)
 
@@ -363,6 +342,13 @@ class _Loop:
     memory_format: torch.memory_format = torch.contiguous_format
     history: list[Tensor] = field(default_factory=list)
     history_steps: list[int] = field(default_factory=list)
+
+
+def _follow(loop: _Loop, path: RenderPath) -> None:
+    """Set the step loop's precision, memory format and optimizer kernel from ``path``."""
+    loop.amp = path.amp
+    loop.fused_adam = path.fused_adam
+    loop.memory_format = torch.channels_last if path.channels_last else torch.contiguous_format
 
 
 def _render_device(model: nn.Module, device: torch.device | str | None) -> torch.device:
