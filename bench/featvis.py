@@ -5,8 +5,9 @@ ours run longer, to measure its time to an anchor's final activation), weights f
   * isic:          ``render``'s default path (on CPU: bf16 autocast where native, channels-last
                    input, BatchNorm folded), preset ``tuned`` (visualize's default: the thesis's
                    priors at lr 0.2; ``--preset``/``--lr`` choose another), one batch;
-  * isic_fp32:     the same render with the fast path off (fp32, contiguous input): what bf16
-                   autocast changes in the activation reached;
+  * isic_fp32:     the same render in fp32 with contiguous input (the model rewrites that go
+                   with BatchNorm folding stay on): what bf16 autocast changes in the
+                   activation reached;
   * isic_plain:    the engine before issue 17 (fp32, lr 0.05);
   * torch_dreams:  torch-dreams 4.0, one ``Dreamer.render`` per channel;
   * lucent:        lucent 0.1.8, one ``render_vis`` with a batch objective per channel

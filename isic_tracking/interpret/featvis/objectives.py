@@ -37,6 +37,9 @@ class Objective:
         layers: names of the modules whose outputs ``fn`` reads (``""`` is the model output).
         batch: number of per-element targets, or None when the objective fits any batch size.
         labels: one short label per element (for picture grids), when ``batch`` is set.
+        reads: ``{layer: channels}`` when ``fn`` reads nothing of ``layer`` but those channels
+            (one per element, or one for all): the render may then compute only them
+            (:func:`~.fastpath.compute_target_channels`). None (anything may be read) after ``+``/``*``.
     """
 
     def __init__(
@@ -46,8 +49,10 @@ class Objective:
         layers: Sequence[str],
         batch: int | None = None,
         labels: Sequence[str] | None = None,
+        reads: dict[str, list[int]] | None = None,
     ) -> None:
         self.fn = fn
+        self.reads = reads
         self.name = name
         self.layers = tuple(dict.fromkeys(layers))
         self.batch = batch
@@ -168,7 +173,8 @@ def channel(layer: str, n: int | Sequence[int] | Tensor) -> Objective:
         return values.flatten(1).mean(1) if values.ndim > 1 else values
 
     labels = [f"{layer}:{i}" for i in ints] if idx is not None else None
-    return Objective(fn, f"channel({layer}, {_spec(ints)})", [layer], _batch(idx), labels)
+    name = f"channel({layer}, {_spec(ints)})"
+    return Objective(fn, name, [layer], _batch(idx), labels, reads={layer: ints})
 
 
 def channels(layer: str, idx: Sequence[int] | Tensor) -> Objective:

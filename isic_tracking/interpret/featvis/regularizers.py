@@ -31,6 +31,10 @@ class Regularizer:
         op_fn: ``images -> images`` (what :meth:`apply` does every ``every`` steps).
         weight: factor of the penalty in the loss.
         every: 0 = penalty in the loss each step; k > 0 = apply the operation every k steps.
+        value_and_grad: optional ``images -> (penalty_fn(images), its gradient)`` in closed
+            form: the penalty then enters the loss as one node whose backward is that gradient,
+            instead of autograd's chain of full-size elementwise ops (on a CPU without bf16 the
+            L1 + total-variation graph was a third of the image side of a render step).
     """
 
     name: str
@@ -38,6 +42,7 @@ class Regularizer:
     op_fn: Callable[[Tensor], Tensor]
     weight: float = 1.0
     every: int = 0
+    value_and_grad: Callable[[Tensor], tuple[Tensor, Tensor]] | None = None
 
     @property
     def in_loss(self) -> bool:
@@ -45,6 +50,8 @@ class Regularizer:
 
     def penalty(self, images: Tensor) -> Tensor:
         """Weighted penalty per image, ``Tensor[B]`` (lower is more regular)."""
+        if self.value_and_grad is not None and images.requires_grad:
+            return self.weight * _ClosedForm.apply(images, self.value_and_grad)
         return self.weight * self.penalty_fn(images)
 
     @torch.no_grad()
@@ -57,6 +64,21 @@ class Regularizer:
         return replace(self, every=every)
 
 
+class _ClosedForm(torch.autograd.Function):
+    """A per-image penalty ``Tensor[B]`` whose gradient is given in closed form."""
+
+    @staticmethod
+    def forward(ctx, images: Tensor, value_and_grad) -> Tensor:  # noqa: ANN001
+        value, grad = value_and_grad(images.detach())
+        ctx.save_for_backward(grad)
+        return value
+
+    @staticmethod
+    def backward(ctx, grad_value: Tensor):  # noqa: ANN205
+        (grad,) = ctx.saved_tensors
+        return grad * grad_value.view(-1, *([1] * (grad.ndim - 1))), None
+
+
 def _per_image_mean(t: Tensor) -> Tensor:
     return t.flatten(1).mean(1)
 
@@ -66,6 +88,22 @@ def _tv_map(images: Tensor) -> Tensor:
     dx = (images[..., :, 1:] - images[..., :, :-1]).abs()
     dy = (images[..., 1:, :] - images[..., :-1, :]).abs()
     return F.pad(dx, (0, 1)) + F.pad(dy, (0, 0, 0, 1))
+
+
+def _tv_value_and_grad(images: Tensor) -> tuple[Tensor, Tensor]:
+    """``_per_image_mean(_tv_map(images))`` and its gradient (each neighbour difference's sign
+    added at its right/lower pixel and subtracted at its left/upper one)."""
+    n = images[0].numel()
+    dx = images[..., :, 1:] - images[..., :, :-1]
+    dy = images[..., 1:, :] - images[..., :-1, :]
+    value = (dx.abs().flatten(1).sum(1) + dy.abs().flatten(1).sum(1)) / n
+    sx, sy = dx.sign_(), dy.sign_()
+    grad = torch.zeros_like(images)
+    grad[..., :, 1:] += sx
+    grad[..., :, :-1] -= sx
+    grad[..., 1:, :] += sy
+    grad[..., :-1, :] -= sy
+    return value, grad.div_(n)
 
 
 def gaussian_blur(images: Tensor, sigma: float) -> Tensor:
@@ -124,9 +162,15 @@ def l1(weight: float = 0.05, center: float = 0.5, every: int = 0) -> Regularizer
         d = x - center
         return center + d.sign() * (d.abs() - weight).clamp(min=0)
 
+    def value_and_grad(x: Tensor) -> tuple[Tensor, Tensor]:
+        d = x - center
+        n = d[0].numel()
+        return _per_image_mean(d.abs()), d.sign_().div_(n)  # sign(0) = 0, as abs' backward
+
     return Regularizer(
-        f"l1({weight:g})", lambda x: _per_image_mean((x - center).abs()), shrink, weight, every
-    )
+        f"l1({weight:g})", lambda x: _per_image_mean((x - center).abs()), shrink, weight, every,
+        value_and_grad,
+    )  # fmt: skip
 
 
 def total_variation(weight: float = 0.05, every: int = 0) -> Regularizer:
@@ -142,8 +186,9 @@ def total_variation(weight: float = 0.05, every: int = 0) -> Regularizer:
         return x.detach() - weight * g
 
     return Regularizer(
-        f"tv({weight:g})", lambda x: _per_image_mean(_tv_map(x)), step, weight, every
-    )
+        f"tv({weight:g})", lambda x: _per_image_mean(_tv_map(x)), step, weight, every,
+        _tv_value_and_grad,
+    )  # fmt: skip
 
 
 def blur(sigma: float = 0.5, weight: float = 1.0, every: int = 0) -> Regularizer:

@@ -25,7 +25,7 @@ from torch import Tensor, nn
 
 from isic_tracking.data.transforms import IMAGENET_MEAN, IMAGENET_STD, normalize
 from isic_tracking.errors import IsicInputError
-from isic_tracking.interpret.featvis.fastpath import DEFAULT_LR, fold_batchnorm, plan
+from isic_tracking.interpret.featvis.fastpath import DEFAULT_LR, RenderPath, plan, rewritten
 from isic_tracking.interpret.featvis.objectives import Activations, Objective
 from isic_tracking.interpret.featvis.param import ImageParam, ParamFn, fourier_image
 from isic_tracking.interpret.featvis.regularizers import Regularizer
@@ -193,6 +193,8 @@ def render(
     amp: bool | None = None,
     channels_last: bool | None = None,
     fold_bn: bool | None = None,
+    space_to_depth: bool | None = None,
+    target_channels: bool | None = None,
     progressive: float | None = None,
     record_every: int = 1,
     mean: Sequence[float] | None = None,
@@ -225,6 +227,10 @@ def render(
         channels_last: channels-last model input; default on for CPU.
         fold_bn: fold eval-mode BatchNorm into the conv before it (:func:`.fold_batchnorm`,
             not where a hooked layer is involved); default on for CPU.
+        space_to_depth: a strided conv on the image as a stride-1 conv over pixel blocks
+            (:func:`.stem_space_to_depth`, same outputs); default on for CPU in fp32.
+        target_channels: a conv whose output the objective reads only one channel of per image
+            computes only that channel (:func:`.compute_target_channels`); default on for CPU.
         progressive: fraction of the steps run at half the size before the image is upsampled
             into the full-size parameterization (default 0: off; it lowers the activation
             reached, features optimized at half size are too large at full size).
@@ -236,7 +242,10 @@ def render(
     Returns:
         :class:`RenderResult` with the images, the activation reached and its history;
         ``settings`` says which path ran (``path``, ``amp``, ``channels_last``, ``fold_bn`` and
-        ``folded_bn`` (conv+BN pairs folded), ``stages``).
+        ``folded_bn`` (conv+BN pairs folded), ``space_to_depth`` and ``space_to_depth_convs``,
+        ``target_channels`` and ``target_channel_convs``, ``pool_before_relu`` and
+        ``pools_before_relu``, ``fused_adam``,
+        ``stages``).
 
     Raises:
         IsicInputError: unknown layer, channel out of range, image size too small.
@@ -261,16 +270,14 @@ def render(
     )
     path = plan(
         device, size, steps, amp=amp, channels_last=channels_last, fold_bn=fold_bn,
-        progressive=progressive, fits=lambda s: probe_fits(model, objective.layers, s),
+        space_to_depth=space_to_depth, target_channels=target_channels, progressive=progressive,
+        fits=lambda s: probe_fits(model, objective.layers, s),
     )  # fmt: skip
-    loop.amp = path.amp
-    loop.memory_format = torch.channels_last if path.channels_last else torch.contiguous_format
+    _follow(loop, path)
     cudnn_benchmark = torch.backends.cudnn.benchmark
     with (
         frozen_eval(model),
-        fold_batchnorm(model, objective.layers)
-        if path.fold_bn
-        else contextlib.nullcontext(0) as folded,
+        rewritten(model, path, objective.layers, objective.reads) as rewrites,
         LayerRecorder(model, objective.layers) as recorder,
         torch.random.fork_rng(
             devices=[device.index] if device.type == "cuda" else [], device_type="cuda"
@@ -295,7 +302,7 @@ def render(
         "engine": "isic", "steps": steps, "lr": lr, "size": size, "seed": seed,
         "batch": loop.batch, "param": _param_name(param_fn),
         "regularizers": [r.name for r in regularizers], "device": str(device),
-        **path.settings(), "folded_bn": folded,
+        **path.settings(), **rewrites,
     }  # fmt: skip
     return _result(loop, final, activation, seconds, settings)
 
@@ -331,9 +338,17 @@ class _Loop:
     param_fn: ParamFn
     lr: float
     amp: bool = False
+    fused_adam: bool = False
     memory_format: torch.memory_format = torch.contiguous_format
     history: list[Tensor] = field(default_factory=list)
     history_steps: list[int] = field(default_factory=list)
+
+
+def _follow(loop: _Loop, path: RenderPath) -> None:
+    """Set the step loop's precision, memory format and optimizer kernel from ``path``."""
+    loop.amp = path.amp
+    loop.fused_adam = path.fused_adam
+    loop.memory_format = torch.channels_last if path.channels_last else torch.contiguous_format
 
 
 def _render_device(model: nn.Module, device: torch.device | str | None) -> torch.device:
@@ -396,7 +411,8 @@ def _optimize(
         if image_fn is not None:  # next stage: start from the upsampled image
             new_fn.assign(_at_size(image_fn, stage_size)())
         image_fn = new_fn
-        optimizer = torch.optim.Adam(params, lr=loop.lr)
+        fused = {"fused": True} if loop.fused_adam else {}
+        optimizer = torch.optim.Adam(params, lr=loop.lr, **fused)
         for _ in range(stage_steps):
             _step(loop, recorder, image_fn, optimizer, step, stage_size)
             step += 1

@@ -77,3 +77,14 @@ def test_each_objective_improves_within_a_few_steps(tiny_cnn, name):
     obj = OBJECTIVES[name]
     res = render(tiny_cnn, obj, batch=obj.batch or 2, size=32, steps=8, transforms=[], seed=0)
     assert (res.activation > res.history[0]).all(), (res.history[0], res.activation)
+
+
+def test_a_channel_objective_says_which_channels_it_reads():
+    """``reads`` lets the render compute only those channels: set by ``channel``, dropped by
+    anything that may read more (sums, scaling, whole layers, logits)."""
+    assert channel("a", [4, 0, 1]).reads == {"a": [4, 0, 1]}
+    assert channel("a", 2).reads == {"a": [2]}
+    assert channels("a", torch.tensor([1, 3])).reads == {"a": [1, 3]}
+    for other in (channel("a", 1) + channel("a", 2), 2.0 * channel("a", 1), layer("a"),
+                  class_logit(0), neuron("a", 1)):  # fmt: skip
+        assert other.reads is None, other.name

@@ -8,14 +8,20 @@ import torch
 
 from isic_tracking.interpret.featvis import channel, render
 from isic_tracking.interpret.featvis.fastpath import (
+    SpaceToDepthConv,
+    TargetChannelConv,
     bf16_supported,
+    compute_target_channels,
     cpu_bf16_supported,
     fold_batchnorm,
     isa_capped_below_bf16,
     path_params,
     plan,
+    pool_before_relu,
+    stem_space_to_depth,
 )
 from isic_tracking.interpret.featvis.presets import preset
+from isic_tracking.interpret.hooks import LayerRecorder
 from isic_tracking.models import create_model
 
 CPU = torch.device("cpu")
@@ -205,3 +211,110 @@ def test_a_capped_isa_turns_bf16_off(
     assert isa_capped_below_bf16() is capped
     if capped:
         assert not cpu_bf16_supported() and not plan(CPU, 64, 10).amp
+
+
+def _strided_stem_cnn() -> torch.nn.Sequential:
+    """AlexNet's shape in small: an 11x11 stride-4 conv on the image, then two stride-1 convs."""
+    torch.manual_seed(0)
+    return torch.nn.Sequential(
+        torch.nn.Conv2d(3, 8, 11, stride=4, padding=2),
+        torch.nn.ReLU(),
+        torch.nn.Conv2d(8, 16, 3, padding=1),
+        torch.nn.ReLU(),
+        torch.nn.Conv2d(16, 12, 3, padding=1),
+    ).eval()
+
+
+def test_the_fp32_cpu_path_uses_channels_last_space_to_depth_target_channels_and_fused_adam():
+    fp32 = plan(CPU, 224, 100, native_bf16=False)
+    assert not fp32.amp and fp32.channels_last and fp32.fold_bn
+    assert fp32.space_to_depth and fp32.target_channels and fp32.fused_adam
+    assert fp32.pool_first and fp32.settings()["pool_before_relu"]
+    settings = fp32.settings()
+    assert settings["channels_last"] and settings["space_to_depth"]
+    assert settings["target_channels"] and settings["fused_adam"]
+    bf16 = plan(CPU, 224, 100, native_bf16=True)  # the bf16 path as it was measured
+    assert bf16.amp and not bf16.space_to_depth and bf16.target_channels
+    gpu = plan(torch.device("cuda"), 224, 100, native_bf16=True)
+    assert not (gpu.space_to_depth or gpu.target_channels or gpu.fused_adam)
+
+
+@pytest.mark.parametrize("size", [224, 97, 64])
+def test_space_to_depth_stem_keeps_the_outputs_and_restores_the_modules(size):
+    model = _strided_stem_cnn()
+    x = torch.rand(2, 3, size, size)
+    stem = model[0]
+    with torch.no_grad():
+        before = model(x)
+        with stem_space_to_depth(model) as n:
+            assert n == 1 and isinstance(model[0], SpaceToDepthConv)
+            assert isinstance(model[2], torch.nn.Conv2d)  # stride 1: nothing to gain
+            after = model(x)
+    assert model[0] is stem
+    assert after.shape == before.shape and torch.allclose(after, before, atol=1e-5)
+    with stem_space_to_depth(model, keep={"0"}) as n:  # a hooked stem stays what it is
+        assert n == 0 and model[0] is stem
+
+
+def test_target_channels_give_the_objectives_values_and_gradients():
+    """Only the read channel of the hooked conv is computed; the objective and the image's
+    gradient are the full conv's."""
+    model = _strided_stem_cnn()
+    obj = channel("4", [5, 0, 11])
+    x = torch.rand(3, 3, 64, 64)
+    grads, values = [], []
+    for sliced in (False, True):
+        xi = x.clone().requires_grad_(True)
+        ctx = compute_target_channels(model, obj.reads if sliced else None)
+        with ctx as n, LayerRecorder(model, obj.layers) as rec:
+            assert n == int(sliced)
+            assert isinstance(model[4], TargetChannelConv) == sliced
+            value = obj(rec(xi))
+        value.sum().backward()
+        values.append(value.detach())
+        grads.append(xi.grad)
+    assert isinstance(model[4], torch.nn.Conv2d)
+    assert torch.allclose(values[0], values[1], atol=1e-5)
+    assert torch.allclose(grads[0], grads[1], atol=1e-6)
+    with compute_target_channels(model, {"1": [0]}) as n:  # not a conv: left alone
+        assert n == 0
+
+
+def test_the_fp32_render_says_what_it_changed_and_renders_the_same_images():
+    model = _strided_stem_cnn()
+    obj = channel("4", [1, 2])
+    fast = render(model, obj, size=64, steps=4, amp=False, **preset("tuned"))
+    plain = render(
+        model, obj, size=64, steps=4, amp=False, space_to_depth=False, target_channels=False,
+        **preset("tuned"),
+    )  # fmt: skip
+    assert fast.settings["space_to_depth_convs"] == 1
+    assert fast.settings["target_channel_convs"] == 1
+    assert fast.settings["fused_adam"] and fast.settings["channels_last"]
+    assert plain.settings["space_to_depth_convs"] == plain.settings["target_channel_convs"] == 0
+    assert torch.allclose(fast.images, plain.images, atol=1e-3)
+    assert torch.allclose(fast.activation, plain.activation, rtol=1e-3, atol=1e-5)
+
+
+def test_pool_before_relu_keeps_outputs_and_gradients_and_restores_the_order():
+    model = create_model("smallcnn", 2).eval()
+    order = list(model.features)
+    x = torch.rand(2, 3, 32, 32)
+
+    def run():
+        xi = x.clone().requires_grad_(True)
+        out = model(xi)
+        out.sum().backward()
+        return out.detach(), xi.grad
+
+    before = run()
+    with pool_before_relu(model, keep={"features.14"}) as n:
+        assert n == 3  # the pair with the hooked ReLU features.14 stays
+        assert isinstance(model.features[2], torch.nn.MaxPool2d)
+        assert isinstance(model.features[14], torch.nn.ReLU)
+        after = run()
+    assert list(model.features) == order
+    assert torch.allclose(after[0], before[0], atol=1e-6)
+    assert torch.allclose(after[1], before[1], atol=1e-6)
+    res = render(model, channel("features.12", [0, 1]), size=32, steps=2, amp=False)
+    assert res.settings["pool_before_relu"] and res.settings["pools_before_relu"] == 4
