@@ -223,6 +223,17 @@ def _fused_conv(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> nn.Conv2d:
     return fused.requires_grad_(False)
 
 
+def _adjacent_pairs(model: nn.Module) -> Iterator[tuple[nn.Sequential, int, tuple[str, str]]]:
+    """Every pair of neighbours ``(seq[i], seq[i + 1])`` in the model's ``nn.Sequential``s,
+    with their qualified names (the pairs a fast-path rewrite may swap or fuse)."""
+    for prefix, seq in list(model.named_modules()):
+        if not isinstance(seq, nn.Sequential):
+            continue
+        names = [f"{prefix}.{i}" if prefix else str(i) for i in range(len(seq))]
+        for i in range(len(seq) - 1):
+            yield seq, i, (names[i], names[i + 1])
+
+
 @contextlib.contextmanager
 def fold_batchnorm(model: nn.Module, keep: Collection[str] = ()) -> Iterator[int]:
     """Fold every eval-mode ``BatchNorm2d`` that directly follows a ``Conv2d`` in an
@@ -238,21 +249,17 @@ def fold_batchnorm(model: nn.Module, keep: Collection[str] = ()) -> Iterator[int
     """
     swaps: list[tuple[nn.Sequential, int, nn.Module]] = []
     try:
-        for prefix, seq in list(model.named_modules()):
-            if not isinstance(seq, nn.Sequential):
+        for seq, i, names in _adjacent_pairs(model):
+            conv, bn = seq[i], seq[i + 1]
+            if not (isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d)):
                 continue
-            names = [f"{prefix}.{i}" if prefix else str(i) for i in range(len(seq))]
-            for i in range(len(seq) - 1):
-                conv, bn = seq[i], seq[i + 1]
-                if not (isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d)):
-                    continue
-                if conv.training or bn.training or names[i] in keep:
-                    continue
-                if bn.running_mean is None:  # track_running_stats=False: batch statistics
-                    continue
-                fused = _fused_conv(conv, bn)
-                swaps += [(seq, i, conv), (seq, i + 1, bn)]
-                seq[i], seq[i + 1] = fused, nn.Identity()
+            if conv.training or bn.training or names[0] in keep:
+                continue
+            if bn.running_mean is None:  # track_running_stats=False: batch statistics
+                continue
+            fused = _fused_conv(conv, bn)
+            swaps += [(seq, i, conv), (seq, i + 1, bn)]
+            seq[i], seq[i + 1] = fused, nn.Identity()
         yield len(swaps) // 2
     finally:
         for seq, i, module in reversed(swaps):
@@ -268,18 +275,14 @@ def pool_before_relu(model: nn.Module, keep: Collection[str] = ()) -> Iterator[i
     stays as it is."""
     swaps: list[tuple[nn.Sequential, int]] = []
     try:
-        for prefix, seq in list(model.named_modules()):
-            if not isinstance(seq, nn.Sequential):
+        for seq, i, names in _adjacent_pairs(model):
+            relu, pool = seq[i], seq[i + 1]
+            if type(relu) is not nn.ReLU or type(pool) is not nn.MaxPool2d:
                 continue
-            names = [f"{prefix}.{i}" if prefix else str(i) for i in range(len(seq))]
-            for i in range(len(seq) - 1):
-                relu, pool = seq[i], seq[i + 1]
-                if type(relu) is not nn.ReLU or type(pool) is not nn.MaxPool2d:
-                    continue
-                if names[i] in keep or names[i + 1] in keep:
-                    continue
-                seq[i], seq[i + 1] = pool, relu
-                swaps.append((seq, i))
+            if names[0] in keep or names[1] in keep:
+                continue
+            seq[i], seq[i + 1] = pool, relu
+            swaps.append((seq, i))
         yield len(swaps)
     finally:
         for seq, i in reversed(swaps):
