@@ -182,8 +182,10 @@ def duplicate_pairs(
     chunks = list(candidate_pairs(descriptors(thumbs), max_candidate)) if len(hashes) else []
     i = np.concatenate([c[0] for c in chunks]) if chunks else np.zeros(0, dtype=int)
     j = np.concatenate([c[1] for c in chunks]) if chunks else np.zeros(0, dtype=int)
-    todo = np.array([(int(a), int(b)) not in found for a, b in zip(i, j)], dtype=bool)
-    i, j = i[todo], j[todo]
+    if found:  # exact pairs need no registration
+        done = np.array(sorted(found), dtype=np.int64).reshape(-1, 2)
+        todo = ~np.isin(i.astype(np.int64) * len(hashes) + j, done[:, 0] * len(hashes) + done[:, 1])
+        i, j = i[todo], j[todo]
     best, full = registered_rms(thumbs, i, j, give_up=2 * max_rms)
     for a, b, rms, rms_all in zip(i, j, best, full):
         if rms <= max_rms and rms_all <= MAX_RMS_ALL_CELLS:

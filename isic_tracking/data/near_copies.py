@@ -57,13 +57,24 @@ def descriptors(thumbs: np.ndarray) -> np.ndarray:
     return cells.reshape(n, -1)
 
 
+#: Candidates kept per image: its nearest later images within the distance (see
+#: :func:`candidate_pairs`).
+PER_IMAGE = 8
+
+
 def candidate_pairs(
-    desc: np.ndarray, max_distance: float, chunk: int = 512
+    desc: np.ndarray, max_distance: float, chunk: int = 512, per_image: int = PER_IMAGE
 ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """Index pairs (i < j) whose descriptor RMS distance is at most ``max_distance``.
+    """Index pairs (i < j) whose descriptor RMS distance is at most ``max_distance``; of each
+    image ``i``, only its ``per_image`` nearest such ``j``.
 
     All pairs, ``chunk`` rows at a time (chunk x N float32: 512 x 100,000 = 205 MB), each
-    chunk one BLAS matrix product. Yields ``(i, j, distance)`` arrays per chunk.
+    chunk one BLAS matrix product. Yields ``(i, j, distance)`` arrays per chunk. The cap keeps
+    the candidates at ``N x per_image`` whatever the data: a set of look-alikes (the same
+    skin, lesion and framing) can put thousands of images within the loose distance of each
+    other, and every candidate is registered after. A group of more than ``per_image + 1``
+    copies of one picture is still found whole: each copy is paired with its nearest
+    others, and the pairs join the group (:func:`isic_tracking.data.leakage.drop_duplicates_from`).
     """
     x = np.ascontiguousarray(desc, dtype=np.float32)
     n, dim = x.shape
@@ -72,10 +83,18 @@ def candidate_pairs(
     for start in range(0, n, chunk):
         block = x[start : start + chunk]
         d2 = sq[start : start + chunk, None] + sq[None, :] - 2.0 * (block @ x.T)
-        i, j = np.nonzero(d2 <= limit)
-        keep = j > i + start
-        i, j = i[keep], j[keep]
-        dist = np.sqrt(np.maximum(d2[i, j], 0.0) / dim)
+        rows = np.arange(len(block))[:, None]
+        d2[np.arange(n)[None, :] <= rows + start] = np.inf  # only j > i
+        d2[d2 > limit] = np.inf
+        if per_image < n:  # the per_image nearest of each row, unordered
+            cols = np.argpartition(d2, per_image - 1, axis=1)[:, :per_image]
+            near = d2[rows, cols]
+            i, k = np.nonzero(np.isfinite(near))
+            j, d = cols[i, k], near[i, k]
+        else:
+            i, j = np.nonzero(np.isfinite(d2))
+            d = d2[i, j]
+        dist = np.sqrt(np.maximum(d, 0.0) / dim)
         yield i + start, j, dist
 
 

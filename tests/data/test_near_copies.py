@@ -27,7 +27,7 @@ def _nevus(seed: int, size: int = 96) -> Image.Image:
 def test_candidate_pairs_equal_brute_force_distances():
     rng = np.random.default_rng(0)
     desc = rng.random((300, 48), dtype=np.float32) * 0.2
-    chunks = list(candidate_pairs(desc, max_distance=0.075, chunk=64))
+    chunks = list(candidate_pairs(desc, max_distance=0.075, chunk=64, per_image=300))
     i, j, d = (np.concatenate([c[k] for c in chunks]) for k in range(3))
     full = np.sqrt(((desc[:, None] - desc[None]) ** 2).mean(axis=2))
     want_i, want_j = np.nonzero(np.triu(full <= 0.075, k=1))
@@ -35,6 +35,22 @@ def test_candidate_pairs_equal_brute_force_distances():
     assert sorted(zip(i.tolist(), j.tolist())) == sorted(zip(want_i.tolist(), want_j.tolist()))
     np.testing.assert_allclose(d, full[i, j], atol=1e-5)
     assert (i < j).all()
+
+
+def test_candidates_per_image_are_its_nearest_few_whatever_the_crowd():
+    """Look-alikes all within the loose distance of each other: without a cap 600 images give
+    179,700 candidates to register; with it each image keeps its nearest later ones."""
+    rng = np.random.default_rng(1)
+    desc = 0.3 + rng.random((600, 48), dtype=np.float32) * 0.05  # one crowd of look-alikes
+    chunks = list(candidate_pairs(desc, max_distance=0.08, chunk=128, per_image=5))
+    i, j, d = (np.concatenate([c[k] for c in chunks]) for k in range(3))
+    assert len(i) == sum(min(5, 599 - a) for a in range(600))
+    full = np.sqrt(((desc[:, None] - desc[None]) ** 2).mean(axis=2))
+    for a in (0, 17, 590):  # the kept ones are the nearest later images
+        later = np.arange(a + 1, 600)
+        want = set(later[np.argsort(full[a, later])[:5]].tolist())
+        assert set(j[i == a].tolist()) == want
+    np.testing.assert_allclose(d, full[i, j], atol=1e-5)
 
 
 def test_descriptor_of_a_cropped_copy_stays_closer_than_a_look_alike():
