@@ -18,10 +18,11 @@ each analysed image was decoded, counted per file in ``ManifestDataset``):
    regularization, 200 natural images per class, ...), overridable with ``--set
    stage.key=value``.
 
-Results go to ``<out>/rehearsal.json`` and a markdown table on stdout: per stage, size and
-architecture the wall and CPU seconds, peak memory, the number of decodes per analysed image,
-and at the end how each grows from the smallest to the largest size (time per image and
-memory ratio: linear time gives a time-per-image ratio near 1, flat memory a ratio near 1).
+Results go to ``<out>/rehearsal.json`` and markdown tables on stdout: per stage, size and
+architecture the wall and CPU seconds, peak memory and decodes per analysed image; then per
+stage the marginal CPU seconds per image between consecutive sizes (the fixed part, model
+loading and logging, drops out: equal marginal costs mean linear growth), the fixed part,
+and the peak memory ratio of the largest to the smallest size (1: flat).
 
     python -m bench.scale_rehearsal --out build/rehearsal                 # everything
     python -m bench.scale_rehearsal --out build/rehearsal --archs resnet50 --sizes 250,500 \
@@ -274,19 +275,27 @@ def analysis_chain(arch: str, uri: str, sub: Path, n: int, args, settings) -> li
 
 
 def growth(costs: list[StageCost]) -> pd.DataFrame:
-    """Per stage and architecture, from the smallest to the largest size: images ratio, CPU
-    time per image ratio (1: linear) and peak memory ratio (1: flat)."""
+    """Per stage and architecture, how cost grows with images: the marginal CPU seconds per
+    image between consecutive sizes (a stage's fixed part, model loading and logging, drops
+    out), the ratio of the last to the first marginal cost (1: linear; above 1: worse than
+    linear), the fixed part (CPU at the smallest size minus its images x the first marginal
+    cost) and the peak memory ratio largest / smallest (1: flat)."""
     df = pd.DataFrame([asdict(c) for c in costs if c.rc == 0])
     rows = []
     for (stage, arch), g in df.groupby(["stage", "arch"], sort=False):
-        g = g.sort_values("images")
-        lo, hi = g.iloc[0], g.iloc[-1]
-        if lo.images == hi.images:
+        g = g.sort_values("images").reset_index(drop=True)
+        if len(g) < 2:
             continue
+        marginal = [
+            (g.cpu_s[k + 1] - g.cpu_s[k]) / (g.images[k + 1] - g.images[k])
+            for k in range(len(g) - 1)
+        ]
         rows.append({
-            "stage": stage, "arch": arch, "images": f"{lo.images} -> {hi.images}",
-            "cpu_s_per_image_ratio": round((hi.cpu_s / hi.images) / (lo.cpu_s / lo.images), 2),
-            "peak_memory_ratio": round(hi.peak_mib / lo.peak_mib, 2),
+            "stage": stage, "arch": arch, "images": " -> ".join(map(str, g.images)),
+            "marginal_cpu_s_per_image": " -> ".join(f"{m:.3f}" for m in marginal),
+            "marginal_ratio": round(marginal[-1] / marginal[0], 2) if marginal[0] > 0 else "-",
+            "fixed_cpu_s": round(g.cpu_s[0] - g.images[0] * marginal[0], 1),
+            "peak_memory_ratio": round(g.peak_mib.iloc[-1] / g.peak_mib[0], 2),
         })  # fmt: skip
     return pd.DataFrame(rows)
 
@@ -302,6 +311,7 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--set", action="append", default=[], metavar="STAGE.KEY=VALUE",
                    help="override a thesis setting, e.g. visualize.steps=50")  # fmt: skip
     p.add_argument("--experiment", default="rehearsal")
+    p.add_argument("--report", type=Path, help="only print the tables of this rehearsal.json")
     args = p.parse_args(argv)
     args.out = args.out.resolve()
     args.stages = [s.strip() for s in args.stages.split(",") if s.strip()]
@@ -351,8 +361,19 @@ def _table(costs: list[StageCost]) -> str:
     return markdown(df[cols])
 
 
+def report(path: Path) -> None:
+    """The tables of a finished (or interrupted) rehearsal's ``rehearsal.json``."""
+    costs = [StageCost(**c) for c in json.loads(path.read_text())]
+    print(_table(costs))
+    print()
+    print(markdown(growth(costs)))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parse(argv)
+    if args.report:
+        report(args.report)
+        return 0
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "logs").mkdir(exist_ok=True)
     os.environ.setdefault("MLFLOW_TRACKING_URI", f"sqlite:///{args.out / 'mlflow.db'}")
@@ -370,9 +391,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             (args.out / "rehearsal.json").write_text(
                 json.dumps([asdict(c) for c in costs], indent=1)
             )
-    print(_table(costs))
-    print()
-    print(markdown(growth(costs)))
+    report(args.out / "rehearsal.json")
     print(f"load average at the end {os.getloadavg()[0]:.1f}")
     return 0 if all(c.rc == 0 for c in costs) else 1
 
