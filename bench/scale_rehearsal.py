@@ -237,10 +237,24 @@ def _latest_run(experiment: str, run_name: str) -> str:
     return runs[0].info.run_id
 
 
+def _registered(name: str) -> bool:
+    """A rehearsal's stub model registered by an earlier run of the same ``--out``."""
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    try:
+        MlflowClient().get_model_version_by_alias(name, "champion")
+    except MlflowException:
+        return False
+    return True
+
+
 def stub_model(arch: str, manifest: Path, out: Path, experiment: str) -> str:
     """Register ``rehearsal-<arch>``: random init, one batch of one epoch of two folds at
-    224 px on a small subset. Returns its model URI."""
+    224 px on a small subset (once per ``--out``). Returns its model URI."""
     name = f"rehearsal-{arch}"
+    if _registered(name):
+        return f"models:/{name}@champion"
     sub = out / f"stub-{arch}.csv"
     stratified_subset(read_manifest(manifest), 64).to_csv(sub, index=False)
     argv = ["--experiment", experiment, "--manifest", str(sub), "--arch", arch,
