@@ -8,7 +8,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from isic_tracking.errors import IsicInputError
-from isic_tracking.interpret.activations import activation_stats
+from isic_tracking.interpret.activations import _Collector, activation_stats
 from tests.interpret.nets import Counter, no_hooks
 
 
@@ -145,3 +145,18 @@ def test_changing_image_size_is_refused():
     batches = [torch.randn(2, 3, 16, 16), torch.randn(2, 3, 20, 20)]
     with pytest.raises(IsicInputError, match="changed size"):
         activation_stats(tiny_net(), batches, ["0"], "cpu")
+
+
+def test_collector_lets_go_of_its_chunks_as_it_joins_them():
+    """The [N, C] tables are made one at a time and each layer's chunks are freed as its
+    table is made, so the stats of every layer are never held twice at the end of a pass."""
+    c = _Collector("conv", ("max", "mean"))
+    chunks = [torch.arange(6.0).reshape(2, 3), torch.arange(6.0, 9.0).reshape(1, 3)]
+    for chunk in chunks:
+        c.add({"max": chunk, "mean": chunk * 2})
+    table = c.joined("max")
+    assert torch.equal(table, torch.cat(chunks))
+    assert c.max == []  # the chunks are gone once joined
+    assert len(c.mean) == 2  # another table's chunks stay until it is joined
+    assert torch.equal(c.joined("mean"), torch.cat(chunks) * 2)
+    assert c.joined("argmax") is None  # not recorded
