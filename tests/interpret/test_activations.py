@@ -8,7 +8,12 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from isic_tracking.errors import IsicInputError
-from isic_tracking.interpret.activations import _Collector, activation_stats
+from isic_tracking.interpret.activations import (
+    BLOCK_ROWS,
+    _Collector,
+    _expected_images,
+    activation_stats,
+)
 from tests.interpret.nets import Counter, no_hooks
 
 
@@ -147,16 +152,26 @@ def test_changing_image_size_is_refused():
         activation_stats(tiny_net(), batches, ["0"], "cpu")
 
 
-def test_collector_lets_go_of_its_chunks_as_it_joins_them():
-    """The [N, C] tables are made one at a time and each layer's chunks are freed as its
-    table is made, so the stats of every layer are never held twice at the end of a pass."""
-    c = _Collector("conv", ("max", "mean"))
-    chunks = [torch.arange(6.0).reshape(2, 3), torch.arange(6.0, 9.0).reshape(1, 3)]
-    for chunk in chunks:
-        c.add({"max": chunk, "mean": chunk * 2})
-    table = c.joined("max")
-    assert torch.equal(table, torch.cat(chunks))
-    assert c.max == []  # the chunks are gone once joined
-    assert len(c.mean) == 2  # another table's chunks stay until it is joined
-    assert torch.equal(c.joined("mean"), torch.cat(chunks) * 2)
-    assert c.joined("argmax") is None  # not recorded
+def test_tables_are_written_into_blocks_and_joined_in_order():
+    """Each batch's [B, C] results are copied into blocks allocated ahead (one per table when
+    the loader says its size), so no small tensor per batch and layer stays alive; a batch
+    that straddles two blocks, a short last block and a table never recorded all come out
+    right."""
+    chunks = [torch.arange(9.0).reshape(3, 3), torch.arange(9.0, 12.0).reshape(1, 3)]
+    for block_rows in (2, 3, 4, 100):
+        c = _Collector("conv", ("max", "mean"), block_rows)
+        for chunk in chunks:
+            c.add({"max": chunk, "mean": chunk * 2})
+        assert torch.equal(c.joined("max"), torch.cat(chunks))
+        assert torch.equal(c.joined("mean"), torch.cat(chunks) * 2)
+        assert c.joined("max") is None and c.tables == {}  # let go once joined
+        assert c.joined("argmax") is None  # not recorded
+    c = _Collector("conv", ("max",), 4)
+    c.add({"max": torch.ones(4, 2)})
+    assert len(c.tables["max"].blocks) == 1  # a block of the loader's size: one allocation
+
+
+def test_the_block_is_the_loaders_image_count():
+    data = TensorDataset(torch.rand(10, 3, 8, 8))
+    assert _expected_images(DataLoader(data, batch_size=4)) == 10
+    assert _expected_images(iter([torch.rand(2, 3, 8, 8)])) == BLOCK_ROWS
