@@ -22,7 +22,9 @@ def test_the_listing_is_an_isic2020_layout_with_its_malignant_rate(tmp_path: Pat
     root = write_listing(tmp_path / "isic2020", 300, (64, 48))
     result = read_isic2020(root)
     rows = result.manifest
-    assert result.report.empty and len(rows) == 300 and rows["label"].sum() == round(300 * 584 / 33126)
+    assert (
+        result.report.empty and len(rows) == 300 and rows["label"].sum() == round(300 * 584 / 33126)
+    )
     assert rows["patient_id"].nunique() < 300  # several images per patient, as in ISIC 2020
     assert len(list((root / "jpeg" / "train").glob("*.jpg"))) == 300
 
