@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from isic_tracking import log
+from isic_tracking.allocator import keep_freed_memory
 from isic_tracking.config import add_config_args, config_from_args, parse_bool, parse_int
 from isic_tracking.errors import IsicInputError
 
@@ -94,8 +95,10 @@ def run_main(main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | 
 
     Under ``mlflow run`` (``MLFLOW_RUN_ID`` set) any error is also recorded on the stage's run
     as tag ``isic.error``, so the ``main`` pipeline can name it in its one-line failure.
+    Freed tensor memory is kept for the next batch (:mod:`isic_tracking.allocator`).
     """
     log.setup()
+    keep_freed_memory()
     run_id = os.environ.get("MLFLOW_RUN_ID")  # read now: mlflow.end_run() unsets it
     try:
         return main(argv)
