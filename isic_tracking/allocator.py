@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import ctypes
 import os
-import platform
 import sys
+from collections.abc import Mapping
 
 #: glibc's ``mallopt`` parameters (malloc.h)
 M_TRIM_THRESHOLD = -1
@@ -33,12 +33,13 @@ OPT_OUT = "ISIC_KEEP_FREED_MEMORY"
 GLIBC_VARIABLES = ("MALLOC_MMAP_MAX_", "MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_")
 
 
-def why_not_kept(environ: dict[str, str] | os._Environ = os.environ) -> str | None:
-    """Why :func:`keep_freed_memory` leaves the allocator alone (None: it applies)."""
+def why_not_kept(environ: Mapping[str, str] = os.environ) -> str | None:
+    """Why :func:`keep_freed_memory` leaves the allocator alone (None: it applies, where the
+    C library is glibc)."""
     if environ.get(OPT_OUT, "").strip().lower() in ("0", "false", "no", "off"):
         return f"{OPT_OUT}={environ[OPT_OUT]}"
-    if not sys.platform.startswith("linux") or platform.libc_ver()[0] != "glibc":
-        return "not glibc"
+    if not sys.platform.startswith("linux"):
+        return "not Linux"
     for name in GLIBC_VARIABLES:
         if name in environ:
             return f"{name} is set"
@@ -55,6 +56,8 @@ def keep_freed_memory() -> bool:
     try:
         libc = ctypes.CDLL("libc.so.6")
     except OSError:
+        return False
+    if not hasattr(libc, "gnu_get_libc_version"):  # musl and others: no such mallopt
         return False
     return bool(libc.mallopt(M_MMAP_MAX, 0)) and bool(
         libc.mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD)
