@@ -11,6 +11,7 @@ COMPLETE = "isic.complete"  # "true" once a stage's run has every result it prom
 ERROR = "isic.error"
 ADAPTED = "isic.adapted"  # a stage used less than asked (e.g. images per class) and why
 RESUMED_INTO = "isic.resumed_into"  # a resumed run points at the run it continued
+CREATE_TOKEN = "isic.create_token"  # a run's creation id: a retried create finds the committed run
 CLAIMED_AT = (
     "isic.claimed_at"  # a worker's claim to be the stage's parent run (scaleout/parent_election.py)
 )

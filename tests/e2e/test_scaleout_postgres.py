@@ -328,6 +328,30 @@ def test_reconnecting_storage_waits_out_a_restart(cluster: Cluster) -> None:
     assert [t.state.name for t in study.get_trials()] == ["WAITING"]
 
 
+def test_a_run_created_while_the_database_is_down_waits_for_it(cluster: Cluster, client) -> None:
+    """The tracking server answers 503 while its database is down; MLflow's client does not
+    retry a CreateRun (since 3.18), ours does, and leaves one run."""
+    from isic_tracking.tracking.outage import create_run_riding_outage, transient
+
+    exp = client.create_experiment("outage-create")
+    cluster.stop()
+    back = threading.Timer(DOWN_S, cluster.start)
+    try:
+        try:
+            client.create_run(exp, run_name="plain")
+        except Exception as err:  # MLflow < 3.18 retries it itself and may get through
+            assert transient(err), err
+        back.start()
+        run = create_run_riding_outage(client, exp, run_name="ridden", pause_s=0.5)
+    finally:
+        if back.is_alive() or back.finished.is_set():
+            back.join()
+        if not (cluster.data / "postmaster.pid").exists():
+            cluster.start()
+    ridden = [r for r in client.search_runs([exp]) if r.info.run_name == "ridden"]
+    assert [r.info.run_id for r in ridden] == [run.info.run_id]
+
+
 def test_search_workers_survive_a_killed_worker(
     cluster: Cluster, server: str, client, binary_manifest: Path, tmp_path: Path
 ) -> None:

@@ -42,6 +42,7 @@ from isic_tracking.tracking import tag
 from isic_tracking.tracking.descriptions import search_description
 from isic_tracking.tracking.init import with_init_file
 from isic_tracking.tracking.links import announce, run_link
+from isic_tracking.tracking.outage import create_run_riding_outage
 from isic_tracking.tracking.runs import (
     context_tags,
     describe,
@@ -132,8 +133,8 @@ def _claim_parent(study: optuna.Study, study_name: str, task: str | None = None)
     parent = find_parent_run(study, study_name, task)
     if parent is None:
         mine = own or (
-            client.create_run(
-                experiment_id(task), run_name=f"search-{study_name}", tags=context_tags()
+            create_run_riding_outage(
+                client, experiment_id(task), run_name=f"search-{study_name}", tags=context_tags()
             ).info.run_id
         )
         # every machine that found no parent claims; all of them pick the earliest claim

@@ -18,6 +18,7 @@ from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 
 from isic_tracking.scaleout.recovery import retry_of_trial
 from isic_tracking.tracking import tag
+from isic_tracking.tracking.outage import create_run_riding_outage
 from isic_tracking.tracking.runs import child_runs, context_tags
 from isic_tracking.train.search import TrialHooks, TrialOutcome
 
@@ -53,8 +54,11 @@ class MlflowTrialHooks(TrialHooks):
         retry_of = retry_of_trial(trial)
         if retry_of is not None:
             tags[RETRY_TAG] = str(retry_of)
-        run = self.client.create_run(
-            self.experiment_id, run_name=f"trial-{trial.number}", tags=context_tags(**tags)
+        run = create_run_riding_outage(
+            self.client,
+            self.experiment_id,
+            run_name=f"trial-{trial.number}",
+            tags=context_tags(**tags),
         )
         run_id = run.info.run_id
         self.run_ids[trial.number] = run_id

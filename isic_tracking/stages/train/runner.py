@@ -19,6 +19,7 @@ import pandas as pd
 import torch.distributed as dist
 from mlflow.entities import Run
 from mlflow.tracking import MlflowClient
+from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 
 from isic_tracking.config import NON_RESULT_FIELDS, TrainConfig, config_hash
 from isic_tracking.data.manifest import task_classes
@@ -45,6 +46,7 @@ from isic_tracking.tracking import tag
 from isic_tracking.tracking.descriptions import fold_description
 from isic_tracking.tracking.init import init_of, with_init_file
 from isic_tracking.tracking.links import announce, run_link
+from isic_tracking.tracking.outage import create_run_riding_outage
 from isic_tracking.tracking.registry import register_checkpoints
 from isic_tracking.tracking.runs import (
     child_runs,
@@ -132,8 +134,8 @@ def _claim_fold_parent(cfg: TrainConfig, cfg_hash: str, own_run: str | None) -> 
     agree on the earliest claim (:func:`elect_parent`); the losers point at it."""
     client = MlflowClient()
     mine = own_run or (
-        client.create_run(
-            experiment_id(cfg.task), run_name=f"train-{cfg.arch}", tags=context_tags()
+        create_run_riding_outage(
+            client, experiment_id(cfg.task), run_name=f"train-{cfg.arch}", tags=context_tags()
         ).info.run_id
     )
     parent = elect_parent(
@@ -281,6 +283,14 @@ def _run_training(cfg: TrainConfig, init_dir: str) -> TrainingOutcome | None:
     return outcome
 
 
+def _new_fold_run(k: int) -> str:
+    """A nested run for fold ``k`` under the active run, created so that a database restart
+    behind the tracking server delays it instead of failing the fold."""
+    tags = context_tags(**{MLFLOW_PARENT_RUN_ID: mlflow.active_run().info.run_id})
+    run = create_run_riding_outage(MlflowClient(), experiment_id(), f"fold-{k}", tags)
+    return run.info.run_id
+
+
 def _run_fold(
     cfg: TrainConfig,
     train: pd.DataFrame,
@@ -292,8 +302,8 @@ def _run_fold(
     """Train fold ``k`` in its nested run (a new one, or ``prev`` to resume); None when its
     loss went NaN/Inf (the fold run is then FAILED and the other folds go on)."""
     tr, va = fold_split(train, k)
-    where = {"run_id": prev.info.run_id} if prev else {"experiment_id": experiment_id()}
-    with mlflow.start_run(nested=True, run_name=f"fold-{k}", **where) as frun:
+    run_id = prev.info.run_id if prev else _new_fold_run(k)
+    with mlflow.start_run(run_id=run_id, nested=True) as frun:
         mlflow.set_tags({tag.STAGE: FOLD_STAGE, tag.FOLD: str(k)})
         log_params({"fold": k, "n_train": len(tr), "n_val": len(va)})
         try:
