@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import pandas as pd
-from torch import Tensor
 
 from isic_tracking.data.manifest import read_manifest
 from isic_tracking.errors import IsicInputError
@@ -74,7 +73,7 @@ def _natural_rows(
     loaded: LoadedModel, manifest: str | None, split: str, default_split: str
 ) -> tuple[pd.DataFrame | None, str]:
     """The analysed rows of ``split`` and what they are, or ``(None, why)`` (see
-    :func:`natural_batches`)."""
+    :func:`natural_images`)."""
     split = split.strip()
     if split == "none":
         return None, "none (split=none)"
@@ -90,30 +89,6 @@ def _natural_rows(
     return rows, f"{len(rows)} images of split {split!r} of {path}"
 
 
-def natural_batches(
-    loaded: LoadedModel,
-    manifest: str | None,
-    split: str,
-    size: int,
-    batch_size: int,
-    default_split: str,
-) -> tuple[Callable[[], Iterator[tuple[Tensor, Tensor]]] | None, str]:
-    """The analysed natural images of ``split`` as a callable giving ``(images in [0, 1] at
-    ``size``, labels)`` batches, and what they are. ``(None, why)`` for ``split=none``. When
-    ``default_split`` cannot be had (a model without a training run and folds) an explicit
-    ``manifest`` is used whole, and without one there are none (the run says why); an
-    explicit split must work. Each call decodes the images again: for a single pass (see
-    :func:`natural_images` for several)."""
-    from isic_tracking.data.dataset import make_loader
-    from isic_tracking.data.transforms import build_transforms
-
-    rows, about = _natural_rows(loaded, manifest, split, default_split)
-    if rows is None:
-        return None, about
-    loader = make_loader(rows, build_transforms(size, train=False, mean=None), batch_size)
-    return (lambda: ((x, y) for x, y, *_ in loader)), about
-
-
 def natural_images(
     loaded: LoadedModel,
     manifest: str | None,
@@ -122,9 +97,12 @@ def natural_images(
     batch_size: int,
     default_split: str,
 ) -> tuple[DecodedImages | None, str]:
-    """:func:`natural_batches` for a stage that passes over the images several times: the
-    images decoded once into a scratch file (close it, or use it in a ``with`` block), each
-    pass yielding ``(images in [0, 1], labels, row indices)``."""
+    """The analysed natural images of ``split``, decoded once into a scratch file (close it,
+    or use it in a ``with`` block), each pass yielding ``(images in [0, 1] at ``size``,
+    labels, row indices)``; and what they are. ``(None, why)`` for ``split=none``. When
+    ``default_split`` cannot be had (a model without a training run and folds) an explicit
+    ``manifest`` is used whole, and without one there are none (the run says why); an
+    explicit split must work."""
     from isic_tracking.data.decoded import DecodedImages
 
     rows, about = _natural_rows(loaded, manifest, split, default_split)

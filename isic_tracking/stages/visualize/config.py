@@ -57,7 +57,7 @@ class VisualizeConfig(AnalysisSettings):
     manifest: str | None = setting(
         None, "images for top_n without filters_run (default: the training run's manifest)"
     )
-    n_images: int = setting(32, "images of the top_n pass (no filters_run)")
+    n_images: int = setting(32, "analysed images the top_n ranking samples (no filters_run)")
     class_logits: bool = setting(
         True,
         "also render the class logits of a trained model (with top_n, all or indices) and "

@@ -32,8 +32,12 @@ from pathlib import Path
 from typing import Any
 
 import mlflow
+import numpy as np
 import pandas as pd
+import torch
 
+from isic_tracking.data.decoded import DecodedImages
+from isic_tracking.data.transforms import normalize
 from isic_tracking.errors import IsicInputError
 from isic_tracking.interpret.choices import AMP_CHOICES
 from isic_tracking.interpret.featvis import LOGITS
@@ -71,7 +75,7 @@ from isic_tracking.stages.visualize.targets import (
     top_from_table,
 )
 from isic_tracking.tracking import tag
-from isic_tracking.tracking.analysis import natural_batches
+from isic_tracking.tracking.analysis import natural_images
 from isic_tracking.tracking.init import load_base
 from isic_tracking.tracking.registry import LoadedModel, load_model, training_manifest
 from isic_tracking.tracking.runs import (
@@ -108,9 +112,38 @@ def _filters_run_top(run_id: str, tmp: Path) -> pd.DataFrame:
     return check_filters_table(table, f"filters run {run_id}: {path}")
 
 
-def _top_on_the_fly(cfg: VisualizeConfig, loaded: LoadedModel, layers, size: int, device) -> dict:
+def _ranking_sample(images: DecodedImages, n: int, seed: int, mean, std, batch_size: int):
+    """A seeded sample of ``n`` analysed images, normalized for the model, in batches: read
+    back from the scratch file, so the natural pass that follows decodes nothing again."""
+    pick = np.sort(np.random.default_rng(seed).choice(len(images.labels), n, replace=False))
+    images.decode()
+    for start in range(0, n, batch_size):
+        x = torch.cat([images.read(int(i), 1) for i in pick[start : start + batch_size]])
+        yield normalize(x, mean, std)
+
+
+def _top_on_the_fly(
+    cfg: VisualizeConfig, loaded: LoadedModel, layers, size: int, device,
+    images: DecodedImages | None,
+) -> dict:  # fmt: skip
     """Most activated live filters (mean over images of each filter's max response, read after
-    its BatchNorm as the filters stage does) on a few manifest images."""
+    its BatchNorm as the filters stage does) on ``n_images`` of the analysed images, else (no
+    natural images) of the manifest."""
+    from isic_tracking.interpret.response import response_stats
+
+    mc = loaded.config
+    if images is not None:
+        n = min(cfg.n_images, len(images.labels))
+        sample = _ranking_sample(images, n, cfg.seed, mc["mean"], mc["std"], cfg.batch_size)
+        stats = response_stats(loaded.model, sample, layers, device, reduce=("max",))
+        log.info(f"top_n: ranked filters (their responses, after BatchNorm) on {n} of the "
+                 "analysed images")  # fmt: skip
+        return {name: most_activated(s.max, cfg.top_n) for name, s in stats.items()}
+    return _top_on_manifest(cfg, loaded, layers, size, device)
+
+
+def _top_on_manifest(cfg: VisualizeConfig, loaded: LoadedModel, layers, size: int, device) -> dict:
+    """:func:`_top_on_the_fly` on a sample of the manifest's images (``split=none``)."""
     from isic_tracking.data.dataset import make_loader
     from isic_tracking.data.defaults import default_manifest
     from isic_tracking.data.manifest import read_manifest
@@ -136,7 +169,7 @@ def _top_on_the_fly(cfg: VisualizeConfig, loaded: LoadedModel, layers, size: int
     return {name: most_activated(s.max, cfg.top_n) for name, s in stats.items()}
 
 
-def _layer_targets(cfg, loaded: LoadedModel, size: int, device, tmp: Path) -> dict:
+def _layer_targets(cfg, loaded: LoadedModel, size: int, device, tmp: Path, images) -> dict:
     """The channels of every layer to render, each with a note (the classes it ranks for)."""
     model = loaded.model
     layers = resolve_layers(model, cfg.layers, default="first,last")
@@ -165,18 +198,19 @@ def _layer_targets(cfg, loaded: LoadedModel, size: int, device, tmp: Path) -> di
         if todo:
             if cfg.filters_run:
                 log.info(f"note: filters run {cfg.filters_run} has no rows for {todo}: ranked here")
-            for name, top in _top_on_the_fly(cfg, loaded, todo, size, device).items():
+            for name, top in _top_on_the_fly(cfg, loaded, todo, size, device, images).items():
                 chans[name] = dict.fromkeys(top, "")
     else:  # explicit indices (``classes`` never gets here)
         chans = {name: dict.fromkeys(spec, "") for name in layers}
     return channel_targets({name: chans[name] for name in layers}, selectivity)
 
 
-def _groups(cfg, loaded: LoadedModel, classes_mode: bool, size, device, tmp: Path) -> dict:
-    """``{layer: targets}`` to render; the class logits (``""``) too with ``class_logits``."""
+def _groups(cfg, loaded: LoadedModel, classes_mode: bool, size, device, tmp: Path, images) -> dict:
+    """``{layer: targets}`` to render; the class logits (``""``) too with ``class_logits``;
+    ``images``: the analysed natural images (a top_n ranked here uses them)."""
     if classes_mode:
         return {LOGITS: class_targets(loaded.config)}
-    groups = _layer_targets(cfg, loaded, size, device, tmp)
+    groups = _layer_targets(cfg, loaded, size, device, tmp, images)
     if cfg.class_logits and loaded.config.get("task") in ("binary", "multiclass"):
         groups[LOGITS] = class_targets(loaded.config)
     return groups
@@ -241,13 +275,18 @@ def resolve_plan(cfg: VisualizeConfig, work: Path) -> VisualizePlan:
     size = cfg.image_size or int(loaded.config["image_size"])
     classes_mode = cfg.channels.strip() == "classes"
     models = tuple(_plan_model(k, m) for k, m in _models(cfg, loaded, classes_mode, device).items())
-    groups = _groups(cfg, loaded, classes_mode, size, device, work)
-    _check_requests(groups, models, size)
-    batches, about = natural_batches(
+    classes = tuple(str(c) for c in loaded.config["classes"])
+    images, about = natural_images(
         loaded, cfg.manifest, cfg.split, size, cfg.batch_size, DEFAULT_SPLIT
     )
-    classes = tuple(str(c) for c in loaded.config["classes"])
-    natural = natural_pass(cfg.colours, batches, about, models, groups, len(classes))
+    try:  # each analysed image decoded once: the ranking (top_n) and the pass read it back
+        groups = _groups(cfg, loaded, classes_mode, size, device, work, images)
+        _check_requests(groups, models, size)
+        batches = None if images is None else (lambda: ((x, y) for x, y, _ in images))
+        natural = natural_pass(cfg.colours, batches, about, models, groups, len(classes))
+    finally:
+        if images is not None:
+            images.close()
     header = f"{loaded.tags.get('model.name', loaded.uri)} | {cfg.steps} steps | {size} px"
     tags = dict(loaded.tags)
     if cfg.filters_run:

@@ -360,3 +360,22 @@ def test_the_natural_images_are_decoded_once_per_run(
     assert run.data.params["resolved.colours"].startswith("data (")
     assert len(reads) == len(read_manifest(binary_manifest))
     assert set(reads.values()) == {1}
+
+
+def test_top_n_ranked_here_reads_the_analysed_images_not_again(
+    mlflow_tracking, binary_manifest, monkeypatch
+):
+    """Without a filters run, top_n ranks the filters on a sample of the analysed images,
+    read back from the one decoding that the natural pass uses too."""
+    from isic_tracking.data.manifest import read_manifest
+
+    reads = count_reads(monkeypatch)
+    argv = _args(
+        checkpoint_run(), "--layers", "first", "--channels", "top_n", "--top_n", "2",
+        "--n_images", "8", "--manifest", str(binary_manifest), "--split", "all",
+    )  # fmt: skip
+    assert visualize.main(argv) == 0
+    assert len(reads) == len(read_manifest(binary_manifest))
+    assert set(reads.values()) == {1}
+    targets = _visualize_run().data.params
+    assert targets["resolved.natural_images"].startswith(f"{len(reads)} images of split 'all'")
