@@ -98,9 +98,9 @@ def run_main(main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | 
     Freed tensor memory is kept for the next batch (:mod:`isic_tracking.allocator`).
     """
     log.setup()
-    keep_freed_memory()
     run_id = os.environ.get("MLFLOW_RUN_ID")  # read now: mlflow.end_run() unsets it
     try:
+        keep_freed_memory()
         return main(argv)
     except IsicInputError as err:
         _record_error(run_id, str(err))

@@ -22,6 +22,8 @@ import os
 import sys
 from collections.abc import Mapping
 
+from isic_tracking.config import env_flag
+
 #: glibc's ``mallopt`` parameters (malloc.h)
 M_TRIM_THRESHOLD = -1
 M_MMAP_MAX = -4
@@ -36,7 +38,7 @@ GLIBC_VARIABLES = ("MALLOC_MMAP_MAX_", "MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_TH
 def why_not_kept(environ: Mapping[str, str] = os.environ) -> str | None:
     """Why :func:`keep_freed_memory` leaves the allocator alone (None: it applies, where the
     C library is glibc)."""
-    if environ.get(OPT_OUT, "").strip().lower() in ("0", "false", "no", "off"):
+    if not env_flag(environ, OPT_OUT):
         return f"{OPT_OUT}={environ[OPT_OUT]}"
     if not sys.platform.startswith("linux"):
         return "not Linux"

@@ -12,7 +12,7 @@ import hashlib
 import json
 import types
 import typing
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
@@ -38,6 +38,22 @@ def parse_bool(v: str | bool) -> bool:
     if v.lower() in ("0", "false", "no", "n", "off"):
         return False
     raise argparse.ArgumentTypeError(f"not a boolean: {v!r}")
+
+
+def env_flag(environ: Mapping[str, str], name: str, default: bool = True) -> bool:
+    """A yes/no environment variable, read like a boolean flag (:func:`parse_bool`); unset or
+    empty means ``default``. Any other word is an error naming the variable, not a silent
+    default: a user who typed ``ISIC_KEEP_FREED_MEMORY=disable`` learns it did nothing."""
+    value = environ.get(name, "").strip()
+    if not value:
+        return default
+    try:
+        return parse_bool(value)
+    except argparse.ArgumentTypeError:
+        raise IsicInputError(
+            f"{name}={environ[name]!r} is not a yes/no value: use 1/0, true/false, yes/no "
+            f"or on/off, or unset it (default: {'on' if default else 'off'})"
+        ) from None
 
 
 def parse_int(v: str) -> int:

@@ -12,7 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from entrypoints._common import run_main
 from isic_tracking.allocator import GLIBC_VARIABLES, OPT_OUT, why_not_kept
+from isic_tracking.errors import IsicInputError
 
 ROOT = Path(__file__).resolve().parents[1]
 glibc_only = pytest.mark.skipif(
@@ -84,3 +86,17 @@ def test_a_users_own_choice_wins(env: dict[str, str], reason: str) -> None:
 def test_it_applies_by_default() -> None:
     assert why_not_kept({}) is None
     assert why_not_kept({OPT_OUT: "1"}) is None
+
+
+def test_a_switch_that_is_no_yes_or_no_is_an_error_naming_it() -> None:
+    with pytest.raises(IsicInputError, match=f"{OPT_OUT}='disable' is not a yes/no value"):
+        why_not_kept({OPT_OUT: "disable"})
+
+
+def test_an_entry_point_reports_a_bad_switch_as_one_error_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    monkeypatch.setenv(OPT_OUT, "disable")
+    monkeypatch.delenv("MLFLOW_RUN_ID", raising=False)
+    assert run_main(lambda argv: 0, []) == 2
+    assert capsys.readouterr().err.startswith(f"error: {OPT_OUT}='disable' is not a yes/no")

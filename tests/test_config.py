@@ -17,6 +17,7 @@ from isic_tracking.config import (
     config_from_args,
     config_hash,
     default_metric,
+    env_flag,
     non_result_fields,
     parse_bool,
     parse_int,
@@ -268,3 +269,14 @@ def test_train_and_render_share_one_amp_vocabulary(tmp_path) -> None:
     with pytest.raises(IsicInputError) as err:
         config_from_args(TrainConfig, TRAIN.build_parser().parse_args(["--config", str(bad)]))
     assert str(err.value) == f"{bad}: amp='maybe' is not one of auto, bf16, fp16, none"
+
+
+def test_env_flag_reads_yes_no_words_and_names_a_bad_one() -> None:
+    assert env_flag({}, "X") is True
+    assert env_flag({"X": "  "}, "X", default=False) is False
+    assert [env_flag({"X": v}, "X") for v in ("0", "false", "No", "off")] == [False] * 4
+    assert [env_flag({"X": v}, "X", default=False) for v in ("1", "TRUE", "yes", "on")] == [
+        True
+    ] * 4
+    with pytest.raises(IsicInputError, match=r"X='disable' is not a yes/no value.*default: on"):
+        env_flag({"X": "disable"}, "X")

@@ -24,6 +24,7 @@ from mlflow.tracking import MlflowClient
 from mlflow.tracking.context.registry import resolve_tags
 from mlflow.utils.mlflow_tags import MLFLOW_RUN_NOTE
 
+from isic_tracking.config import env_flag
 from isic_tracking.errors import IsicInputError
 from isic_tracking.tracking import tag
 from isic_tracking.tracking.descriptions import stage_description
@@ -216,8 +217,7 @@ def system_metrics_wanted() -> bool:
     ``system/system_memory_usage_megabytes``, disk, network and, with the ``gpu`` extra on a
     CUDA machine, ``system/gpu_*``), so the UI shows whether a GPU waits for data; a user
     switches them off with ``MLFLOW_ENABLE_SYSTEM_METRICS_LOGGING=false``."""
-    value = os.environ.get(_ENABLE_SYSTEM_METRICS)
-    return value is None or value.strip().lower() not in ("false", "0", "no", "off")
+    return env_flag(os.environ, _ENABLE_SYSTEM_METRICS)
 
 
 @contextmanager

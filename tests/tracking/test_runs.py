@@ -238,6 +238,10 @@ def test_system_metrics_follow_the_users_switch_and_interval(
             assert child.info.run_id not in fluent.run_id_to_system_metrics_monitor
     monkeypatch.setenv("MLFLOW_ENABLE_SYSTEM_METRICS_LOGGING", "true")
     assert system_metrics_wanted()
+    monkeypatch.setenv("MLFLOW_ENABLE_SYSTEM_METRICS_LOGGING", "sometimes")
+    with pytest.raises(IsicInputError, match="MLFLOW_ENABLE_SYSTEM_METRICS_LOGGING='sometimes'"):
+        system_metrics_wanted()
+    monkeypatch.setenv("MLFLOW_ENABLE_SYSTEM_METRICS_LOGGING", "true")
     with stage_run("filters", run_name="on") as run:
         with stage_run("filters", run_name="child", nested=True) as child:
             assert run.info.run_id in fluent.run_id_to_system_metrics_monitor
