@@ -15,6 +15,7 @@ Two measurements, ResNet50 at 224 px by default (the thesis's scale), random ini
 
     python bench/train_step.py                         # ResNet50, 224 px, batch 16, fp32
     python bench/train_step.py --amp bf16 --steps 6     # the CPU's bf16 autocast path
+    ISIC_KEEP_FREED_MEMORY=0 python bench/train_step.py # glibc's defaults (see allocator.py)
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ if not __package__:  # run as a script: the repository root, so that `bench.` im
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.train_throughput import write_jpegs  # noqa: E402
+from isic_tracking.allocator import keep_freed_memory  # noqa: E402
 from isic_tracking.data.dataset import make_loader  # noqa: E402
 from isic_tracking.data.transforms import build_transforms  # noqa: E402
 from isic_tracking.models import create_model  # noqa: E402
@@ -120,6 +122,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--workers", type=int, default=max(1, (os.cpu_count() or 2) - 1))
     args = ap.parse_args(argv)
     os.environ.setdefault("CI", "true")  # no progress bars in the timing
+    kept = keep_freed_memory()  # as every entry point does (ISIC_KEEP_FREED_MEMORY=0: not)
     amp = None if args.amp == "none" else args.amp
     torch.manual_seed(0)
     model = create_model(args.arch, 1)
@@ -143,8 +146,9 @@ def main(argv: list[str] | None = None) -> None:
     step = sum(phases.values())
     print(
         f"\n{args.arch}, {size} px, batch {bs}, amp {args.amp}, torch {torch.__version__}, "
-        f"{torch.get_num_threads()} threads, {args.workers} loader workers; phases: median of "
-        f"{args.steps} steps after 1 warm-up\n"
+        f"{torch.get_num_threads()} threads, {args.workers} loader workers, freed memory "
+        f"{'kept' if kept else 'given back'}; phases: median of {args.steps} steps after 1 "
+        "warm-up\n"
     )
     print("| phase | s / step | share |\n|---|---:|---:|")
     for p, s in phases.items():
