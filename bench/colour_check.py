@@ -35,7 +35,7 @@ from isic_tracking.interpret.colour_check import (
 from isic_tracking.interpret.featvis import render
 from isic_tracking.interpret.featvis.presets import preset, resolve_colours
 from isic_tracking.stages.visualize.targets import chunks, class_targets, concat_results, objective
-from isic_tracking.tracking.analysis import natural_batches
+from isic_tracking.tracking.analysis import natural_images
 from isic_tracking.tracking.registry import load_model
 
 Score = Callable[[Tensor, Tensor], Tensor]
@@ -117,9 +117,13 @@ def main(argv: list[str] | None = None) -> int:
     seeds = [int(s) for s in args.seeds.split(",")]
     loaded = load_model(args.model_uri, "cpu")
     classes = [str(c) for c in loaded.config["classes"]]
-    batches, what = natural_batches(loaded, args.manifest, args.split, args.size, 32, args.split)
-    if batches is None:
+    images, what = natural_images(loaded, args.manifest, args.split, args.size, 32, args.split)
+    if images is None:
         raise SystemExit(f"no natural images: {what}")
+
+    def batches():  # the images decoded once, read back by every pass
+        return ((x, y) for x, y, _ in images)
+
     hists = class_histograms(batches(), len(classes))
     bases = {
         "imagenet": None,
@@ -135,6 +139,7 @@ def main(argv: list[str] | None = None) -> int:
         for name, basis in bases.items()
     }
     by_class = images_by_class(batches, len(classes))
+    images.close()  # every pass over the natural images is done
     sets["natural: lesion pixels"] = lambda s: natural_pictures(by_class, s, True)
     sets["natural: whole image"] = lambda s: natural_pictures(by_class, s, False)
     for label, make in sets.items():
