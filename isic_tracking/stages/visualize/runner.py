@@ -135,20 +135,21 @@ def _top_on_the_fly(
     if images is not None:
         n = min(cfg.n_images, len(images.labels))
         sample = _ranking_sample(images, n, cfg.seed, mc["mean"], mc["std"], cfg.batch_size)
-        stats = response_stats(loaded.model, sample, layers, device, reduce=("max",))
-        log.info(f"top_n: ranked filters (their responses, after BatchNorm) on {n} of the "
-                 "analysed images")  # fmt: skip
-        return {name: most_activated(s.max, cfg.top_n) for name, s in stats.items()}
-    return _top_on_manifest(cfg, loaded, layers, size, device)
+        where = f"{n} of the analysed images"
+    else:
+        sample, where = _manifest_sample(cfg, loaded, size)
+    stats = response_stats(loaded.model, sample, layers, device, reduce=("max",))
+    log.info(f"top_n: ranked filters (their responses, after BatchNorm) on {where}")
+    return {name: most_activated(s.max, cfg.top_n) for name, s in stats.items()}
 
 
-def _top_on_manifest(cfg: VisualizeConfig, loaded: LoadedModel, layers, size: int, device) -> dict:
-    """:func:`_top_on_the_fly` on a sample of the manifest's images (``split=none``)."""
+def _manifest_sample(cfg: VisualizeConfig, loaded: LoadedModel, size: int):
+    """``n_images`` of the manifest (there are no analysed images: ``split=none``), as a
+    loader normalized for the model, and what they are."""
     from isic_tracking.data.dataset import make_loader
     from isic_tracking.data.defaults import default_manifest
     from isic_tracking.data.manifest import read_manifest
     from isic_tracking.data.transforms import build_transforms
-    from isic_tracking.interpret.response import response_stats
 
     path = cfg.manifest
     if path is None:
@@ -164,9 +165,7 @@ def _top_on_manifest(cfg: VisualizeConfig, loaded: LoadedModel, layers, size: in
     loader = make_loader(
         rows, build_transforms(size, train=False, mean=mc["mean"], std=mc["std"]), cfg.batch_size
     )
-    stats = response_stats(loaded.model, loader, layers, device, reduce=("max",))
-    log.info(f"top_n: ranked filters (their responses, after BatchNorm) on {n} images of {path}")
-    return {name: most_activated(s.max, cfg.top_n) for name, s in stats.items()}
+    return loader, f"{n} images of {path}"
 
 
 def _layer_targets(cfg, loaded: LoadedModel, size: int, device, tmp: Path, images) -> dict:
