@@ -379,3 +379,17 @@ def test_top_n_ranked_here_reads_the_analysed_images_not_again(
     assert set(reads.values()) == {1}
     targets = _visualize_run().data.params
     assert targets["resolved.natural_images"].startswith(f"{len(reads)} images of split 'all'")
+
+
+def test_top_n_without_natural_images_ranks_on_a_manifest_sample(
+    mlflow_tracking, binary_manifest, monkeypatch
+):
+    """``split=none``: nothing is analysed, so the ranking reads ``n_images`` of the manifest."""
+    reads = count_reads(monkeypatch)
+    argv = _args(
+        checkpoint_run(), "--layers", "first", "--channels", "top_n", "--top_n", "2",
+        "--n_images", "8", "--manifest", str(binary_manifest), "--split", "none",
+    )  # fmt: skip
+    assert visualize.main(argv) == 0
+    assert len(reads) == 8 and set(reads.values()) == {1}
+    assert _visualize_run().data.params["resolved.natural_images"].startswith("none")
