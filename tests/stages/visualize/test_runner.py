@@ -362,6 +362,18 @@ def test_the_natural_images_are_decoded_once_per_run(
     assert set(reads.values()) == {1}
 
 
+def _rank_here(manifest: Path, monkeypatch, split: str) -> tuple[dict[str, int], dict[str, str]]:
+    """visualize with top_n ranked on the fly (no filters run) on 8 images of ``split``: how
+    often each image was decoded, and the run's parameters."""
+    reads = count_reads(monkeypatch)
+    argv = _args(
+        checkpoint_run(), "--layers", "first", "--channels", "top_n", "--top_n", "2",
+        "--n_images", "8", "--manifest", str(manifest), "--split", split,
+    )  # fmt: skip
+    assert visualize.main(argv) == 0
+    return reads, _visualize_run().data.params
+
+
 def test_top_n_ranked_here_reads_the_analysed_images_not_again(
     mlflow_tracking, binary_manifest, monkeypatch
 ):
@@ -369,27 +381,16 @@ def test_top_n_ranked_here_reads_the_analysed_images_not_again(
     read back from the one decoding that the natural pass uses too."""
     from isic_tracking.data.manifest import read_manifest
 
-    reads = count_reads(monkeypatch)
-    argv = _args(
-        checkpoint_run(), "--layers", "first", "--channels", "top_n", "--top_n", "2",
-        "--n_images", "8", "--manifest", str(binary_manifest), "--split", "all",
-    )  # fmt: skip
-    assert visualize.main(argv) == 0
+    reads, params = _rank_here(binary_manifest, monkeypatch, "all")
     assert len(reads) == len(read_manifest(binary_manifest))
     assert set(reads.values()) == {1}
-    targets = _visualize_run().data.params
-    assert targets["resolved.natural_images"].startswith(f"{len(reads)} images of split 'all'")
+    assert params["resolved.natural_images"].startswith(f"{len(reads)} images of split 'all'")
 
 
 def test_top_n_without_natural_images_ranks_on_a_manifest_sample(
     mlflow_tracking, binary_manifest, monkeypatch
 ):
     """``split=none``: nothing is analysed, so the ranking reads ``n_images`` of the manifest."""
-    reads = count_reads(monkeypatch)
-    argv = _args(
-        checkpoint_run(), "--layers", "first", "--channels", "top_n", "--top_n", "2",
-        "--n_images", "8", "--manifest", str(binary_manifest), "--split", "none",
-    )  # fmt: skip
-    assert visualize.main(argv) == 0
+    reads, params = _rank_here(binary_manifest, monkeypatch, "none")
     assert len(reads) == 8 and set(reads.values()) == {1}
-    assert _visualize_run().data.params["resolved.natural_images"].startswith("none")
+    assert params["resolved.natural_images"].startswith("none")
