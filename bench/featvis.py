@@ -9,6 +9,9 @@ ours run longer, to measure its time to an anchor's final activation), weights f
                    with BatchNorm folding stay on): what bf16 autocast changes in the
                    activation reached;
   * isic_plain:    the engine before issue 17 (fp32, lr 0.05);
+  * isic_direct:   ``render``'s default path with the wide 3x3 convs direct instead of by
+                   Winograd (what :mod:`isic_tracking.interpret.featvis.winograd` gains; the
+                   same as isic where the path is bf16, which does not use it);
   * torch_dreams:  torch-dreams 4.0, one ``Dreamer.render`` per channel;
   * lucent:        lucent 0.1.8, one ``render_vis`` with a batch objective per channel
                    (set-up: see bench/featvis_lucent.py).
@@ -43,9 +46,14 @@ from isic_tracking.interpret.featvis.presets import preset
 from isic_tracking.models import create_model, resolve_layers
 
 ANCHORS = ("torch_dreams", "lucent")
-ENGINES = ("isic", "isic_fp32", "isic_plain", *ANCHORS)
+ENGINES = ("isic", "isic_fp32", "isic_plain", "isic_direct", *ANCHORS)
 FP32 = {"amp": False, "channels_last": False, "progressive": 0.0}
-OPTIONS = {"isic": {}, "isic_fp32": FP32, "isic_plain": {**FP32, "lr": 0.05}}
+OPTIONS = {
+    "isic": {},
+    "isic_fp32": FP32,
+    "isic_plain": {**FP32, "lr": 0.05},
+    "isic_direct": {"winograd": False},
+}
 
 
 def load_model(args) -> tuple[torch.nn.Module, str]:

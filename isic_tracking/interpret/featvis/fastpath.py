@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils.fusion import fuse_conv_bn_weights
 
+from isic_tracking.interpret.featvis import winograd
 from isic_tracking.log import get_logger
 
 log = get_logger(__name__)
@@ -101,12 +102,13 @@ class RenderPath:
     target_channels: bool = False
     fused_adam: bool = False
     pool_first: bool = False
+    winograd: bool = False
 
     @property
     def fast(self) -> bool:
         return (
             self.amp or self.channels_last or self.fold_bn or self.space_to_depth
-            or self.target_channels or self.fused_adam or self.pool_first
+            or self.target_channels or self.fused_adam or self.pool_first or self.winograd
             or len(self.stages) > 1
         )  # fmt: skip
 
@@ -121,6 +123,7 @@ class RenderPath:
             "target_channels": self.target_channels,
             "fused_adam": self.fused_adam,
             "pool_before_relu": self.pool_first,
+            "winograd": self.winograd,
             "stages": [list(s) for s in self.stages],
             "path_note": self.reason,
         }
@@ -146,6 +149,7 @@ def plan(
     fold_bn: bool | None = None,
     space_to_depth: bool | None = None,
     target_channels: bool | None = None,
+    winograd: bool | None = None,
     progressive: float | None = None,
     progressive_scale: float = PROGRESSIVE_SCALE,
     fits: Fits | None = None,
@@ -157,15 +161,16 @@ def plan(
     folded, only the read channel of a hooked conv computed, Adam's fused kernel (one pass
     instead of ~10 over the spectrum: 7.2 -> 1.1 ms per step of 8 images), max-pool before
     ReLU (:func:`pool_before_relu`); in fp32 also the image stem as a
-    space-to-depth conv, :func:`stem_space_to_depth`);
+    space-to-depth conv, :func:`stem_space_to_depth`, and the wide 3x3 convs by Winograd's
+    F(4x4, 3x3), :func:`winograd_convs`);
     on CUDA bf16 autocast where supported (as before); :data:`PROGRESSIVE_STEPS` everywhere.
 
     Args:
         device: where the render runs.
         size, steps: the requested image size and number of steps.
-        amp, channels_last, fold_bn, space_to_depth, target_channels, progressive: explicit
-            choices (see :func:`fold_batchnorm`, :func:`stem_space_to_depth`,
-            :func:`compute_target_channels`);
+        amp, channels_last, fold_bn, space_to_depth, target_channels, winograd, progressive:
+            explicit choices (see :func:`fold_batchnorm`, :func:`stem_space_to_depth`,
+            :func:`compute_target_channels`, :func:`winograd_convs`);
             ``progressive`` is the fraction of the steps run at ``progressive_scale`` of the
             size (0: off).
         fits: ``fits(size)`` says whether the model runs at that input size (no low stage
@@ -192,6 +197,8 @@ def plan(
     # bf16 path stays as it was measured
     if space_to_depth is None:
         space_to_depth = fold_bn and not amp
+    if winograd is None:  # fp32 only: under bf16 autocast the direct kernels are the fast ones
+        winograd = fold_bn and not amp
     if target_channels is None:
         target_channels = fold_bn
     if progressive is None:
@@ -205,6 +212,7 @@ def plan(
     return RenderPath(
         bool(amp), bool(channels_last), stages, reasons, bool(fold_bn), bool(space_to_depth),
         bool(target_channels), fused_adam=bool(fold_bn), pool_first=bool(fold_bn),
+        winograd=bool(winograd),
     )  # fmt: skip
 
 
@@ -334,23 +342,45 @@ def _stem_like(conv: nn.Module) -> bool:
 
 
 @contextlib.contextmanager
-def stem_space_to_depth(model: nn.Module, keep: Collection[str] = ()) -> Iterator[int]:
-    """Replace every strided conv on the image (:func:`_stem_like`) by its
-    :class:`SpaceToDepthConv` for the duration (yields how many); a conv named in ``keep`` (a
-    hooked layer) stays. Stride-1 stems (VGG, smallcnn) are left alone: nothing to gain."""
+def _replaced(
+    model: nn.Module,
+    keep: Collection[str],
+    take: Callable[[nn.Module], bool],
+    make: Callable[[nn.Module], nn.Module],
+) -> Iterator[int]:
+    """Replace every submodule that ``take`` accepts by ``make(module)`` for the duration
+    (yields how many); a module named in ``keep`` (a hooked layer) stays. Put back on exit."""
     swaps: list[tuple[nn.Module, str, nn.Module]] = []
     try:
         for name, module in list(model.named_modules()):
-            if not name or name in keep or not _stem_like(module):
+            if not name or name in keep or not take(module):
                 continue
             parent_name, _, attr = name.rpartition(".")
             parent = model.get_submodule(parent_name)
             swaps.append((parent, attr, module))
-            setattr(parent, attr, SpaceToDepthConv(module))
+            setattr(parent, attr, make(module))
         yield len(swaps)
     finally:
         for parent, attr, module in reversed(swaps):
             setattr(parent, attr, module)
+
+
+def stem_space_to_depth(
+    model: nn.Module, keep: Collection[str] = ()
+) -> contextlib.AbstractContextManager[int]:
+    """Replace every strided conv on the image (:func:`_stem_like`) by its
+    :class:`SpaceToDepthConv` for the duration (yields how many); a conv named in ``keep`` (a
+    hooked layer) stays. Stride-1 stems (VGG, smallcnn) are left alone: nothing to gain."""
+    return _replaced(model, keep, _stem_like, SpaceToDepthConv)
+
+
+def winograd_convs(
+    model: nn.Module, keep: Collection[str] = ()
+) -> contextlib.AbstractContextManager[int]:
+    """Replace every frozen 3x3 conv where Winograd pays (:func:`.winograd.pays`) by its
+    :class:`~.winograd.WinogradConv` for the duration (yields how many); a conv named in
+    ``keep`` (a hooked layer) stays."""
+    return _replaced(model, keep, winograd.pays, winograd.WinogradConv)
 
 
 class TargetChannelConv(nn.Module):
@@ -420,11 +450,14 @@ def rewritten(
 ) -> Iterator[dict[str, int]]:
     """The model rewrites ``path`` asks for, for the duration, hooked ``layers`` kept as they
     are (BatchNorm folded, space-to-depth stem, pool before ReLU, only the channels ``reads``
-    names); yields how many of each were made (the render's settings)."""
+    names, wide 3x3 convs by Winograd); yields how many of each were made (the render's settings)."""
     steps = (
         ("folded_bn", path.fold_bn, lambda: fold_batchnorm(model, layers)),
         ("space_to_depth_convs", path.space_to_depth, lambda: stem_space_to_depth(model, layers)),
         ("pools_before_relu", path.pool_first, lambda: pool_before_relu(model, layers)),
+        # before the target channels: a TargetChannelConv holds the hooked conv it computes
+        # from, which must stay a Conv2d (the hooked layers themselves are kept anyway)
+        ("winograd_convs", path.winograd, lambda: winograd_convs(model, layers)),
         ("target_channel_convs", path.target_channels,
          lambda: compute_target_channels(model, reads)),
     )  # fmt: skip

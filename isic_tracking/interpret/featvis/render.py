@@ -195,6 +195,7 @@ def render(
     fold_bn: bool | None = None,
     space_to_depth: bool | None = None,
     target_channels: bool | None = None,
+    winograd: bool | None = None,
     progressive: float | None = None,
     record_every: int = 1,
     mean: Sequence[float] | None = None,
@@ -231,6 +232,9 @@ def render(
             (:func:`.stem_space_to_depth`, same outputs); default on for CPU in fp32.
         target_channels: a conv whose output the objective reads only one channel of per image
             computes only that channel (:func:`.compute_target_channels`); default on for CPU.
+        winograd: frozen 3x3 convs with many channels by Winograd's F(4x4, 3x3)
+            (:func:`.winograd_convs`, same outputs up to ~1e-5 relative); default on for CPU in
+            fp32.
         progressive: fraction of the steps run at half the size before the image is upsampled
             into the full-size parameterization (default 0: off; it lowers the activation
             reached, features optimized at half size are too large at full size).
@@ -244,8 +248,7 @@ def render(
         ``settings`` says which path ran (``path``, ``amp``, ``channels_last``, ``fold_bn`` and
         ``folded_bn`` (conv+BN pairs folded), ``space_to_depth`` and ``space_to_depth_convs``,
         ``target_channels`` and ``target_channel_convs``, ``pool_before_relu`` and
-        ``pools_before_relu``, ``fused_adam``,
-        ``stages``).
+        ``pools_before_relu``, ``winograd`` and ``winograd_convs``, ``fused_adam``, ``stages``).
 
     Raises:
         IsicInputError: unknown layer, channel out of range, image size too small.
@@ -270,7 +273,8 @@ def render(
     )
     path = plan(
         device, size, steps, amp=amp, channels_last=channels_last, fold_bn=fold_bn,
-        space_to_depth=space_to_depth, target_channels=target_channels, progressive=progressive,
+        space_to_depth=space_to_depth, target_channels=target_channels, winograd=winograd,
+        progressive=progressive,
         fits=lambda s: probe_fits(model, objective.layers, s),
     )  # fmt: skip
     _follow(loop, path)

@@ -1,0 +1,163 @@
+"""3x3 convolutions by Winograd's minimal filtering, F(4x4, 3x3), for the fp32 render on CPU.
+
+A render's step is mostly the model's forward and input gradient, and on a CPU without native
+bfloat16 oneDNN's direct fp32 kernels already run near the core's peak (VGG16 to ``features.28``
+at ~88 GFLOP/s on an AVX2 core). What is left is arithmetic: Winograd's F(4x4, 3x3) computes a
+4x4 output tile from a 6x6 input tile with 36 multiplications per channel pair instead of 144,
+so a 3x3 conv becomes 36 matrix products ``[tiles, C_in] @ [C_in, C_out]`` between two cheap
+linear transforms of the tiles (Lavin & Gray 2016, "Fast Algorithms for Convolutional Neural
+Networks"). It pays where the products dominate the transforms' memory traffic: forward +
+input gradient of VGG16's 512-channel convs at 28 px 68 -> 17 ms on an AVX2 core, of a
+64-channel conv at 224 px 67 -> 64 ms; on the image's 3 channels it is slower (:func:`pays`).
+
+The input gradient of a stride-1, padding-1 3x3 conv is the same conv of the output gradient
+with the kernel flipped and its channel axes swapped, so the backward is one more Winograd conv.
+The weights are taken frozen (a render optimizes the image, not the model): no weight gradient.
+Rounding: outputs agree with the direct conv to about 1e-5 of their largest value (fp32), the
+error of the points 0, +-1, +-2 that F(4, 3) uses; the activation a render reaches moves by
+rounding only.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+#: Output tile side (m) and input tile side (m + 2) of F(4x4, 3x3).
+TILE = 4
+SPAN = TILE + 2
+
+#: Input transform B^T, filter transform G and output transform A^T of F(4, 3) at the points
+#: 0, 1, -1, 2, -2 and infinity.
+_BT = (
+    (4, 0, -5, 0, 1, 0),
+    (0, -4, -4, 1, 1, 0),
+    (0, 4, -4, -1, 1, 0),
+    (0, -2, -1, 2, 1, 0),
+    (0, 2, -1, -2, 1, 0),
+    (0, 4, 0, -5, 0, 1),
+)
+_G = (
+    (1 / 4, 0, 0),
+    (-1 / 6, -1 / 6, -1 / 6),
+    (-1 / 6, 1 / 6, -1 / 6),
+    (1 / 24, 1 / 12, 1 / 6),
+    (1 / 24, -1 / 12, 1 / 6),
+    (0, 0, 1),
+)
+_AT = (
+    (1, 1, 1, 1, 1, 0),
+    (0, 1, -1, 2, -2, 0),
+    (0, 1, 1, 4, 4, 0),
+    (0, 1, -1, 8, -8, 1),
+)
+
+#: Fewest input channels at which F(4x4, 3x3) beat oneDNN's direct fp32 conv (forward +
+#: input gradient, one AVX2 core; docs/benchmarks.md): 32 -> 64 at 112 px 1.2x, 64 -> 64 at
+#: 56-224 px 1.06-1.56x, 512 -> 512 at 28 px 4.05x; on the 3 channels of an image 0.21x.
+MIN_IN_CHANNELS = 32
+
+
+def filter_transform(weight: Tensor) -> Tensor:
+    """``G w G^T`` of a ``[C_out, C_in, 3, 3]`` kernel as ``[36, C_in, C_out]``, in the
+    weight's dtype: the right-hand sides of the 36 products.
+
+    The kernel's taps go first, so both products with G are wide matrix products that leave
+    the result row-major: about 40 ms for one of VGG16's 512x512 kernels on one core, where
+    a tiny 6x3 product per channel pair, or a transpose of the result, cost 100-250 ms (and
+    bmm would copy a result that is not row-major on every call).
+    """
+    k, c = weight.shape[:2]
+    g = torch.tensor(_G, dtype=weight.dtype, device=weight.device)
+    taps = weight.detach().permute(2, 3, 1, 0).reshape(3, 3 * c * k)  # [r, s*C*K]
+    rows = (g @ taps).reshape(SPAN, 3, c * k)  # [i, s, C*K]
+    return torch.matmul(g, rows).reshape(SPAN * SPAN, c, k)  # [i*6 + j, C, K]
+
+
+def _kron(transform: tuple[tuple[int, ...], ...], like: Tensor) -> Tensor:
+    """``T (x) T``: the 2-D transform ``T X T^T`` of every tile as one product with the
+    tile's 36 values stacked (one wide matrix product per conv instead of ~100 small
+    elementwise passes: VGG16's forward + input gradient 0.36 -> 0.29 s per image on an AVX2
+    core)."""
+    t = torch.tensor(transform, dtype=like.dtype, device=like.device)
+    return torch.kron(t, t)
+
+
+def _input_tiles(x: Tensor, th: int, tw: int) -> Tensor:
+    """``B^T d B`` of every 6x6 tile of the zero-padded input: ``[36, N * th * tw, C]``."""
+    n, c, h, w = x.shape
+    padded = x.new_zeros(n, th * TILE + 2, tw * TILE + 2, c)
+    padded[:, 1 : h + 1, 1 : w + 1].copy_(x.permute(0, 2, 3, 1))
+    tiles = padded.unfold(1, SPAN, TILE).unfold(2, SPAN, TILE)  # [N, th, tw, C, 6, 6]
+    tiles = tiles.permute(4, 5, 0, 1, 2, 3).reshape(SPAN * SPAN, -1)
+    return torch.mm(_kron(_BT, x), tiles).view(SPAN * SPAN, n * th * tw, c)
+
+
+def _output_tiles(m: Tensor, n: int, th: int, tw: int, h: int, w: int) -> Tensor:
+    """``A^T M A`` of the products ``[36, N * th * tw, K]``: the ``[N, K, h, w]`` output in
+    channels-last memory (a tensor of its own, not a view: autograd lets a ReLU work on it in
+    place)."""
+    k = m.shape[-1]
+    y = torch.mm(_kron(_AT, m), m.view(SPAN * SPAN, -1)).view(TILE, TILE, n, th, tw, k)
+    full = torch.empty(
+        n, k, th * TILE, tw * TILE, dtype=m.dtype, device=m.device,
+        memory_format=torch.channels_last,
+    )  # fmt: skip
+    full.permute(0, 2, 3, 1).view(n, th, TILE, tw, TILE, k).copy_(y.permute(2, 3, 0, 4, 1, 5))
+    if th * TILE == h and tw * TILE == w:
+        return full
+    return full[:, :, :h, :w].contiguous(memory_format=torch.channels_last)
+
+
+def winograd_conv(x: Tensor, u: Tensor, bias: Tensor | None = None) -> Tensor:
+    """A 3x3 conv, stride 1, padding 1, of ``x`` ``[N, C, H, W]`` with the transformed kernel
+    ``u`` (:func:`filter_transform`); the result is channels-last."""
+    n, _, h, w = x.shape
+    th, tw = -(-h // TILE), -(-w // TILE)
+    products = torch.bmm(_input_tiles(x, th, tw), u)
+    y = _output_tiles(products, n, th, tw, h, w)
+    return y.add_(bias.view(1, -1, 1, 1)) if bias is not None else y
+
+
+class _WinogradFn(torch.autograd.Function):
+    """Forward and input gradient of a frozen 3x3 conv, both by :func:`winograd_conv`."""
+
+    @staticmethod
+    def forward(x: Tensor, u: Tensor, u_grad: Tensor, bias: Tensor | None) -> Tensor:
+        return winograd_conv(x, u, bias)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output) -> None:  # noqa: ANN001 - autograd's signature
+        ctx.u_grad = inputs[2]
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):  # noqa: ANN001, ANN205 - autograd's signature
+        return winograd_conv(grad, ctx.u_grad), None, None, None
+
+
+class WinogradConv(nn.Module):
+    """A frozen stride-1, padding-1 3x3 ``Conv2d`` computed by Winograd's F(4x4, 3x3): the same
+    outputs up to rounding and the same input gradient; no weight gradient."""
+
+    def __init__(self, conv: nn.Conv2d) -> None:
+        super().__init__()
+        w = conv.weight.detach()
+        self.register_buffer("u", filter_transform(w))
+        self.register_buffer("u_grad", filter_transform(w.transpose(0, 1).flip(2, 3)))
+        bias = conv.bias.detach().clone() if conv.bias is not None else None
+        self.register_buffer("bias", bias)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return _WinogradFn.apply(x, self.u, self.u_grad, self.bias)
+
+
+def pays(conv: nn.Module) -> bool:
+    """A plain fp32 3x3 conv, stride 1, padding 1, frozen, with enough input channels that
+    Winograd beats the direct kernel (:data:`MIN_IN_CHANNELS`)."""
+    return (
+        type(conv) is nn.Conv2d and conv.kernel_size == (3, 3) and conv.stride == (1, 1)
+        and conv.padding == (1, 1) and conv.dilation == (1, 1) and conv.groups == 1
+        and conv.padding_mode == "zeros" and conv.weight.dtype == torch.float32
+        and not conv.weight.requires_grad
+        and conv.in_channels >= MIN_IN_CHANNELS
+    )  # fmt: skip
