@@ -1,0 +1,103 @@
+"""Winograd's F(4x4, 3x3) against oneDNN's direct conv, per conv shape and for a whole model.
+
+What the fp32 render's ``winograd`` rewrite (isic_tracking/interpret/featvis/winograd.py)
+gains per 3x3 conv: forward + input gradient of one image (weights frozen, channels-last input,
+as in a render), direct and Winograd alternated, medians of ``--repeats``, CPU time of this
+process on ``--threads`` threads. The shapes are those of VGG16, ResNet50's stride-1 3x3 convs,
+AlexNet's 13 px convs and small ones, so the rule in ``winograd.pays`` can be read off. Then the
+model part of a VGG16 render step (to ``features.28``, one channel's mean, max-pool before
+ReLU as the fast path does) with and without the rewrite.
+
+    ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 python -m bench.featvis_winograd
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+from isic_tracking.interpret.featvis.fastpath import pool_before_relu, winograd_convs
+from isic_tracking.interpret.featvis.winograd import WinogradConv, pays
+from isic_tracking.models import create_model
+
+#: (C_in, C_out, map side): VGG16 at 224 px, ResNet50's stride-1 3x3 convs, AlexNet's, small
+SHAPES = (
+    (3, 64, 224), (16, 64, 112), (32, 64, 224), (32, 64, 112), (64, 64, 224), (64, 128, 112),
+    (128, 128, 112), (128, 256, 56), (256, 256, 56), (256, 512, 28), (512, 512, 28),
+    (512, 512, 14), (64, 64, 56), (128, 128, 28), (256, 256, 14), (512, 512, 7),
+    (192, 384, 13), (384, 256, 13),
+)  # fmt: skip
+
+
+def _median_cpu(fn: Callable[[], object], repeats: int) -> float:
+    fn()  # warm-up: oneDNN's primitive cache, first allocations
+    times = []
+    for _ in range(repeats):
+        start = time.process_time()
+        fn()
+        times.append(time.process_time() - start)
+    return statistics.median(times)
+
+
+def _fwd_grad(module: nn.Module, x: torch.Tensor, upstream: torch.Tensor) -> Callable[[], None]:
+    def run() -> None:
+        xi = x.clone().requires_grad_(True)
+        module(xi).backward(upstream)
+
+    return run
+
+
+def per_shape(repeats: int) -> None:
+    print("| C_in -> C_out | map px | direct ms | Winograd ms | speed-up | `pays` |")
+    print("|---|---:|---:|---:|---:|---|")
+    for c_in, c_out, side in SHAPES:
+        conv = nn.Conv2d(c_in, c_out, 3, padding=1).requires_grad_(False)
+        x = torch.randn(1, c_in, side, side).contiguous(memory_format=torch.channels_last)
+        up = torch.randn(1, c_out, side, side).contiguous(memory_format=torch.channels_last)
+        direct = _median_cpu(_fwd_grad(conv, x, up), repeats)
+        fast = _median_cpu(_fwd_grad(WinogradConv(conv), x, up), repeats)
+        print(f"| {c_in} -> {c_out} | {side} | {direct * 1e3:.1f} | {fast * 1e3:.1f} | "
+              f"{direct / fast:.2f}x | {pays(conv)} |", flush=True)  # fmt: skip
+
+
+def vgg16_step(repeats: int) -> None:
+    torch.manual_seed(0)
+    features = create_model("vgg16", 1000, pretrained=False).features[:29].eval()
+    features.requires_grad_(False)
+    x = torch.rand(1, 3, 224, 224).contiguous(memory_format=torch.channels_last)
+
+    def step() -> None:
+        xi = x.clone().requires_grad_(True)
+        features(xi)[:, 7].mean().backward()
+
+    with pool_before_relu(features):
+        rounds = []
+        for _ in range(2):  # alternated, so that load changes hit both
+            direct = _median_cpu(step, repeats)
+            with winograd_convs(features) as n:
+                fast = _median_cpu(step, repeats)
+            rounds.append((direct, fast))
+    for direct, fast in rounds:
+        print(f"VGG16 to features.28, 1 image, forward + input gradient: direct {direct:.3f} s, "
+              f"Winograd ({n} convs) {fast:.3f} s: {direct / fast:.2f}x")  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    print(f"{args.threads} thread(s), medians of {args.repeats}, CPU ms per image\n")
+    per_shape(args.repeats)
+    print()
+    vgg16_step(args.repeats)
+
+
+if __name__ == "__main__":
+    main()
