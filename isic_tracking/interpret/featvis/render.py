@@ -274,8 +274,7 @@ def render(
     path = plan(
         device, size, steps, amp=amp, channels_last=channels_last, fold_bn=fold_bn,
         space_to_depth=space_to_depth, target_channels=target_channels, winograd=winograd,
-        progressive=progressive,
-        fits=lambda s: probe_fits(model, objective.layers, s),
+        progressive=progressive, fits=lambda s: probe_fits(model, objective.layers, s),
     )  # fmt: skip
     _follow(loop, path)
     cudnn_benchmark = torch.backends.cudnn.benchmark
@@ -303,10 +302,9 @@ def render(
         finally:
             torch.backends.cudnn.benchmark = cudnn_benchmark
     settings = {
-        "engine": "isic", "steps": steps, "lr": lr, "size": size, "seed": seed,
-        "batch": loop.batch, "param": _param_name(param_fn),
-        "regularizers": [r.name for r in regularizers], "device": str(device),
-        **path.settings(), **rewrites,
+        "engine": "isic", "steps": steps, "lr": lr, "size": size, "seed": seed, "batch": loop.batch,
+        "param": _param_name(param_fn), "regularizers": [r.name for r in regularizers],
+        "device": str(device), **path.settings(), **rewrites,
     }  # fmt: skip
     return _result(loop, final, activation, seconds, settings)
 
