@@ -14,13 +14,12 @@ ReLU as the fast path does) with and without the rewrite.
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 from collections.abc import Callable
 
 import torch
 from torch import nn
 
+from bench.featvis_compile import timed
 from isic_tracking.interpret.featvis.fastpath import pool_before_relu, winograd_convs
 from isic_tracking.interpret.featvis.winograd import WinogradConv, pays
 from isic_tracking.models import create_model
@@ -35,13 +34,10 @@ SHAPES = (
 
 
 def _median_cpu(fn: Callable[[], object], repeats: int) -> float:
-    fn()  # warm-up: oneDNN's primitive cache, first allocations
-    times = []
-    for _ in range(repeats):
-        start = time.process_time()
-        fn()
-        times.append(time.process_time() - start)
-    return statistics.median(times)
+    """:func:`bench.featvis_compile.timed` after one warm-up call (oneDNN's primitive cache,
+    first allocations)."""
+    fn()
+    return timed(fn, repeats)
 
 
 def _fwd_grad(module: nn.Module, x: torch.Tensor, upstream: torch.Tensor) -> Callable[[], None]:
