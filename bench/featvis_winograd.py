@@ -2,13 +2,14 @@
 
 What the fp32 render's ``winograd`` rewrite (isic_tracking/interpret/featvis/winograd.py)
 gains per 3x3 conv: forward + input gradient of one image (weights frozen, channels-last input,
-as in a render), direct and Winograd alternated, medians of ``--repeats``, CPU time of this
+as in a render), direct then Winograd, medians of ``--repeats``, CPU time of this
 process on ``--threads`` threads. The shapes are those of VGG16, ResNet50's stride-1 3x3 convs,
-AlexNet's 13 px convs and small ones, so the rule in ``winograd.pays`` can be read off. Then the
-model part of a VGG16 render step (to ``features.28``, one channel's mean, max-pool before
+AlexNet's 13 px convs and small ones, so the rule (``winograd.pays``, ``MAP_SIDES``) can be
+read off. Then the model part of a VGG16 render step (to ``features.28``, one channel's mean, max-pool before
 ReLU as the fast path does) with and without the rewrite.
 
-    ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 python -m bench.featvis_winograd
+    ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 MKL_ENABLE_INSTRUCTIONS=AVX2 \
+        python -m bench.featvis_winograd
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from torch import nn
 
 from bench.featvis_compile import timed
 from isic_tracking.interpret.featvis.fastpath import pool_before_relu, winograd_convs
-from isic_tracking.interpret.featvis.winograd import WinogradConv, pays
+from isic_tracking.interpret.featvis.winograd import MAP_SIDES, WinogradConv, _WinogradFn, pays
 from isic_tracking.models import create_model
 
 #: (C_in, C_out, map side): VGG16 at 224 px, ResNet50's stride-1 3x3 convs, AlexNet's, small
@@ -40,6 +41,19 @@ def _median_cpu(fn: Callable[[], object], repeats: int) -> float:
     return timed(fn, repeats)
 
 
+class _Winograd(nn.Module):
+    """The Winograd function on any map (the module itself takes the direct conv outside
+    ``MAP_SIDES``)."""
+
+    def __init__(self, conv: WinogradConv) -> None:
+        super().__init__()
+        self.conv = conv
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        c = self.conv
+        return _WinogradFn.apply(x, c.u, c.u_grad, c.bias)
+
+
 def _fwd_grad(module: nn.Module, x: torch.Tensor, upstream: torch.Tensor) -> Callable[[], None]:
     def run() -> None:
         xi = x.clone().requires_grad_(True)
@@ -49,16 +63,17 @@ def _fwd_grad(module: nn.Module, x: torch.Tensor, upstream: torch.Tensor) -> Cal
 
 
 def per_shape(repeats: int) -> None:
-    print("| C_in -> C_out | map px | direct ms | Winograd ms | speed-up | `pays` |")
+    print("| C_in -> C_out | map px | direct ms | Winograd ms | speed-up | the render uses it |")
     print("|---|---:|---:|---:|---:|---|")
     for c_in, c_out, side in SHAPES:
         conv = nn.Conv2d(c_in, c_out, 3, padding=1).requires_grad_(False)
         x = torch.randn(1, c_in, side, side).contiguous(memory_format=torch.channels_last)
         up = torch.randn(1, c_out, side, side).contiguous(memory_format=torch.channels_last)
         direct = _median_cpu(_fwd_grad(conv, x, up), repeats)
-        fast = _median_cpu(_fwd_grad(WinogradConv(conv), x, up), repeats)
+        fast = _median_cpu(_fwd_grad(_Winograd(WinogradConv(conv)), x, up), repeats)
+        used = pays(conv) and MAP_SIDES[0] <= side <= MAP_SIDES[1]
         print(f"| {c_in} -> {c_out} | {side} | {direct * 1e3:.1f} | {fast * 1e3:.1f} | "
-              f"{direct / fast:.2f}x | {pays(conv)} |", flush=True)  # fmt: skip
+              f"{direct / fast:.2f}x | {'yes' if used else 'no'} |", flush=True)  # fmt: skip
 
 
 def vgg16_step(repeats: int) -> None:
@@ -80,7 +95,7 @@ def vgg16_step(repeats: int) -> None:
             rounds.append((direct, fast))
     for direct, fast in rounds:
         print(f"VGG16 to features.28, 1 image, forward + input gradient: direct {direct:.3f} s, "
-              f"Winograd ({n} convs) {fast:.3f} s: {direct / fast:.2f}x")  # fmt: skip
+              f"Winograd ({n} convs swapped) {fast:.3f} s: {direct / fast:.2f}x")  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -7,8 +7,8 @@ bfloat16 oneDNN's direct fp32 kernels already run near the core's peak (VGG16 to
 so a 3x3 conv becomes 36 matrix products ``[tiles, C_in] @ [C_in, C_out]`` between two cheap
 linear transforms of the tiles (Lavin & Gray 2016, "Fast Algorithms for Convolutional Neural
 Networks"). It pays where the products dominate the transforms' memory traffic: forward +
-input gradient of VGG16's 512-channel convs at 28 px 68 -> 17 ms on an AVX2 core, of a
-64-channel conv at 224 px 67 -> 64 ms; on the image's 3 channels it is slower (:func:`pays`).
+input gradient of VGG16's 512-channel convs at 28 px 73 -> 31 ms on a core capped at AVX2;
+not on few channels, large maps or tiny ones (:func:`pays`, :data:`MAP_SIDES`).
 
 The input gradient of a stride-1, padding-1 3x3 conv is the same conv of the output gradient
 with the kernel flipped and its channel axes swapped, so the backward is one more Winograd conv.
@@ -21,6 +21,7 @@ rounding only.
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 #: Output tile side (m) and input tile side (m + 2) of F(4x4, 3x3).
@@ -52,10 +53,13 @@ _AT = (
     (0, 1, -1, 8, -8, 1),
 )
 
-#: Fewest input channels at which F(4x4, 3x3) beat oneDNN's direct fp32 conv (forward +
-#: input gradient, one AVX2 core; docs/benchmarks.md): 32 -> 64 at 112 px 1.2x, 64 -> 64 at
-#: 56-224 px 1.06-1.56x, 512 -> 512 at 28 px 4.05x; on the 3 channels of an image 0.21x.
-MIN_IN_CHANNELS = 32
+#: Where F(4x4, 3x3) beat oneDNN's direct fp32 conv (forward + input gradient, one core capped
+#: at AVX2 throughout, docs/benchmarks.md): at least 64 channels in and out (32 -> 64: 0.67-0.80x;
+#: 64 -> 128 at 112 px 1.31x, 512 -> 512 at 28 px 2.32x) on maps of 13 to 112 px (64 -> 64 at
+#: 224 px 0.83x: the tiles' memory traffic outweighs the arithmetic saved; 512 -> 512 at 7 px
+#: 0.72x: the padded tiles waste a third and the products are tiny).
+MIN_CHANNELS = 64
+MAP_SIDES = (13, 112)
 
 
 def _kron(transform: tuple[tuple[float, ...], ...], like: Tensor) -> Tensor:
@@ -133,28 +137,34 @@ class _WinogradFn(torch.autograd.Function):
 
 
 class WinogradConv(nn.Module):
-    """A frozen stride-1, padding-1 3x3 ``Conv2d`` computed by Winograd's F(4x4, 3x3): the same
-    outputs up to rounding and the same input gradient; no weight gradient."""
+    """A frozen stride-1, padding-1 3x3 ``Conv2d`` computed by Winograd's F(4x4, 3x3) on maps
+    of :data:`MAP_SIDES` (the direct conv elsewhere): the same outputs up to rounding and the
+    same input gradient; no weight gradient."""
 
     def __init__(self, conv: nn.Conv2d) -> None:
         super().__init__()
         w = conv.weight.detach()
+        self.register_buffer("weight", w)
         self.register_buffer("u", filter_transform(w))
         self.register_buffer("u_grad", filter_transform(w.transpose(0, 1).flip(2, 3)))
-        bias = conv.bias.detach().clone() if conv.bias is not None else None
+        bias = conv.bias.detach() if conv.bias is not None else None
         self.register_buffer("bias", bias)
 
     def forward(self, x: Tensor) -> Tensor:
+        low, high = MAP_SIDES
+        if not (low <= min(x.shape[-2:]) and max(x.shape[-2:]) <= high):
+            return F.conv2d(x, self.weight, self.bias, padding=1)
         return _WinogradFn.apply(x, self.u, self.u_grad, self.bias)
 
 
 def pays(conv: nn.Module) -> bool:
     """A plain fp32 3x3 conv, stride 1, padding 1, frozen, with enough input channels that
-    Winograd beats the direct kernel (:data:`MIN_IN_CHANNELS`)."""
+    Winograd beats the direct kernel (:data:`MIN_CHANNELS`; the map size is checked per call,
+    :class:`WinogradConv`)."""
     return (
         type(conv) is nn.Conv2d and conv.kernel_size == (3, 3) and conv.stride == (1, 1)
         and conv.padding == (1, 1) and conv.dilation == (1, 1) and conv.groups == 1
         and conv.padding_mode == "zeros" and conv.weight.dtype == torch.float32
         and not conv.weight.requires_grad
-        and conv.in_channels >= MIN_IN_CHANNELS
+        and min(conv.in_channels, conv.out_channels) >= MIN_CHANNELS
     )  # fmt: skip

@@ -13,7 +13,9 @@ from isic_tracking.interpret.featvis.fastpath import plan, winograd_convs
 from isic_tracking.interpret.featvis.presets import preset
 from isic_tracking.interpret.featvis.winograd import (
     _G,
+    MAP_SIDES,
     WinogradConv,
+    _WinogradFn,
     filter_transform,
     pays,
     winograd_conv,
@@ -40,22 +42,28 @@ def test_filter_transform_is_g_w_gt_with_the_tile_positions_first():
     assert torch.allclose(got.double(), want, atol=1e-6)
 
 
+def _winograd(module: WinogradConv, x: torch.Tensor) -> torch.Tensor:
+    """The Winograd function itself, whatever the map size (the module takes the direct conv
+    outside MAP_SIDES)."""
+    return _WinogradFn.apply(x, module.u, module.u_grad, module.bias)
+
+
 @pytest.mark.parametrize("size", [28, 13, 14, 3])
 @pytest.mark.parametrize("channels_last", [True, False])
 def test_winograd_conv_gives_the_direct_convs_outputs_and_input_gradient(
     size: int, channels_last: bool
 ):
     """Any map size (whole tiles or not, smaller than one tile) and either memory layout."""
-    conv = _frozen_conv(24, 40)
+    conv = _frozen_conv(64, 80)
     fast = WinogradConv(conv)
-    x = torch.randn(2, 24, size, size)
+    x = torch.randn(2, 64, size, size)
     if channels_last:
         x = x.contiguous(memory_format=torch.channels_last)
-    upstream = torch.randn(2, 40, size, size)
+    upstream = torch.randn(2, 80, size, size)
     results = []
-    for module in (conv, fast):
+    for run in (conv, lambda xi: _winograd(fast, xi)):
         xi = x.clone().requires_grad_(True)
-        out = module(xi)
+        out = run(xi)
         (out * upstream).sum().backward()
         results.append((out.detach(), xi.grad))
     (y_direct, g_direct), (y_fast, g_fast) = results
@@ -67,9 +75,11 @@ def test_winograd_conv_gives_the_direct_convs_outputs_and_input_gradient(
 
 def test_a_relu_may_work_in_place_on_its_output():
     """The output is a tensor of its own, not a view autograd forbids changing in place."""
-    fast = WinogradConv(_frozen_conv(8, 16))
-    x = torch.randn(1, 8, 10, 10, requires_grad=True)
-    F.relu(fast(x), inplace=True).sum().backward()
+    fast = WinogradConv(_frozen_conv(64, 64))
+    x = torch.randn(1, 64, 16, 16, requires_grad=True)
+    out = fast(x)
+    assert out.grad_fn.name() == "_WinogradFnBackward"
+    F.relu(out, inplace=True).sum().backward()
     assert x.grad is not None and x.grad.abs().sum() > 0
 
 
@@ -81,15 +91,26 @@ def test_winograd_conv_without_bias_matches_too():
 
 
 def test_it_is_used_only_where_it_pays_and_the_weights_are_frozen():
-    assert pays(_frozen_conv(32, 64)) and pays(_frozen_conv(512, 512))
-    assert not pays(_frozen_conv(3, 64))  # slower than the direct kernel (docs/benchmarks.md)
-    assert not pays(_frozen_conv(16, 64))
+    assert pays(_frozen_conv(64, 128)) and pays(_frozen_conv(512, 512))
+    assert not pays(_frozen_conv(32, 64))  # slower than the direct kernel (docs/benchmarks.md)
+    assert not pays(_frozen_conv(3, 64)) and not pays(_frozen_conv(128, 32))
     assert not pays(nn.Conv2d(128, 128, 3, padding=1))  # trainable: no weight gradient here
     assert not pays(_frozen_conv(128, 128, stride=2))
     assert not pays(_frozen_conv(128, 128, dilation=2))
     assert not pays(_frozen_conv(128, 128, groups=2))
     assert not pays(nn.Conv2d(128, 128, 5, padding=2).requires_grad_(False))
     assert not pays(_frozen_conv(128, 128).double())
+
+
+@pytest.mark.parametrize(("side", "winograd"), [(7, False), (13, True), (112, True), (120, False)])
+def test_maps_outside_the_sides_where_it_pays_take_the_direct_conv(side: int, winograd: bool):
+    """Same outputs either way; only on maps of MAP_SIDES does the Winograd function run."""
+    conv = _frozen_conv(64, 64)
+    x = torch.randn(1, 64, side, side, requires_grad=True)
+    out = WinogradConv(conv)(x)
+    assert (out.grad_fn.name() == "_WinogradFnBackward") == winograd
+    assert _relative_error(out.detach(), conv(x).detach()) < 1e-4
+    assert MAP_SIDES == (13, 112)
 
 
 def _wide_cnn() -> nn.Sequential:
