@@ -1,13 +1,13 @@
 """3x3 convolutions by Winograd's minimal filtering, F(4x4, 3x3), for the fp32 render on CPU.
 
 A render's step is mostly the model's forward and input gradient, and on a CPU without native
-bfloat16 oneDNN's direct fp32 kernels already run near the core's peak (VGG16 to ``features.28``,
-~61 GFLOP forward + input gradient, in 0.61 s on an AVX2 core: ~100 GFLOP/s). What is left is arithmetic: Winograd's F(4x4, 3x3) computes a
-4x4 output tile from a 6x6 input tile with 36 multiplications per channel pair instead of 144,
+bfloat16 oneDNN's direct fp32 kernels already run near the core's peak (VGG16 to
+``features.28``, ~61 GFLOP forward + input gradient, in 0.61 s on an AVX2 core: ~100 GFLOP/s).
+What is left is arithmetic: Winograd's F(4x4, 3x3) computes a 4x4 output tile from a 6x6 input tile with 36 multiplications per channel pair instead of 144,
 so a 3x3 conv becomes 36 matrix products ``[tiles, C_in] @ [C_in, C_out]`` between two cheap
 linear transforms of the tiles (Lavin & Gray 2016, "Fast Algorithms for Convolutional Neural
 Networks"). It pays where the products dominate the transforms' memory traffic: forward +
-input gradient of VGG16's 512-channel convs at 28 px 73 -> 31 ms on a core capped at AVX2;
+input gradient of VGG16's 512-channel convs at 28 px 70 -> 31 ms on a core capped at AVX2;
 not on few channels, large maps or tiny ones (:func:`pays`, :data:`MAP_SIDES`).
 
 The input gradient of a stride-1, padding-1 3x3 conv is the same conv of the output gradient
@@ -53,11 +53,11 @@ _AT = (
     (0, 1, -1, 8, -8, 1),
 )
 
-#: Where F(4x4, 3x3) beat oneDNN's direct fp32 conv (forward + input gradient, one core capped
-#: at AVX2 throughout, docs/benchmarks.md): at least 64 channels in and out (32 -> 64: 0.67-0.80x;
-#: 64 -> 128 at 112 px 1.31x, 512 -> 512 at 28 px 2.32x) on maps of 13 to 112 px (64 -> 64 at
-#: 224 px 0.83x: the tiles' memory traffic outweighs the arithmetic saved; 512 -> 512 at 7 px
-#: 0.72x: the padded tiles waste a third and the products are tiny).
+#: Where F(4x4, 3x3) beat oneDNN's direct fp32 conv (forward + input gradient, one core with
+#: oneDNN, ATen and MKL capped at AVX2, docs/benchmarks.md): at least 64 channels in and out
+#: (32 -> 64: 0.63-1.07x; 64 -> 128 at 112 px 1.20x, 512 -> 512 at 28 px 2.24x) on maps of 13
+#: to 112 px (64 -> 64 at 224 px 0.92x: the tiles' memory traffic outweighs the arithmetic
+#: saved; 512 -> 512 at 7 px 0.76x: the padded tiles waste a third and the products are tiny).
 MIN_CHANNELS = 64
 MAP_SIDES = (13, 112)
 
@@ -65,8 +65,8 @@ MAP_SIDES = (13, 112)
 def _kron(transform: tuple[tuple[float, ...], ...], like: Tensor) -> Tensor:
     """``T (x) T``: the 2-D transform ``T X T^T`` of every tile as one product with the
     tile's 36 values stacked (one wide matrix product per conv instead of ~100 small
-    elementwise passes: VGG16's forward + input gradient 0.36 -> 0.29 s per image on an AVX2
-    core)."""
+    elementwise passes: VGG16's forward + input gradient 0.36 -> 0.29 s per image with the
+    products on AVX-512)."""
     t = torch.tensor(transform, dtype=like.dtype, device=like.device)
     return torch.kron(t, t)
 
