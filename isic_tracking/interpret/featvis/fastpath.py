@@ -450,7 +450,8 @@ def rewritten(
 ) -> Iterator[dict[str, int]]:
     """The model rewrites ``path`` asks for, for the duration, hooked ``layers`` kept as they
     are (BatchNorm folded, space-to-depth stem, pool before ReLU, only the channels ``reads``
-    names, wide 3x3 convs by Winograd); yields how many of each were made (the render's settings)."""
+    names, wide 3x3 convs by Winograd); yields how many of each were made (the render's
+    settings)."""
     steps = (
         ("folded_bn", path.fold_bn, lambda: fold_batchnorm(model, layers)),
         ("space_to_depth_convs", path.space_to_depth, lambda: stem_space_to_depth(model, layers)),

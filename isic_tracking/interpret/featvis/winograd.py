@@ -3,9 +3,10 @@
 A render's step is mostly the model's forward and input gradient, and on a CPU without native
 bfloat16 oneDNN's direct fp32 kernels already run near the core's peak (VGG16 to
 ``features.28``, ~61 GFLOP forward + input gradient, in 0.61 s on an AVX2 core: ~100 GFLOP/s).
-What is left is arithmetic: Winograd's F(4x4, 3x3) computes a 4x4 output tile from a 6x6 input tile with 36 multiplications per channel pair instead of 144,
-so a 3x3 conv becomes 36 matrix products ``[tiles, C_in] @ [C_in, C_out]`` between two cheap
-linear transforms of the tiles (Lavin & Gray 2016, "Fast Algorithms for Convolutional Neural
+What is left is arithmetic: Winograd's F(4x4, 3x3) computes a 4x4 output tile from a 6x6
+input tile with 36 multiplications per channel pair instead of 144, so a 3x3 conv becomes 36
+matrix products ``[tiles, C_in] @ [C_in, C_out]`` between two cheap linear transforms of the
+tiles (Lavin & Gray 2016, "Fast Algorithms for Convolutional Neural
 Networks"). It pays where the products dominate the transforms' memory traffic: forward +
 input gradient of VGG16's 512-channel convs at 28 px 70 -> 31 ms on a core capped at AVX2;
 not on few channels, large maps or tiny ones (:func:`pays`, :data:`MAP_SIDES`).
