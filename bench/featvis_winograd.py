@@ -22,7 +22,7 @@ from torch import nn
 
 from bench.featvis_compile import timed
 from isic_tracking.interpret.featvis.fastpath import pool_before_relu, winograd_convs
-from isic_tracking.interpret.featvis.winograd import MAP_SIDES, WinogradConv, _WinogradFn, pays
+from isic_tracking.interpret.featvis.winograd import MAP_SIDES, WinogradConv, pays
 from isic_tracking.models import create_model
 
 #: (C_in, C_out, map side): VGG16 at 224 px, ResNet50's stride-1 3x3 convs, AlexNet's, small
@@ -41,20 +41,9 @@ def _median_cpu(fn: Callable[[], object], repeats: int) -> float:
     return timed(fn, repeats)
 
 
-class _Winograd(nn.Module):
-    """The Winograd function on any map (the module itself takes the direct conv outside
-    ``MAP_SIDES``)."""
-
-    def __init__(self, conv: WinogradConv) -> None:
-        super().__init__()
-        self.conv = conv
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        c = self.conv
-        return _WinogradFn.apply(x, c.u, c.u_grad, c.bias)
-
-
-def _fwd_grad(module: nn.Module, x: torch.Tensor, upstream: torch.Tensor) -> Callable[[], None]:
+def _fwd_grad(
+    module: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, upstream: torch.Tensor
+) -> Callable[[], None]:
     def run() -> None:
         xi = x.clone().requires_grad_(True)
         module(xi).backward(upstream)
@@ -70,7 +59,7 @@ def per_shape(repeats: int) -> None:
         x = torch.randn(1, c_in, side, side).contiguous(memory_format=torch.channels_last)
         up = torch.randn(1, c_out, side, side).contiguous(memory_format=torch.channels_last)
         direct = _median_cpu(_fwd_grad(conv, x, up), repeats)
-        fast = _median_cpu(_fwd_grad(_Winograd(WinogradConv(conv)), x, up), repeats)
+        fast = _median_cpu(_fwd_grad(WinogradConv(conv).by_winograd, x, up), repeats)
         used = pays(conv) and MAP_SIDES[0] <= side <= MAP_SIDES[1]
         print(f"| {c_in} -> {c_out} | {side} | {direct * 1e3:.1f} | {fast * 1e3:.1f} | "
               f"{direct / fast:.2f}x | {'yes' if used else 'no'} |", flush=True)  # fmt: skip

@@ -15,7 +15,6 @@ from isic_tracking.interpret.featvis.winograd import (
     _G,
     MAP_SIDES,
     WinogradConv,
-    _WinogradFn,
     filter_transform,
     pays,
     winograd_conv,
@@ -42,12 +41,6 @@ def test_filter_transform_is_g_w_gt_with_the_tile_positions_first():
     assert torch.allclose(got.double(), want, atol=1e-6)
 
 
-def _winograd(module: WinogradConv, x: torch.Tensor) -> torch.Tensor:
-    """The Winograd function itself, whatever the map size (the module takes the direct conv
-    outside MAP_SIDES)."""
-    return _WinogradFn.apply(x, module.u, module.u_grad, module.bias)
-
-
 @pytest.mark.parametrize("size", [28, 13, 14, 3])
 @pytest.mark.parametrize("channels_last", [True, False])
 def test_winograd_conv_gives_the_direct_convs_outputs_and_input_gradient(
@@ -61,7 +54,7 @@ def test_winograd_conv_gives_the_direct_convs_outputs_and_input_gradient(
         x = x.contiguous(memory_format=torch.channels_last)
     upstream = torch.randn(2, 80, size, size)
     results = []
-    for run in (conv, lambda xi: _winograd(fast, xi)):
+    for run in (conv, fast.by_winograd):
         xi = x.clone().requires_grad_(True)
         out = run(xi)
         (out * upstream).sum().backward()
