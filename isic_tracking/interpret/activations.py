@@ -21,6 +21,7 @@ from torch import Tensor, nn
 
 from isic_tracking.errors import IsicInputError
 from isic_tracking.interpret.hooks import LayerRecorder, eval_mode
+from isic_tracking.interpret.row_blocks import BLOCK_ROWS, RowBlocks, expected_rows
 from isic_tracking.models import conv_layers
 from isic_tracking.utils import progress
 
@@ -70,50 +71,6 @@ class LayerStats:
         return divmod(flat, self.fmap_size[1])
 
 
-#: rows per block of a table when the loader does not say how many images it holds
-BLOCK_ROWS = 1024
-
-
-@dataclass
-class _Table:
-    """The rows of one ``[N, C]`` statistic, copied batch by batch into blocks allocated
-    ahead (one block of the loader's image count when it says it).
-
-    Kept as one small tensor per batch and layer, the tables pinned the allocator's heap
-    between the forward's freed feature maps: a ResNet50 pass over 4,000 images at 224 px
-    with every conv layer rose to 7 GB for 1.3 GB of tables. Written into blocks, each batch's
-    tensors are freed at once and the heap is reused."""
-
-    block_rows: int
-    blocks: list[Tensor] = field(default_factory=list)
-    rows: int = 0  # rows written into the last block
-
-    def add(self, value: Tensor) -> None:
-        start = 0
-        while start < len(value):
-            if not self.blocks or self.rows == len(self.blocks[-1]):
-                size = (max(self.block_rows, len(value) - start), *value.shape[1:])
-                self.blocks.append(torch.empty(size, dtype=value.dtype))
-                self.rows = 0
-            block = self.blocks[-1]
-            take = min(len(block) - self.rows, len(value) - start)
-            block[self.rows : self.rows + take] = value[start : start + take]
-            self.rows += take
-            start += take
-
-    def joined(self) -> Tensor | None:
-        """The rows written, as one tensor; the blocks are let go."""
-        if not self.blocks:
-            return None
-        last = self.blocks[-1][: self.rows]
-        if len(self.blocks) > 1:
-            table = torch.cat([*self.blocks[:-1], last])
-        else:
-            table = last if self.rows == len(self.blocks[-1]) else last.clone()
-        self.blocks, self.rows = [], 0
-        return table
-
-
 @dataclass
 class _Collector:
     """The reduced tables of one layer, batch after batch (the recorder's ``keep`` for it)."""
@@ -121,7 +78,7 @@ class _Collector:
     name: str
     reduce: tuple[str, ...]
     block_rows: int = BLOCK_ROWS
-    tables: dict[str, _Table] = field(default_factory=dict)
+    tables: dict[str, RowBlocks] = field(default_factory=dict)
     fmap_size: tuple[int, int] | None = None
 
     def reduce_output(self, out: Tensor) -> dict[str, Tensor]:
@@ -154,20 +111,12 @@ class _Collector:
 
     def add(self, kept: dict[str, Tensor]) -> None:
         for key, value in kept.items():
-            self.tables.setdefault(key, _Table(self.block_rows)).add(value)
+            self.tables.setdefault(key, RowBlocks(self.block_rows)).add(value)
 
     def joined(self, key: str) -> Tensor | None:
         """The ``[N, C]`` table of ``key`` (None when it was not recorded)."""
         table = self.tables.pop(key, None)
         return None if table is None else table.joined()
-
-
-def _expected_images(loader: Iterable) -> int:
-    """How many images ``loader`` holds, as its data set says (a block size otherwise)."""
-    try:
-        return max(1, len(loader.dataset))  # type: ignore[attr-defined]
-    except (AttributeError, TypeError):
-        return BLOCK_ROWS
 
 
 def _unpack(batch) -> tuple[Tensor, Tensor | None, Tensor | None]:
@@ -233,7 +182,7 @@ def activation_stats(
     if not names:
         raise IsicInputError(f"{type(model).__name__} has no conv layer to hook; pass layers")
     device = torch.device(device)
-    rows = _expected_images(loader)
+    rows = expected_rows(loader)
     collectors = {n: _Collector(n, reduce, rows) for n in names}
     labels: list[Tensor] = []
     indices: list[Tensor] = []

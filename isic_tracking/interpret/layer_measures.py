@@ -64,13 +64,20 @@ class StreamedCKA:
         if len(x) != len(y):
             raise IsicInputError(f"CKA needs the same images: {len(x)} vs {len(y)} rows")
         x, y = x.detach().double().cpu(), y.detach().double().cpu()
-        parts = (x.sum(0), y.sum(0), x.T @ x, y.T @ y, y.T @ x)
         if self.sx is None:
-            self.sx, self.sy, self.xx, self.yy, self.xy = parts
-        else:
             self.sx, self.sy, self.xx, self.yy, self.xy = (
-                a + b for a, b in zip((self.sx, self.sy, self.xx, self.yy, self.xy), parts)
+                x.sum(0),
+                y.sum(0),
+                x.T @ x,
+                y.T @ y,
+                y.T @ x,
             )
+        else:  # in place: the sums keep their memory (the heap under them is not reshuffled)
+            self.sx += x.sum(0)
+            self.sy += y.sum(0)
+            self.xx.addmm_(x.T, x)
+            self.yy.addmm_(y.T, y)
+            self.xy.addmm_(y.T, x)
         self.n += len(x)
 
     def value(self) -> float:

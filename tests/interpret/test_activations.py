@@ -8,12 +8,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from isic_tracking.errors import IsicInputError
-from isic_tracking.interpret.activations import (
-    BLOCK_ROWS,
-    _Collector,
-    _expected_images,
-    activation_stats,
-)
+from isic_tracking.interpret.activations import _Collector, activation_stats
 from tests.interpret.nets import Counter, no_hooks
 
 
@@ -169,9 +164,3 @@ def test_tables_are_written_into_blocks_and_joined_in_order():
     c = _Collector("conv", ("max",), 4)
     c.add({"max": torch.ones(4, 2)})
     assert len(c.tables["max"].blocks) == 1  # a block of the loader's size: one allocation
-
-
-def test_the_block_is_the_loaders_image_count():
-    data = TensorDataset(torch.rand(10, 3, 8, 8))
-    assert _expected_images(DataLoader(data, batch_size=4)) == 10
-    assert _expected_images(iter([torch.rand(2, 3, 8, 8)])) == BLOCK_ROWS

@@ -42,6 +42,18 @@ def test_streamed_cka_equals_the_papers_formula_over_any_batching():
     assert 0.0 < reference < 1.0
 
 
+def test_streamed_cka_adds_each_batch_into_the_same_memory():
+    """The sums are added in place: a pass over thousands of images allocates them once, so
+    they do not move around the heap between the feature maps of every batch."""
+    x, y = torch.randn(30, 6), torch.randn(30, 9)
+    cka = StreamedCKA()
+    cka.update(x[:10], y[:10])
+    where = [t.data_ptr() for t in (cka.sx, cka.sy, cka.xx, cka.yy, cka.xy)]
+    cka.update(x[10:], y[10:])
+    assert [t.data_ptr() for t in (cka.sx, cka.sy, cka.xx, cka.yy, cka.xy)] == where
+    assert cka.n == 30 and torch.allclose(cka.xy, y.double().T @ x.double())
+
+
 def test_cka_is_one_for_the_same_features_and_invariant_to_rotation_and_scale():
     x = torch.randn(50, 8)
     q, _ = torch.linalg.qr(torch.randn(8, 8))

@@ -99,7 +99,7 @@ def run_layers(cfg: LayersConfig) -> LayersResult:
         images,
         stage_run(STAGE, params, tags={**loaded.tags, tag.BASE: about_base}, run_name=STAGE),
     ):
-        result = compare_layers(loaded.model, base.model, lambda: iter(images), plan)
+        result = compare_layers(loaded.model, base.model, lambda: images, plan)
         table = pd.DataFrame([r.as_dict() for r in result.rows])
         _log_rows(result)
         log_metrics({f"{monitor}": result.metric, "n_images": result.n_images})

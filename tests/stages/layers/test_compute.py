@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -143,3 +144,54 @@ def test_monitor_values_match_their_definitions():
     assert monitor_value(np.array([0, 1, 2, 1]), multi, "balanced_accuracy") == pytest.approx(
         (1 + 0.5 + 1) / 3
     )
+
+
+class _SizedImages:
+    """Re-iterable batches that say how many images they hold, as ``DecodedImages`` does."""
+
+    def __init__(self, x: torch.Tensor, y: torch.Tensor, batch: int) -> None:
+        self.x, self.y, self.batch, self.dataset = x, y, batch, x
+
+    def __iter__(self):
+        for i in range(0, len(self.x), self.batch):
+            yield self.x[i : i + self.batch], self.y[i : i + self.batch]
+
+
+def test_per_image_rows_land_in_one_block_and_equal_a_direct_forward():
+    """The pooled activations, logits and labels of the pass are copied into one block per
+    table when the images say their count (nothing small per batch stays between the feature
+    maps the allocator reuses), and hold what a direct forward gives, in image order."""
+    from isic_tracking.interpret.layer_measures import pooled
+    from isic_tracking.stages.layers.compute import _one_pass
+
+    torch.manual_seed(0)
+    model, base = create_model("smallcnn", 1).eval(), create_model("smallcnn", 1).eval()
+    x, y = torch.rand(13, 3, 32, 32), torch.arange(13) % 2
+    acc = _one_pass(model, base, _SizedImages(x, y, 4), _plan())
+    plan = _plan()
+    xn = (x - torch.tensor(plan.mean).view(1, 3, 1, 1)) / torch.tensor(plan.std).view(1, 3, 1, 1)
+    with torch.no_grad():
+        expected = pooled(model.features[:5](xn))
+        logits = model(xn)
+    for table in (acc.tuned["features.4"], acc.base["features.4"], acc.logits):
+        assert len(table.blocks) == 1 and len(table.blocks[0]) == 13
+    assert torch.allclose(acc.tuned["features.4"].joined(), expected, atol=1e-6)
+    assert torch.allclose(acc.logits.joined(), logits, atol=1e-6)
+    assert np.array_equal(acc.labels, y.numpy())
+
+
+def test_the_rows_are_the_same_whether_the_images_say_their_count_or_not():
+    """A plain generator (blocks of the default size) and sized images give the same table."""
+    torch.manual_seed(0)
+    model, base = create_model("smallcnn", 1), create_model("smallcnn", 1)
+    x, y = torch.rand(13, 3, 32, 32), torch.arange(13) % 2
+    sized = compare_layers(model, base, lambda: _SizedImages(x, y, 4), _plan(n_boot=5))
+    plain = compare_layers(
+        model, base, lambda: ((x[i : i + 4], y[i : i + 4]) for i in range(0, 13, 4)),
+        _plan(n_boot=5),
+    )  # fmt: skip
+    pd.testing.assert_frame_equal(  # NaN (no pictures) equals NaN here
+        pd.DataFrame([r.as_dict() for r in sized.rows]),
+        pd.DataFrame([r.as_dict() for r in plain.rows]),
+    )
+    assert sized.metric == plain.metric and sized.n_images == plain.n_images == 13
