@@ -1,5 +1,5 @@
-"""Winograd's F(4x4, 3x3) for the fp32 render: the direct conv's outputs and input gradients,
-only where it pays, and the render's fast path using it."""
+"""Winograd's F(4x4, 3x3) and F(2x2, 5x5) for the fp32 render: the direct conv's outputs and
+input gradients, only where it pays, and the render's fast path using it."""
 
 from __future__ import annotations
 
@@ -12,10 +12,11 @@ from isic_tracking.interpret.featvis import channel, render
 from isic_tracking.interpret.featvis.fastpath import plan, winograd_convs
 from isic_tracking.interpret.featvis.presets import preset
 from isic_tracking.interpret.featvis.winograd import (
-    _G,
     MAP_SIDES,
     WinogradConv,
+    filter_matrix,
     filter_transform,
+    output_matrix,
     pays,
     winograd_conv,
 )
@@ -23,31 +24,46 @@ from isic_tracking.interpret.featvis.winograd import (
 CPU = torch.device("cpu")
 
 
-def _frozen_conv(c_in: int, c_out: int, **kwargs) -> nn.Conv2d:
+def _frozen_conv(c_in: int, c_out: int, kernel: int = 3, **kwargs) -> nn.Conv2d:
     torch.manual_seed(0)
-    return nn.Conv2d(c_in, c_out, 3, padding=1, **kwargs).requires_grad_(False)
+    return nn.Conv2d(c_in, c_out, kernel, padding=kernel // 2, **kwargs).requires_grad_(False)
 
 
 def _relative_error(got: torch.Tensor, want: torch.Tensor) -> float:
     return ((got - want).abs().max() / want.abs().max()).item()
 
 
-def test_filter_transform_is_g_w_gt_with_the_tile_positions_first():
-    w = torch.randn(5, 7, 3, 3)
-    g = torch.tensor(_G, dtype=torch.float64)
+#: Lavin & Gray's G and A^T of F(4x4, 3x3) at 0, +-1, +-2 and infinity, as published
+LAVIN_G = ((1 / 4, 0, 0), (-1 / 6, -1 / 6, -1 / 6), (-1 / 6, 1 / 6, -1 / 6),
+           (1 / 24, 1 / 12, 1 / 6), (1 / 24, -1 / 12, 1 / 6), (0, 0, 1))  # fmt: skip
+LAVIN_AT = ((1, 1, 1, 1, 1, 0), (0, 1, -1, 2, -2, 0), (0, 1, 1, 4, 4, 0), (0, 1, -1, 8, -8, 1))
+
+
+def test_the_derived_matrices_are_the_published_ones_for_3x3():
+    assert torch.allclose(torch.tensor(filter_matrix(3)), torch.tensor(LAVIN_G).float())
+    assert torch.equal(torch.tensor(output_matrix(3)), torch.tensor(LAVIN_AT).float())
+    assert len(filter_matrix(5)) == 6 and len(output_matrix(5)) == 2  # F(2x2, 5x5)
+
+
+@pytest.mark.parametrize("kernel", [3, 5])
+def test_filter_transform_is_g_w_gt_with_the_tile_positions_first(kernel: int):
+    w = torch.randn(5, 7, kernel, kernel)
+    g = torch.tensor(filter_matrix(kernel), dtype=torch.float64)
     want = (g @ w.double() @ g.T).permute(2, 3, 1, 0).reshape(36, 7, 5)
     got = filter_transform(w)
     assert got.shape == (36, 7, 5) and got.is_contiguous()  # bmm copies a strided one
     assert torch.allclose(got.double(), want, atol=1e-6)
 
 
-@pytest.mark.parametrize("size", [28, 13, 14, 3])
+@pytest.mark.parametrize("kernel", [3, 5])
+@pytest.mark.parametrize("size", [28, 13, 14, 27, 3])
 @pytest.mark.parametrize("channels_last", [True, False])
 def test_winograd_conv_gives_the_direct_convs_outputs_and_input_gradient(
-    size: int, channels_last: bool
+    kernel: int, size: int, channels_last: bool
 ):
-    """Any map size (whole tiles or not, smaller than one tile) and either memory layout."""
-    conv = _frozen_conv(64, 80)
+    """Either kernel, any map size (whole tiles or not, smaller than one tile) and either
+    memory layout."""
+    conv = _frozen_conv(64, 80, kernel)
     fast = WinogradConv(conv)
     x = torch.randn(2, 64, size, size)
     if channels_last:
