@@ -27,6 +27,8 @@ class LayersConfig(AnalysisSettings):
     n_boot: int = setting(500, "bootstrap replicates of every interval")
     fv_steps: int = setting(32, "steps of the before/after pictures of the top filters (0: none)")
     image_size: int = setting(0, "input size (0: the model's config)")
-    batch_size: int = setting(64, "images per forward pass")
+    batch_size: int = setting(
+        0, "images per forward pass (0: up to 64, fewer where the model's feature maps are large)"
+    )
     device: str = setting("auto", "auto | cpu | cuda | cuda:N | mps", result=False)
     seed: int = setting(0, "seed of the probes' folds, re-randomization, bootstrap and pictures")

@@ -10,6 +10,7 @@ import dataclasses
 import pandas as pd
 
 from isic_tracking.errors import IsicInputError
+from isic_tracking.interpret.batch_fit import fitted_batch
 from isic_tracking.log import get_logger
 from isic_tracking.models import resolve_layers
 from isic_tracking.stages.layers.compute import MONITORS, LayersPlan, LayersResult, compare_layers
@@ -86,7 +87,8 @@ def run_layers(cfg: LayersConfig) -> LayersResult:
     size = cfg.image_size or int(config["image_size"])
     layers = resolve_layers(loaded.model, cfg.layers, default="all")
     monitor = resolve_monitor(cfg, loaded)
-    images, about = natural_images(loaded, cfg.manifest, cfg.split, size, cfg.batch_size, "val0")
+    batch = cfg.batch_size or fitted_batch(loaded.model, size, device)
+    images, about = natural_images(loaded, cfg.manifest, cfg.split, size, batch, "val0")
     if images is None:
         raise IsicInputError(f"layers needs natural images: {about}")
     plan = LayersPlan(tuple(layers), config.get("task", "binary"), monitor,
@@ -94,7 +96,8 @@ def run_layers(cfg: LayersConfig) -> LayersResult:
                       cfg.fv_steps, size, cfg.seed, cfg.positions)  # fmt: skip
     about_base = base.tags[tag.MODEL_BASE]
     params = {**dataclasses.asdict(cfg), "layers_resolved": ",".join(layers),
-              "monitor_resolved": monitor, "images": about}  # fmt: skip
+              "monitor_resolved": monitor, "batch_size_resolved": batch,
+              "images": about}  # fmt: skip
     with (
         images,
         stage_run(STAGE, params, tags={**loaded.tags, tag.BASE: about_base}, run_name=STAGE),

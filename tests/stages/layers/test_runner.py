@@ -48,6 +48,8 @@ def test_layers_compares_a_fine_tuned_model_with_its_recorded_base(
     )[0]
     assert run.data.tags[tag.BASE].startswith(f"model `{base_uri}`")
     assert base_uri in run.data.tags["mlflow.note.content"]
+    assert run.data.params["batch_size"] == "0"  # fitted: small maps, the usual batch
+    assert run.data.params["batch_size_resolved"] == "64"
     history = client.get_metric_history(run.info.run_id, "cka")
     assert [m.step for m in history] == [0, 1, 2, 3]
     for measure in MEASURES:
