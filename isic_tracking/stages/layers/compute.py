@@ -25,6 +25,7 @@ from torch import Tensor, nn
 from isic_tracking.data.transforms import normalize
 from isic_tracking.errors import IsicInputError
 from isic_tracking.interpret.featvis import channel, render
+from isic_tracking.interpret.filters import rank_auc
 from isic_tracking.interpret.hooks import LayerRecorder, frozen_eval
 from isic_tracking.interpret.layer_measures import (
     StreamedCKA,
@@ -133,15 +134,8 @@ def monitor_value(labels: np.ndarray, probs: np.ndarray, monitor: str) -> float:
             if len(np.unique(labels)) < probs.shape[1]:
                 return float("nan")
             return float(roc_auc_score(labels, probs, multi_class="ovr"))
-        pos, neg = probs[labels == 1], probs[labels == 0]
-        if not len(pos) or not len(neg):
-            return float("nan")
-        ranks = np.argsort(np.argsort(np.concatenate([pos, neg]), kind="stable"), kind="stable")
-        # ties are rare with float scores; Mann-Whitney U over ranks
-        return float(
-            (ranks[: len(pos)].sum() + len(pos) - len(pos) * (len(pos) + 1) / 2)
-            / (len(pos) * len(neg))
-        )
+        # ties count one half (a saturated or collapsed model has many): chance is 0.5
+        return float(rank_auc(probs[:, None], labels == 1)[0])
     raise IsicInputError(f"layers cannot score monitor {monitor!r}; use one of {MONITORS}")
 
 

@@ -146,6 +146,19 @@ def test_monitor_values_match_their_definitions():
     )
 
 
+def test_roc_auc_counts_tied_scores_one_half_as_sklearn_does():
+    """A model whose scores tie (saturated, or collapsed to one value) is at chance, not 0."""
+    from sklearn.metrics import roc_auc_score
+
+    labels = np.array([0, 1, 0, 1, 1, 0, 1, 0])
+    assert monitor_value(labels, np.full(8, 0.7), "roc_auc") == pytest.approx(0.5)
+    rng = np.random.default_rng(0)
+    for _ in range(5):
+        y = rng.integers(0, 2, 60)
+        p = rng.choice([0.1, 0.5, 0.5, 0.9, 1.0], 60)  # many ties
+        assert monitor_value(y, p, "roc_auc") == pytest.approx(roc_auc_score(y, p))
+
+
 class _SizedImages:
     """Re-iterable batches that say how many images they hold, as ``DecodedImages`` does."""
 
