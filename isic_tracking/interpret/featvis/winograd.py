@@ -143,7 +143,7 @@ def winograd_conv(x: Tensor, u: Tensor, bias: Tensor | None = None, kernel: int 
 
 
 class _WinogradFn(torch.autograd.Function):
-    """Forward and input gradient of a frozen 3x3 conv, both by :func:`winograd_conv`."""
+    """Forward and input gradient of a frozen 3x3 (or 5x5) conv, both by :func:`winograd_conv`."""
 
     @staticmethod
     def forward(x: Tensor, u: Tensor, u_grad: Tensor, bias: Tensor | None, kernel: int) -> Tensor:
@@ -159,9 +159,9 @@ class _WinogradFn(torch.autograd.Function):
 
 
 class WinogradConv(nn.Module):
-    """A frozen stride-1, padding-1 3x3 ``Conv2d`` computed by Winograd's F(4x4, 3x3) on maps
-    of :data:`MAP_SIDES` (the direct conv elsewhere): the same outputs up to rounding and the
-    same input gradient; no weight gradient."""
+    """A frozen stride-1 3x3 (padding 1) or 5x5 (padding 2) ``Conv2d`` computed by Winograd's
+    F(4x4, 3x3) or F(2x2, 5x5) on maps of :data:`MAP_SIDES` (the direct conv elsewhere): the
+    same outputs up to rounding and the same input gradient; no weight gradient."""
 
     def __init__(self, conv: nn.Conv2d) -> None:
         super().__init__()
@@ -189,8 +189,8 @@ def pays(conv: nn.Module) -> bool:
     Winograd beats the direct kernel (:data:`MIN_CHANNELS`; the map size is checked per call,
     :class:`WinogradConv`).
 
-    Not 5x5: F(2x2, 5x5) on AlexNet's only one (64 -> 192 at 27 px) was 1.07-1.30x the direct
-    conv for one image and 0.63x for eight, capped at AVX2 (its 2x2 output tiles make the
+    Not 5x5: F(2x2, 5x5) on AlexNet's only one (64 -> 192 at 27 px) was 1.05-1.30x the direct
+    conv for one image (three runs) and 0.63x for eight, capped at AVX2 (its 2x2 output tiles make the
     transforms' traffic 9x the output's; docs/benchmarks.md), and no other model here has a
     5x5 conv."""
     return (
