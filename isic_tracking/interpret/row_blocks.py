@@ -6,9 +6,10 @@ batch. With freed memory kept by the allocator (:mod:`isic_tracking.allocator`),
 tensor comes from glibc's heap, and a small tensor allocated between two batches' feature maps
 sits inside the space they freed: the next batch's maps no longer fit there and the heap grows
 again. A ResNet50 pass over 4,000 images at 224 px with every conv layer rose to 7 GB for
-1.3 GB of tables; the ``layers`` stage's pass of two VGG16s over 448 images peaked 1.5 GB
-higher with its pooled rows kept per batch (docs/benchmarks.md). Copied into a block
-allocated once, each batch's own tensors are freed at once and the heap is reused.
+1.3 GB of tables (filters). Copied into a block allocated once, each batch's own tensors are
+freed at once and the heap is reused. (In ``layers``, whose per-image rows are far smaller,
+the same discipline left the peak where it was: one batch's feature maps set it there;
+docs/benchmarks.md, "layers on VGG16, traced".)
 """
 
 from __future__ import annotations

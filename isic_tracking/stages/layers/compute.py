@@ -8,9 +8,10 @@ sampled spatial positions), the pooled activations (for the probes and the top-k
 the fine-tuned model's class scores; then every reset and re-randomization is one more
 forward per layer over the images, read again from ``batches()`` (the runner's images are
 decoded once, :class:`~isic_tracking.data.decoded.DecodedImages`): memory does not grow with
-the images beyond the pooled activations, which are copied into blocks allocated ahead and the
-CKA sums added in place, so the heap the feature maps free is reused batch after batch (two
-VGG16s at 224 px peaked 1.5 GB higher with one small tensor per batch kept).
+the images beyond the pooled activations, which are copied into blocks allocated ahead, and the
+CKA sums are added in place (nothing small per batch left between the feature maps the heap
+reuses). The peak is one batch's feature maps: the runner picks the batch
+(:func:`~isic_tracking.interpret.batch_fit.fitted_batch`).
 """
 
 from __future__ import annotations
