@@ -10,7 +10,7 @@ freed memory kept as every stage keeps it (:mod:`isic_tracking.allocator`), and 
 - glibc's heap, the largest it has been, at the start of every batch of every pass (from
   ``malloc_info``): where the peak is reached and whether it still grows once every pass's
   first batches have run;
-- the process's peak resident memory (``VmHWM``).
+- the process's peak resident memory (``ru_maxrss``).
 
     python -m bench.layers_memory --images 448 --batch_size 64          # VGG16, first,last
     python -m bench.layers_memory --images 128 --batch_size 16
@@ -58,10 +58,9 @@ def heap_max_mib() -> int:
 
 
 def peak_rss_mib() -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) >> 10
-    return -1
+    """This process's peak resident memory, MiB (``ru_maxrss``, as the rehearsal reads it for
+    each stage process; kilobytes on Linux)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss >> 10
 
 
 class _Images:
